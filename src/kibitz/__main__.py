@@ -1,0 +1,3 @@
+from kibitz.cli.main import main
+
+main()

@@ -1,0 +1,125 @@
+"""The Companion turns speak requests into streamed lines, on one worker thread that owns the model."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kibitz.brain.llm.base import LLMBackend, Message
+from kibitz.brain.persona import Persona
+from kibitz.brain.policy import SpeakRequest
+from kibitz.brain.postfilter import clean_line, sentence_count
+from kibitz.brain.prompts import PromptBuilder
+from kibitz.core.errors import KibitzError
+from kibitz.core.records import Utterance
+
+TokenSink = Callable[[Utterance, str], None]
+DoneSink = Callable[[Utterance], None]
+ErrorSink = Callable[[Utterance, str], None]
+
+MIN_VISIBLE_CHARS = 12
+"""Hold back the first few characters so a "Name:" prefix can be removed before anything is shown."""
+
+
+@dataclass(slots=True)
+class Job:
+    request: SpeakRequest
+    state: str
+    context: list[str]
+    t: float
+
+
+class Companion:
+    """Owns the LLM backend on a single thread; the game loop hands it requests and never waits for it."""
+
+    def __init__(self, backend: LLMBackend, persona: Persona, max_tokens: int = 40, temperature: float = 0.7,
+                 on_token: TokenSink | None = None, on_done: DoneSink | None = None,
+                 on_error: ErrorSink | None = None) -> None:
+        self.backend = backend
+        self.persona = persona
+        self.prompts = PromptBuilder(persona)
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.on_token = on_token or (lambda u, s: None)
+        self.on_done = on_done or (lambda u: None)
+        self.on_error = on_error or (lambda u, m: None)
+        self.recent: deque[str] = deque(maxlen=3)
+        self.jobs: queue.Queue[Job | None] = queue.Queue()
+        self.finished: queue.Queue[Utterance] = queue.Queue()
+        self._busy = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kibitz-companion", daemon=True)
+
+    def start(self, warm: bool = True) -> None:
+        if warm:
+            self.backend.warm(self.prompts.warmup_messages())
+        self._thread.start()
+
+    @property
+    def busy(self) -> bool:
+        return self._busy.is_set()
+
+    def submit(self, request: SpeakRequest, state: str, context: list[str], t: float) -> None:
+        """Queue a line to say; returns at once."""
+        self._busy.set()
+        self.jobs.put(Job(request, state, context, t))
+
+    def messages_for(self, job: Job) -> list[Message]:
+        if job.request.question is not None:
+            return self.prompts.question_messages(job.state, job.request.question, job.context)
+        return self.prompts.event_messages(job.state, [e.summary for e in job.request.events], list(self.recent))
+
+    def say(self, job: Job) -> Utterance:
+        """Generate one line, streaming visible pieces to on_token; blocks this (worker) thread."""
+        req = job.request
+        utt = Utterance(t=job.t, event_ids=[e.id for e in req.events], trigger=req.trigger, backend=self.backend.label)
+        raw, shown = "", ""
+        limit = self.persona.max_sentences + (1 if req.question else 0)
+        try:
+            for piece in self.backend.stream(self.messages_for(job), self.max_tokens, self.temperature,
+                                             stop=["\n\n", "GAME STATE"]):
+                raw += piece
+                cleaned = clean_line(raw, self.persona.name, limit)
+                if not shown and len(cleaned) < MIN_VISIBLE_CHARS and sentence_count(raw) == 0:
+                    continue
+                if cleaned.startswith(shown) and len(cleaned) > len(shown):
+                    delta = cleaned[len(shown):]
+                    if utt.first_token_latency is None:
+                        utt.first_token_latency = time.perf_counter() - req.wall
+                    shown = cleaned
+                    self.on_token(utt, delta)
+                if sentence_count(raw) >= limit:
+                    break
+        except KibitzError as exc:
+            utt.text = clean_line(raw, self.persona.name, limit)
+            utt.total_latency = time.perf_counter() - req.wall
+            self.on_error(utt, exc.message)
+            return utt
+        utt.text = clean_line(raw, self.persona.name, limit)
+        if utt.first_token_latency is None and utt.text:
+            utt.first_token_latency = time.perf_counter() - req.wall
+            self.on_token(utt, utt.text)
+        utt.total_latency = time.perf_counter() - req.wall
+        utt.finished = True
+        if utt.text:
+            self.recent.append(utt.text)
+        self.on_done(utt)
+        return utt
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            try:
+                utt = self.say(job)
+            finally:
+                self._busy.clear()
+            self.finished.put(utt)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the line in progress (up to timeout seconds) and end the worker."""
+        self.jobs.put(None)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self.backend.close()

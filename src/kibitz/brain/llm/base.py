@@ -1,0 +1,43 @@
+"""The LLM backend contract: stream a chat completion token by token."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import TypedDict
+
+from kibitz.core.config import LLMConfig
+from kibitz.core.registry import Registry
+
+
+class Message(TypedDict):
+    role: str
+    content: str
+
+
+class LLMBackend(ABC):
+    name: str
+
+    @abstractmethod
+    def stream(self, messages: list[Message], max_tokens: int, temperature: float,
+               stop: list[str] | None = None) -> Iterator[str]:
+        """Yield the reply's text pieces as they are generated."""
+
+    def warm(self, messages: list[Message]) -> None:  # noqa: B027 - optional hook
+        """Pre-process a fixed prompt prefix so the first real request is fast."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the model or connection."""
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+BACKENDS: Registry[type[LLMBackend]] = Registry("LLM backend")
+
+
+def make_backend(config: LLMConfig) -> LLMBackend:
+    """The configured backend, loaded and ready."""
+    cls = BACKENDS.get(config.backend)
+    return cls.from_config(config)  # type: ignore[attr-defined, no-any-return]

@@ -1,0 +1,106 @@
+"""The speak policy: decides when the companion talks, so it reacts to what matters and never floods.
+
+Rules, in order:
+- a question from the player always goes first and ignores cooldowns;
+- events below `min_priority` are never spoken;
+- an event not spoken within `max_age_s` is dropped as stale, unless it is critical;
+- after a line ends, the companion stays quiet for `cooldown_s`; critical events may cut that short;
+- each event type has its own cooldown (`type_cooldown_s`), so a coin streak is not cheered every time;
+- events still pending when the companion is free are merged into one line, highest priority first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kibitz.core.config import PolicyConfig
+from kibitz.core.records import Event
+
+
+@dataclass(slots=True)
+class Pending:
+    event: Event
+    wall: float
+    """Wall-clock time (perf_counter) when the event was detected."""
+
+
+@dataclass(slots=True)
+class SpeakRequest:
+    events: list[Event]
+    wall: float
+    """Wall-clock time of the earliest event in the request (latency is measured from here)."""
+    question: str | None = None
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def trigger(self) -> str:
+        return self.events[0].type
+
+
+class SpeakPolicy:
+    def __init__(self, config: PolicyConfig) -> None:
+        self.config = config
+        self.pending: list[Pending] = []
+        self.last_end: float | None = None
+        self.last_by_type: dict[str, float] = {}
+        self.dropped: list[tuple[Event, str]] = []
+
+    def offer(self, event: Event, wall: float) -> None:
+        """An event was detected at wall-clock time `wall`."""
+        if event.priority < self.config.min_priority and event.type != "question":
+            self.dropped.append((event, "below min_priority"))
+            return
+        self.pending.append(Pending(event, wall))
+
+    def _expire(self, now: float) -> None:
+        keep: list[Pending] = []
+        for p in self.pending:
+            critical = p.event.priority >= self.config.critical_priority
+            if now - p.wall > self.config.max_age_s and not critical and p.event.type != "question":
+                self.dropped.append((p.event, f"stale after {now - p.wall:.1f}s"))
+            else:
+                keep.append(p)
+        self.pending = keep
+
+    def _type_ready(self, p: Pending, now: float) -> bool:
+        cooldown = self.config.type_cooldown_s.get(p.event.type, 0.0)
+        last = self.last_by_type.get(p.event.type)
+        return last is None or now - last >= cooldown
+
+    def next(self, now: float) -> SpeakRequest | None:
+        """The next thing to say, if anything should be said now (call only while the companion is free)."""
+        self._expire(now)
+        if not self.pending:
+            return None
+        questions = [p for p in self.pending if p.event.type == "question"]
+        if questions:
+            q = questions[0]
+            self.pending.remove(q)
+            return SpeakRequest([q.event], q.wall, question=str(q.event.data.get("text", "")), reasons=["question"])
+        in_cooldown = self.last_end is not None and now - self.last_end < self.config.cooldown_s
+        ready: list[Pending] = []
+        for p in self.pending:
+            if not self._type_ready(p, now):
+                continue
+            if in_cooldown and p.event.priority < self.config.critical_priority:
+                continue
+            ready.append(p)
+        if not ready:
+            # Events held back by a per-type cooldown are dropped, not queued: the moment has passed.
+            for p in list(self.pending):
+                if not self._type_ready(p, now):
+                    self.pending.remove(p)
+                    self.dropped.append((p.event, f"{p.event.type} cooldown"))
+            return None
+        ready.sort(key=lambda p: (-p.event.priority, p.wall))
+        for p in ready:
+            self.pending.remove(p)
+            self.last_by_type[p.event.type] = now
+        reasons = ["critical during cooldown" if in_cooldown else "free"]
+        if len(ready) > 1:
+            reasons.append(f"merged {len(ready)} events")
+        return SpeakRequest([p.event for p in ready], min(p.wall for p in ready), reasons=reasons)
+
+    def spoke(self, end: float) -> None:
+        """The companion finished a line at wall-clock time `end`."""
+        self.last_end = end

@@ -1,0 +1,3 @@
+import typer
+
+bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)

@@ -1,0 +1,148 @@
+"""`kibitz`: watch a game and talk about it, chat, list games, manage models, run benchmarks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from kibitz.core.errors import KibitzError
+
+app = typer.Typer(
+    name="kibitz",
+    help="kibitz: an AI game companion that watches your game and talks with you, locally.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (unknown keys are errors).")]
+GameOpt = Annotated[str | None, typer.Option("--game", "-g", help="Game id from `kibitz games` (default: smb).")]
+SourceOpt = Annotated[str | None, typer.Option("--source", "-s", help="emulator | screen | video | images.")]
+PathOpt = Annotated[str | None, typer.Option("--path", help="Video file or image folder for those sources.")]
+FpsOpt = Annotated[float | None, typer.Option("--fps", help="Frames per second handed to perception.")]
+MaxOpt = Annotated[float | None, typer.Option("--max-seconds", help="Stop after this much game/media time.")]
+JsonlOpt = Annotated[bool, typer.Option("--jsonl", help="Print one JSON object a line per event and utterance.")]
+PersonaOpt = Annotated[str | None, typer.Option("--persona", "-p", help="Persona name (`kibitz personas`) or YAML path.")]
+BackendOpt = Annotated[str | None, typer.Option("--backend", help="llamacpp (embedded) | openai (any compatible server).")]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Embedded model name, .gguf path, or server model.")]
+UrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1.")]
+FastOpt = Annotated[bool, typer.Option("--fast", help="Run the game as fast as possible instead of real time.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for the built-in player and sampling.")]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="Threads for the embedded model (default 1).")]
+LogOpt = Annotated[str | None, typer.Option("--log-dir", help="Also write the session as JSONL into this folder.")]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="Screen region LEFT,TOP,WIDTH,HEIGHT.")]
+WindowOpt = Annotated[str | None, typer.Option("--window", help="Screen: capture the window whose title has this.")]
+
+
+def _region(value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        parts = [int(p) for p in value.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 4:
+        raise KibitzError(f"--region must be LEFT,TOP,WIDTH,HEIGHT in pixels (got {value!r}).")
+    return parts
+
+
+def _overrides(**kwargs: Any) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+@app.command()
+def watch(
+    game: GameOpt = None, source: SourceOpt = None, path: PathOpt = None, fps: FpsOpt = None,
+    max_seconds: MaxOpt = None, jsonl: JsonlOpt = False, persona: PersonaOpt = None, backend: BackendOpt = None,
+    model: ModelOpt = None, base_url: UrlOpt = None, fast: FastOpt = False, seed: SeedOpt = None,
+    threads: ThreadsOpt = None, log_dir: LogOpt = None, region: RegionOpt = None, window: WindowOpt = None,
+    config: ConfigOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Detect and print events, but do not speak.")] = False,
+) -> None:
+    """Watch a game and react to what happens; type a question and press Enter at any time."""
+    from kibitz.cli.run import run_session
+
+    run_session(
+        config, react=True, jsonl=jsonl, speak=not quiet, max_seconds=max_seconds,
+        overrides=_overrides(**{
+            "game": game, "seed": seed, "source.kind": source, "source.path": path, "source.fps": fps,
+            "source.realtime": False if fast else None, "source.region": _region(region), "source.window": window,
+            "persona.name": persona, "llm.backend": backend, "llm.model": model, "llm.base_url": base_url,
+            "llm.n_threads": threads, "output.log_dir": log_dir, "output.jsonl": jsonl or None,
+        }),
+    )
+
+
+@app.command()
+def chat(
+    game: GameOpt = None, source: SourceOpt = None, path: PathOpt = None, persona: PersonaOpt = None,
+    backend: BackendOpt = None, model: ModelOpt = None, base_url: UrlOpt = None, jsonl: JsonlOpt = False,
+    max_seconds: MaxOpt = None, seed: SeedOpt = None, config: ConfigOpt = None,
+) -> None:
+    """Ask the companion questions while the game runs; it answers from the current game state only."""
+    from kibitz.cli.run import run_session
+
+    run_session(
+        config, react=False, jsonl=jsonl, speak=True, max_seconds=max_seconds,
+        overrides=_overrides(**{
+            "game": game, "seed": seed, "source.kind": source, "source.path": path, "persona.name": persona,
+            "llm.backend": backend, "llm.model": model, "llm.base_url": base_url,
+        }),
+    )
+
+
+@app.command()
+def games() -> None:
+    """List the games kibitz knows, and whether each is installed here."""
+    from rich.table import Table
+
+    from kibitz.games import GAMES, get_game
+
+    table = Table("id", "game", "platform", "genre", "installed")
+    for gid in GAMES.names():
+        adapter = get_game(gid)
+        try:
+            adapter.check_installed()
+            ok = "yes"
+        except KibitzError as exc:
+            ok = f"no: {exc.message}"
+        table.add_row(gid, adapter.title, adapter.platform, adapter.genre, ok)
+    Console().print(table)
+
+
+@app.command()
+def personas() -> None:
+    """List the built-in personas."""
+    from rich.table import Table
+
+    from kibitz.brain.persona import builtin_personas, load_persona
+
+    table = Table("name", "speaker", "language", "verbosity", "spoilers", "style")
+    for name in builtin_personas():
+        p = load_persona(name)
+        table.add_row(name, p.name, p.language, p.verbosity.value, p.spoiler_tolerance.value, p.style)
+    Console().print(table)
+
+
+from kibitz.cli.bench import bench_app  # noqa: E402
+from kibitz.cli.models import models_app  # noqa: E402
+
+app.add_typer(models_app, name="models")
+app.add_typer(bench_app, name="bench")
+
+
+def main() -> None:
+    """Entry point: user errors print one sentence and exit non-zero, without a traceback."""
+    try:
+        app()
+    except KibitzError as exc:
+        err.print(f"[red]kibitz: {exc.message}[/red]")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("[dim]stopped[/dim]")
+        sys.exit(130)

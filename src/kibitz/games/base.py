@@ -1,0 +1,112 @@
+"""The contract every game adapter fulfils (Gymnasium-like: reset/step) and the registry of games."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from kibitz.core.records import Frame, Observation, Provenance, Reading, RGBImage
+from kibitz.core.registry import Registry
+
+
+class GameEnv(ABC):
+    """A running emulated game: advance one native frame with an action, read its true state."""
+
+    native_fps: float = 60.0
+
+    @abstractmethod
+    def reset(self, seed: int) -> RGBImage:
+        """Start (or restart) the game and return the first frame."""
+
+    @abstractmethod
+    def step(self, action: int) -> RGBImage:
+        """Advance one native frame holding the given action and return the new frame."""
+
+    @abstractmethod
+    def state(self) -> dict[str, Any]:
+        """The true state read from the game itself (RAM), as plain values."""
+
+    @property
+    @abstractmethod
+    def finished(self) -> bool:
+        """True once the game is over and needs a reset."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Free emulator resources."""
+
+
+class Player(ABC):
+    """A built-in player so the game moves without a human."""
+
+    @abstractmethod
+    def act(self, state: dict[str, Any], frame_index: int) -> int:
+        """The action (controller bits or action index) to hold for the next frame."""
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSpec:
+    """Which detector to run for a game, and its parameters."""
+
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+class GameAdapter(ABC):
+    """Everything kibitz knows about one game."""
+
+    id: str
+    title: str
+    platform: str
+    genre: str
+    fields: dict[str, str]
+    """HUD fields this game exposes, with a short description of each."""
+
+    @abstractmethod
+    def check_installed(self) -> None:
+        """Raise a KibitzError with the install command when the game (emulator or ROM) is missing."""
+
+    @abstractmethod
+    def make_env(self) -> GameEnv:
+        """A new emulator running this game."""
+
+    @abstractmethod
+    def make_player(self, seed: int) -> Player:
+        """The built-in player."""
+
+    @abstractmethod
+    def scene(self, state: dict[str, Any]) -> str:
+        """The scene (title, gameplay, dying, transition, game_over...) from the true state."""
+
+    @abstractmethod
+    def hud(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The HUD fields a player sees (and perception should read), from the true state."""
+
+    @abstractmethod
+    def detectors(self) -> list[DetectorSpec]:
+        """The events that matter in this game."""
+
+    @abstractmethod
+    def describe(self, obs: Observation) -> str:
+        """A short plain-language account of the current state, for prompts."""
+
+    def observe(self, frame: Frame) -> Observation:
+        """An Observation from the frame's true state (the RAM perceiver)."""
+        state = frame.state or {}
+        fields = {k: Reading(v, source=Provenance.RAM) for k, v in self.hud(state).items()}
+        return Observation(
+            t=frame.t,
+            frame_index=frame.index,
+            game=self.id,
+            game_confidence=1.0,
+            scene=self.scene(state),
+            fields=fields,
+        )
+
+
+GAMES: Registry[type[GameAdapter]] = Registry("game")
+
+
+def get_game(game_id: str) -> GameAdapter:
+    """The adapter for a game id, with a clear error listing the known ids."""
+    return GAMES.get(game_id)()

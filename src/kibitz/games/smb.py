@@ -1,0 +1,195 @@
+"""Super Mario Bros. on the cynes NES emulator, with its true state read from RAM.
+
+The ROM is the one shipped inside the `gym-super-mario-bros` package (installed with --no-deps); it is
+never part of kibitz. RAM addresses follow the community RAM map (see docs/games.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kibitz.core.errors import KibitzError
+from kibitz.core.records import Observation, RGBImage
+from kibitz.games.base import DetectorSpec, GameAdapter, GameEnv, Player
+
+# Controller bits, as cynes.NES_INPUT_* (kept here so importing this module does not need cynes).
+BTN_RIGHT, BTN_START, BTN_B, BTN_A = 1, 16, 64, 128
+
+INSTALL_HINT = "pip install cynes==0.1.2 && pip install --no-deps gym-super-mario-bros==7.4.0"
+
+MODE_TITLE, MODE_PLAY, MODE_WORLD_END, MODE_GAME_OVER = 0, 1, 2, 3
+PSTATE_DIES, PSTATE_DYING = 0x06, 0x0B
+
+
+def rom_path() -> Path | None:
+    """The Super Mario Bros. ROM inside the gym-super-mario-bros package, if installed."""
+    spec = importlib.util.find_spec("gym_super_mario_bros")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "_roms" / "super-mario-bros.nes"
+    return path if path.is_file() else None
+
+
+def _digits(ram: Any, start: int, count: int) -> int:
+    value = 0
+    for addr in range(start, start + count):
+        value = value * 10 + int(ram[addr]) % 10
+    return value
+
+
+class SMBEnv(GameEnv):
+    native_fps = 60.0988
+
+    def __init__(self, rom: Path) -> None:
+        import cynes
+
+        self._cynes = cynes
+        self._rom = rom
+        self.nes = cynes.NES(str(rom))
+
+    def reset(self, seed: int) -> RGBImage:
+        # The NES is deterministic; the seed only shapes the built-in player.
+        self.nes = self._cynes.NES(str(self._rom))
+        frame: RGBImage = self.nes.step()
+        return frame
+
+    def step(self, action: int) -> RGBImage:
+        self.nes.controller = action
+        frame: RGBImage = self.nes.step()
+        if self.nes.has_crashed:
+            raise KibitzError("The NES emulator crashed; restart kibitz (the ROM may be damaged: reinstall it).")
+        return frame
+
+    def read(self, addr: int) -> int:
+        return int(self.nes[addr])
+
+    def write(self, addr: int, value: int) -> None:
+        """Poke RAM (used by tests to warp between levels)."""
+        self.nes[addr] = value
+
+    def state(self) -> dict[str, Any]:
+        ram = self.nes
+        lives_raw = int(ram[0x075A])
+        return {
+            "mode": int(ram[0x0770]),
+            "player_state": int(ram[0x000E]),
+            "y_viewport": int(ram[0x00B5]),
+            "task": int(ram[0x0772]),
+            "world": int(ram[0x075F]) + 1,
+            "stage": int(ram[0x075C]) + 1,
+            "lives_raw": lives_raw,
+            "x": int(ram[0x006D]) * 256 + int(ram[0x0086]),
+            "score": _digits(ram, 0x07DE, 6) * 10,
+            "coins": int(ram[0x075E]),
+            "time": _digits(ram, 0x07F8, 3),
+        }
+
+    @property
+    def finished(self) -> bool:
+        return False  # SMB returns to its title screen by itself; the player presses START again.
+
+
+class SMBPlayer(Player):
+    """Runs right holding B, jumping on a rhythm (A held 28 of every 45 frames); presses START on the title."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.period = 45
+        self.jump = 28
+        self.offset = int(self.rng.integers(0, self.period))
+
+    def act(self, state: dict[str, Any], frame_index: int) -> int:
+        if state.get("mode") == MODE_TITLE:
+            return BTN_START if frame_index % 90 < 3 else 0  # START again would pause, so pulse it
+        jumping = (frame_index + self.offset) % self.period < self.jump
+        return BTN_RIGHT | BTN_B | (BTN_A if jumping else 0)
+
+
+class SuperMarioBros(GameAdapter):
+    id = "smb"
+    title = "Super Mario Bros."
+    platform = "NES"
+    genre = "platformer"
+    fields = {
+        "world": "world number (1-8)",
+        "stage": "stage in the world (1-4)",
+        "lives": "lives left, counting the current one",
+        "score": "score",
+        "coins": "coins collected (100 gives a life)",
+        "time": "time left on the clock",
+        "x": "how far right Mario is in the level (pixels)",
+        "dying": "Mario is dying (hit, or fell into a pit)",
+    }
+
+    def check_installed(self) -> None:
+        if importlib.util.find_spec("cynes") is None or rom_path() is None:
+            raise KibitzError(f"Super Mario Bros. needs the cynes emulator and its ROM package: {INSTALL_HINT}")
+
+    def make_env(self) -> SMBEnv:
+        self.check_installed()
+        rom = rom_path()
+        assert rom is not None
+        return SMBEnv(rom)
+
+    def make_player(self, seed: int) -> SMBPlayer:
+        return SMBPlayer(seed)
+
+    @staticmethod
+    def _dying(state: dict[str, Any]) -> bool:
+        return state.get("mode") == MODE_PLAY and (
+            state.get("player_state") in (PSTATE_DIES, PSTATE_DYING) or state.get("y_viewport", 1) > 1
+        )
+
+    def scene(self, state: dict[str, Any]) -> str:
+        mode = state.get("mode")
+        if mode == MODE_TITLE:
+            return "title"
+        if mode == MODE_GAME_OVER:
+            return "game_over"
+        if mode == MODE_WORLD_END:
+            return "level_end"
+        if self._dying(state):
+            return "dying"
+        if state.get("task") != 3:
+            return "transition"
+        return "gameplay"
+
+    def hud(self, state: dict[str, Any]) -> dict[str, Any]:
+        if not state:
+            return {}
+        raw = state["lives_raw"]
+        return {
+            "world": state["world"],
+            "stage": state["stage"],
+            "lives": 0 if raw == 255 else raw + 1,
+            "score": state["score"],
+            "coins": state["coins"],
+            "time": state["time"],
+            "x": state["x"],
+            "dying": self._dying(state),
+        }
+
+    def detectors(self) -> list[DetectorSpec]:
+        return [
+            DetectorSpec("death", {"lives": "lives", "dying": "dying"}),
+            DetectorSpec("game_over", {}),
+            DetectorSpec("level_change", {"fields": ["world", "stage"]}),
+            DetectorSpec("game_start", {}),
+            DetectorSpec("streak", {"field": "coins", "count": 4, "window_s": 8.0, "type": "coin_streak"}),
+            DetectorSpec("stall", {"progress": "x", "after_s": 12.0}),
+            DetectorSpec("low_value", {"field": "time", "below": 100, "type": "low_time"}),
+            DetectorSpec("milestone", {"field": "score", "every": 5000}),
+        ]
+
+    def describe(self, obs: Observation) -> str:
+        v = obs.values()
+        if not v or obs.scene == "title":
+            return "Super Mario Bros. is on its title screen."
+        return (
+            f"Super Mario Bros., World {v['world']}-{v['stage']}; {v['lives']} lives left; score {v['score']}; "
+            f"{v['coins']} coins; {v['time']} seconds on the clock; scene: {obs.scene}."
+        )

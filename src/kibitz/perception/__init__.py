@@ -1,0 +1,1 @@
+"""Perception: from a Frame to an Observation."""

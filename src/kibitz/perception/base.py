@@ -1,0 +1,40 @@
+"""Perceivers turn frames into observations; chosen by name from a registry."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from kibitz.core.records import Frame, Observation
+from kibitz.core.registry import Registry
+from kibitz.games.base import GameAdapter
+
+
+class Perceiver(ABC):
+    @abstractmethod
+    def perceive(self, frame: Frame) -> Observation:
+        """What this frame shows."""
+
+
+class RamPerceiver(Perceiver):
+    """Reads the game's true state carried by emulated frames (exact, sub-millisecond)."""
+
+    def __init__(self, game: GameAdapter) -> None:
+        self.game = game
+
+    def perceive(self, frame: Frame) -> Observation:
+        return self.game.observe(frame)
+
+
+class BlindPerceiver(Perceiver):
+    """For frames without state until pixel perception (OCR, classifier, VLM) is configured: scene unknown."""
+
+    def __init__(self, game: GameAdapter | None) -> None:
+        self.game_id = game.id if game else None
+
+    def perceive(self, frame: Frame) -> Observation:
+        return Observation(t=frame.t, frame_index=frame.index, game=self.game_id, game_confidence=0.0, scene="unknown")
+
+
+PERCEIVERS: Registry[type[Perceiver]] = Registry("perceiver")
+PERCEIVERS.register("ram", RamPerceiver, "true state from an emulated game's RAM")
+PERCEIVERS.register("blind", BlindPerceiver, "no pixel understanding (placeholder for screen/video)")

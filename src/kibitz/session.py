@@ -1,0 +1,153 @@
+"""A watching session: source → perception → tracking → speak policy → companion → outputs.
+
+The game loop runs on the calling thread and never waits for the model: the companion generates on its
+own thread, and the loop only hands it a request when it is free.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from kibitz.brain.companion import Companion
+from kibitz.brain.policy import SpeakPolicy
+from kibitz.core.config import KibitzConfig
+from kibitz.core.records import Event, Frame, Observation, Utterance
+from kibitz.games.base import GameAdapter
+from kibitz.outputs.sinks import Output
+from kibitz.perception.base import BlindPerceiver, Perceiver, RamPerceiver
+from kibitz.state.detectors import PRIORITY
+from kibitz.state.tracker import StateTracker
+
+
+@dataclass
+class LoopStats:
+    """How the game loop kept up: per-frame work time and the gaps between frames."""
+
+    frames: int = 0
+    work_ms: list[float] = field(default_factory=list)
+    gaps_ms: list[float] = field(default_factory=list)
+    gaps_while_speaking_ms: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    media_s: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall_s if self.wall_s else 0.0
+
+
+@dataclass
+class SessionResult:
+    events: list[Event]
+    utterances: list[Utterance]
+    stats: LoopStats
+    dropped: list[tuple[Event, str]]
+
+
+def read_questions(stream: TextIO, into: queue.Queue[str]) -> threading.Thread:
+    """Read the player's questions, one a line, on a daemon thread."""
+
+    def run() -> None:
+        for line in stream:
+            if line.strip():
+                into.put(line.strip())
+
+    thread = threading.Thread(target=run, name="kibitz-stdin", daemon=True)
+    thread.start()
+    return thread
+
+
+class Session:
+    def __init__(self, config: KibitzConfig, game: GameAdapter | None, companion: Companion | None,
+                 output: Output, react: bool = True) -> None:
+        self.config = config
+        self.game = game
+        self.companion = companion
+        self.output = output
+        self.react = react
+        self.tracker = StateTracker(game.detectors() if game else [])
+        self.policy = SpeakPolicy(config.policy)
+        self.questions: queue.Queue[str] = queue.Queue()
+        self.recent_events: deque[str] = deque(maxlen=4)
+        self.perceiver: Perceiver | None = None
+
+    def describe(self, obs: Observation | None) -> str:
+        if obs is None:
+            return "Nothing seen yet."
+        if self.game is not None and obs.fields:
+            return self.game.describe(obs)
+        what = self.game.title if self.game else "the screen"
+        return f"Watching {what}; no game state can be read from these frames yet."
+
+    def _perceive(self, frame: Frame) -> Observation:
+        if self.perceiver is None:
+            has_state = frame.state is not None and self.game is not None
+            self.perceiver = RamPerceiver(self.game) if has_state and self.game else BlindPerceiver(self.game)
+        return self.perceiver.perceive(frame)
+
+    def _question_event(self, text: str, obs: Observation | None) -> Event:
+        t = obs.t if obs else 0.0
+        return Event(t=t, type="question", priority=PRIORITY["question"], summary=f"The player asked: {text}",
+                     data={"text": text}, game=self.game.id if self.game else None)
+
+    def run(self, frames: Iterable[Frame], max_seconds: float | None = None, drain_s: float = 20.0) -> SessionResult:
+        events: list[Event] = []
+        utterances: list[Utterance] = []
+        stats = LoopStats()
+        start = last = time.perf_counter()
+        obs: Observation | None = None
+        for frame in frames:
+            t0 = time.perf_counter()
+            if stats.frames:
+                gap = (t0 - last) * 1000
+                stats.gaps_ms.append(gap)
+                if self.companion is not None and self.companion.busy:
+                    stats.gaps_while_speaking_ms.append(gap)
+            last = t0
+            obs = self._perceive(frame)
+            new_events = self.tracker.update(obs)
+            while True:
+                try:
+                    new_events.append(self._question_event(self.questions.get_nowait(), obs))
+                except queue.Empty:
+                    break
+            for event in new_events:
+                events.append(event)
+                self.output.event(event)
+                if event.type != "question":
+                    self.recent_events.append(event.summary)
+                if self.react or event.type == "question":
+                    self.policy.offer(event, t0)
+            self._collect(utterances)
+            if self.companion is not None and not self.companion.busy:
+                request = self.policy.next(t0)
+                if request is not None:
+                    self.companion.submit(request, self.describe(obs), list(self.recent_events), frame.t)
+            stats.frames += 1
+            stats.media_s = frame.t
+            stats.work_ms.append((time.perf_counter() - t0) * 1000)
+            if max_seconds is not None and frame.t >= max_seconds:
+                break
+        stats.wall_s = time.perf_counter() - start
+        if self.companion is not None:
+            deadline = time.perf_counter() + drain_s
+            while self.companion.busy and time.perf_counter() < deadline:
+                time.sleep(0.05)
+            self._collect(utterances)
+        return SessionResult(events, utterances, stats, self.policy.dropped)
+
+    def _collect(self, utterances: list[Utterance]) -> None:
+        if self.companion is None:
+            return
+        while True:
+            try:
+                utt = self.companion.finished.get_nowait()
+            except queue.Empty:
+                return
+            utterances.append(utt)
+            self.policy.spoke(time.perf_counter())

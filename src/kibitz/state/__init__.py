@@ -1,0 +1,1 @@
+"""Temporal tracking over continuous observations and debounced event detection."""

@@ -1,0 +1,252 @@
+"""Event detectors: each watches a stream of Observations and emits debounced Events.
+
+A detector is chosen by name (DETECTORS registry) with parameters from the game adapter, so adding an
+event to a game is data, not a new branch. Every detector needs a change to hold for `confirm` frames
+before it fires, so one flickering frame never makes an event.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import deque
+from typing import Any
+
+from kibitz.core.records import Event, Observation
+from kibitz.core.registry import Registry
+
+PRIORITY = {
+    "question": 10,
+    "game_over": 9,
+    "death": 8,
+    "level_change": 8,
+    "game_start": 5,
+    "low_time": 6,
+    "stall": 4,
+    "coin_streak": 3,
+    "score_milestone": 2,
+}
+
+PLAYING = ("gameplay", "dying", "transition")
+
+
+class Detector(ABC):
+    """Turns observations into events."""
+
+    @abstractmethod
+    def update(self, obs: Observation) -> list[Event]:
+        """Consume one observation; return the events it completes (usually none)."""
+
+    def _event(self, obs: Observation, type_: str, summary: str, **data: Any) -> Event:
+        return Event(t=obs.t, type=type_, priority=PRIORITY.get(type_, 1), summary=summary, data=data, game=obs.game)
+
+
+class Confirmed:
+    """A value that must be seen `confirm` times in a row before it is believed."""
+
+    def __init__(self, confirm: int) -> None:
+        self.confirm = max(1, confirm)
+        self.value: Any = None
+        self._candidate: Any = None
+        self._count = 0
+
+    def feed(self, value: Any) -> bool:
+        """Feed a sample; True when the believed value changed."""
+        if value == self.value:
+            self._candidate, self._count = None, 0
+            return False
+        if value == self._candidate:
+            self._count += 1
+        else:
+            self._candidate, self._count = value, 1
+        if self._count >= self.confirm:
+            self.value, self._candidate, self._count = value, None, 0
+            return True
+        return False
+
+
+class DeathDetector(Detector):
+    """One death per life lost: fires when the dying flag holds (early), or when lives drop (fallback)."""
+
+    def __init__(self, lives: str = "lives", dying: str | None = None, confirm: int = 2) -> None:
+        self.lives_field, self.dying_field = lives, dying
+        self.dying = Confirmed(confirm)
+        self.lives = Confirmed(confirm)
+        self.armed = True
+
+    def update(self, obs: Observation) -> list[Event]:
+        events: list[Event] = []
+        lives = obs.value(self.lives_field)
+        if self.dying_field is not None and self.dying.feed(bool(obs.value(self.dying_field, False))):
+            if self.dying.value and self.armed:
+                self.armed = False
+                events.append(self._death(obs, lives, early=True))
+        if lives is not None:
+            before = self.lives.value
+            if self.lives.feed(lives):
+                lost = before is not None and (lives < before or (before > 0 and lives == 0))
+                if lost and self.armed and obs.scene != "title":
+                    events.append(self._death(obs, lives, early=False))
+                self.armed = True  # a new life (or a new game) re-arms the detector
+        return events
+
+    def _death(self, obs: Observation, lives: Any, early: bool) -> Event:
+        if early and isinstance(lives, int):
+            lives -= 1  # the counter drops a few seconds after the death animation starts
+        if lives is None:
+            left = "lives unknown"
+        elif lives <= 0:
+            left = "no lives left"
+        else:
+            left = "1 life left" if lives == 1 else f"{lives} lives left"
+        return self._event(obs, "death", f"The player just died ({left}).", lives_left=lives)
+
+
+class GameOverDetector(Detector):
+    """The game-over screen appears."""
+
+    def __init__(self, confirm: int = 2) -> None:
+        self.scene = Confirmed(confirm)
+
+    def update(self, obs: Observation) -> list[Event]:
+        if self.scene.feed(obs.scene == "game_over") and self.scene.value:
+            return [self._event(obs, "game_over", "Game over: the player ran out of lives.")]
+        return []
+
+
+class GameStartDetector(Detector):
+    """Play starts from the title screen."""
+
+    def __init__(self, confirm: int = 2) -> None:
+        self.scene = Confirmed(confirm)
+        self.seen_title = False
+
+    def update(self, obs: Observation) -> list[Event]:
+        if obs.scene == "title":
+            self.seen_title = True
+        if self.scene.feed(obs.scene in PLAYING) and self.scene.value and self.seen_title:
+            self.seen_title = False
+            return [self._event(obs, "game_start", "A new game just started.")]
+        return []
+
+
+class LevelChangeDetector(Detector):
+    """A tuple of fields (world, stage) changes during play."""
+
+    def __init__(self, fields: list[str], confirm: int = 3) -> None:
+        self.fields = fields
+        self.level = Confirmed(confirm)
+
+    def update(self, obs: Observation) -> list[Event]:
+        if obs.scene not in PLAYING:
+            return []
+        level = tuple(obs.value(f) for f in self.fields)
+        if None in level:
+            return []
+        before = self.level.value
+        if self.level.feed(level) and before is not None:
+            name = "-".join(str(v) for v in level)
+            return [
+                self._event(
+                    obs, "level_change", f"The player reached level {name}.", level=name,
+                    previous="-".join(str(v) for v in before),
+                )
+            ]
+        return []
+
+
+class StreakDetector(Detector):
+    """A field goes up `count` times within `window_s` seconds (a coin streak, a combo)."""
+
+    def __init__(self, field: str, count: int = 4, window_s: float = 8.0, type: str = "streak") -> None:
+        self.field, self.count, self.window_s, self.type = field, count, window_s, type
+        self.value = Confirmed(1)
+        self.hits: deque[float] = deque()
+
+    def update(self, obs: Observation) -> list[Event]:
+        value = obs.value(self.field)
+        if value is None:
+            return []
+        before = self.value.value
+        if not self.value.feed(value) or before is None or value <= before:
+            return []
+        self.hits.append(obs.t)
+        while self.hits and obs.t - self.hits[0] > self.window_s:
+            self.hits.popleft()
+        if len(self.hits) >= self.count:
+            n = len(self.hits)
+            self.hits.clear()
+            return [self._event(obs, self.type, f"{n} {self.field} in a few seconds: a streak!", count=n, total=value)]
+        return []
+
+
+class StallDetector(Detector):
+    """No forward progress for `after_s` seconds of play."""
+
+    def __init__(self, progress: str, after_s: float = 12.0, min_gain: int = 16) -> None:
+        self.field, self.after_s, self.min_gain = progress, after_s, min_gain
+        self.best: float | None = None
+        self.since: float | None = None
+        self.fired = False
+
+    def update(self, obs: Observation) -> list[Event]:
+        value = obs.value(self.field)
+        if obs.scene != "gameplay" or value is None:
+            self.since = None  # deaths, menus and transitions are not stalls
+            self.best = None
+            return []
+        if self.best is None or value > self.best + self.min_gain or value < self.best - 256:
+            self.best, self.since, self.fired = value, obs.t, False
+            return []
+        assert self.since is not None
+        if not self.fired and obs.t - self.since >= self.after_s:
+            self.fired = True
+            stuck = round(obs.t - self.since)
+            return [self._event(obs, "stall", f"The player has made no progress for {stuck} seconds.", seconds=stuck)]
+        return []
+
+
+class LowValueDetector(Detector):
+    """A field falls below a threshold during play (time running out, low health)."""
+
+    def __init__(self, field: str, below: float, type: str = "low_value", confirm: int = 3) -> None:
+        self.field, self.below, self.type = field, below, type
+        self.low = Confirmed(confirm)
+
+    def update(self, obs: Observation) -> list[Event]:
+        value = obs.value(self.field)
+        if obs.scene != "gameplay" or value is None:
+            return []
+        if self.low.feed(value < self.below) and self.low.value:
+            return [
+                self._event(obs, self.type, f"{self.field.capitalize()} is running low: {value} left.", value=value)
+            ]
+        return []
+
+
+class MilestoneDetector(Detector):
+    """A counter passes a multiple of `every` (score milestones)."""
+
+    def __init__(self, field: str, every: int, confirm: int = 2) -> None:
+        self.field, self.every = field, every
+        self.bucket = Confirmed(confirm)
+
+    def update(self, obs: Observation) -> list[Event]:
+        value = obs.value(self.field)
+        if value is None or obs.scene == "title":
+            return []
+        before = self.bucket.value
+        if self.bucket.feed(value // self.every) and before is not None and self.bucket.value > before:
+            mark = self.bucket.value * self.every
+            return [self._event(obs, "score_milestone", f"The {self.field} passed {mark}.", mark=mark, value=value)]
+        return []
+
+
+DETECTORS: Registry[type[Detector]] = Registry("detector")
+DETECTORS.register("death", DeathDetector, "a life lost")
+DETECTORS.register("game_over", GameOverDetector, "the game-over screen")
+DETECTORS.register("game_start", GameStartDetector, "play starts from the title")
+DETECTORS.register("level_change", LevelChangeDetector, "a new level or area")
+DETECTORS.register("streak", StreakDetector, "a counter rising quickly (coins)")
+DETECTORS.register("stall", StallDetector, "no progress for a while")
+DETECTORS.register("low_value", LowValueDetector, "a value running low (time, health)")
+DETECTORS.register("milestone", MilestoneDetector, "a score milestone")
