@@ -63,8 +63,14 @@ def read_questions(stream: TextIO, into: queue.Queue[str]) -> threading.Thread:
 
 
 class Session:
-    def __init__(self, config: KibitzConfig, game: GameAdapter | None, companion: Companion | None,
-                 output: Output, react: bool = True) -> None:
+    def __init__(
+        self,
+        config: KibitzConfig,
+        game: GameAdapter | None,
+        companion: Companion | None,
+        output: Output,
+        react: bool = True,
+    ) -> None:
         self.config = config
         self.game = game
         self.companion = companion
@@ -75,12 +81,15 @@ class Session:
         self.questions: queue.Queue[str] = queue.Queue()
         self.recent_events: deque[str] = deque(maxlen=4)
         self.perceiver: Perceiver | None = None
+        self.prefetch = True
+        self.prefetch_every_s = 1.0
+        self._last_prefetch = 0.0
 
-    def describe(self, obs: Observation | None) -> str:
+    def describe(self, obs: Observation | None, precise: bool = False) -> str:
         if obs is None:
             return "Nothing seen yet."
         if self.game is not None and obs.fields:
-            return self.game.describe(obs)
+            return self.game.describe(obs, precise)
         what = self.game.title if self.game else "the screen"
         return f"Watching {what}; no game state can be read from these frames yet."
 
@@ -92,8 +101,14 @@ class Session:
 
     def _question_event(self, text: str, obs: Observation | None) -> Event:
         t = obs.t if obs else 0.0
-        return Event(t=t, type="question", priority=PRIORITY["question"], summary=f"The player asked: {text}",
-                     data={"text": text}, game=self.game.id if self.game else None)
+        return Event(
+            t=t,
+            type="question",
+            priority=PRIORITY["question"],
+            summary=f"The player asked: {text}",
+            data={"text": text},
+            game=self.game.id if self.game else None,
+        )
 
     def run(self, frames: Iterable[Frame], max_seconds: float | None = None, drain_s: float = 20.0) -> SessionResult:
         events: list[Event] = []
@@ -127,7 +142,13 @@ class Session:
             if self.companion is not None and not self.companion.busy:
                 request = self.policy.next(t0)
                 if request is not None:
-                    self.companion.submit(request, self.describe(obs), list(self.recent_events), frame.t)
+                    precise = request.question is not None
+                    self.companion.submit(request, self.describe(obs, precise), list(self.recent_events), frame.t)
+                elif self.prefetch and t0 - self._last_prefetch >= self.prefetch_every_s:
+                    # Idle: evaluate the prompt prefix for the current state now, so the next event only
+                    # costs its own few tokens.
+                    self._last_prefetch = t0
+                    self.companion.prefetch(self.describe(obs))
             stats.frames += 1
             stats.media_s = frame.t
             stats.work_ms.append((time.perf_counter() - t0) * 1000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -21,13 +22,14 @@ TokenSink = Callable[[Utterance, str], None]
 DoneSink = Callable[[Utterance], None]
 ErrorSink = Callable[[Utterance, str], None]
 
-MIN_VISIBLE_CHARS = 12
+MIN_VISIBLE_CHARS = 4
 """Hold back the first few characters so a "Name:" prefix can be removed before anything is shown."""
 
 
 @dataclass(slots=True)
 class Job:
-    request: SpeakRequest
+    request: SpeakRequest | None
+    """None for a prefetch job (evaluate the prompt prefix for `state`, say nothing)."""
     state: str
     context: list[str]
     t: float
@@ -36,9 +38,16 @@ class Job:
 class Companion:
     """Owns the LLM backend on a single thread; the game loop hands it requests and never waits for it."""
 
-    def __init__(self, backend: LLMBackend, persona: Persona, max_tokens: int = 40, temperature: float = 0.7,
-                 on_token: TokenSink | None = None, on_done: DoneSink | None = None,
-                 on_error: ErrorSink | None = None) -> None:
+    def __init__(
+        self,
+        backend: LLMBackend,
+        persona: Persona,
+        max_tokens: int = 40,
+        temperature: float = 0.7,
+        on_token: TokenSink | None = None,
+        on_done: DoneSink | None = None,
+        on_error: ErrorSink | None = None,
+    ) -> None:
         self.backend = backend
         self.persona = persona
         self.prompts = PromptBuilder(persona)
@@ -51,6 +60,7 @@ class Companion:
         self.jobs: queue.Queue[Job | None] = queue.Queue()
         self.finished: queue.Queue[Utterance] = queue.Queue()
         self._busy = threading.Event()
+        self._prefetched: str | None = None
         self._thread = threading.Thread(target=self._run, name="kibitz-companion", daemon=True)
 
     def start(self, warm: bool = True) -> None:
@@ -67,7 +77,16 @@ class Companion:
         self._busy.set()
         self.jobs.put(Job(request, state, context, t))
 
+    def prefetch(self, state: str) -> None:
+        """While idle, evaluate the prompt prefix for this state (skipped when it is what was last evaluated)."""
+        if state == self._prefetched:
+            return
+        self._prefetched = state
+        self._busy.set()
+        self.jobs.put(Job(None, state, [], 0.0))
+
     def messages_for(self, job: Job) -> list[Message]:
+        assert job.request is not None
         if job.request.question is not None:
             return self.prompts.question_messages(job.state, job.request.question, job.context)
         return self.prompts.event_messages(job.state, [e.summary for e in job.request.events], list(self.recent))
@@ -75,18 +94,20 @@ class Companion:
     def say(self, job: Job) -> Utterance:
         """Generate one line, streaming visible pieces to on_token; blocks this (worker) thread."""
         req = job.request
+        assert req is not None
         utt = Utterance(t=job.t, event_ids=[e.id for e in req.events], trigger=req.trigger, backend=self.backend.label)
         raw, shown = "", ""
         limit = self.persona.max_sentences + (1 if req.question else 0)
         try:
-            for piece in self.backend.stream(self.messages_for(job), self.max_tokens, self.temperature,
-                                             stop=["\n\n", "GAME STATE"]):
+            for piece in self.backend.stream(
+                self.messages_for(job), self.max_tokens, self.temperature, stop=["\n\n", "GAME STATE"]
+            ):
                 raw += piece
                 cleaned = clean_line(raw, self.persona.name, limit)
                 if not shown and len(cleaned) < MIN_VISIBLE_CHARS and sentence_count(raw) == 0:
                     continue
                 if cleaned.startswith(shown) and len(cleaned) > len(shown):
-                    delta = cleaned[len(shown):]
+                    delta = cleaned[len(shown) :]
                     if utt.first_token_latency is None:
                         utt.first_token_latency = time.perf_counter() - req.wall
                     shown = cleaned
@@ -112,10 +133,19 @@ class Companion:
     def _run(self) -> None:
         while (job := self.jobs.get()) is not None:
             try:
+                if job.request is None:
+                    self._warm_prefix(job.state)
+                    continue
                 utt = self.say(job)
+                self._prefetched = None  # the recent lines changed, so the cached prefix did too
             finally:
                 self._busy.clear()
             self.finished.put(utt)
+
+    def _warm_prefix(self, state: str) -> None:
+        # A failed prefetch only costs latency; the real request reports the error.
+        with contextlib.suppress(KibitzError):
+            self.backend.warm(self.prompts.prefix_messages(state, list(self.recent)))
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the line in progress (up to timeout seconds) and end the worker."""

@@ -30,7 +30,14 @@ SPOILER_RULES = {
     SpoilerTolerance.HINTS: "Give gentle hints, never full solutions or what comes later, unless the player asks.",
     SpoilerTolerance.FULL: "You may give direct tips and solutions.",
 }
-LANGUAGE_NAMES = {"en": "English", "ko": "Korean", "ja": "Japanese", "fr": "French", "de": "German", "es": "Spanish"}
+LANGUAGE_NAMES = {
+    "en": "English",
+    "ko": "Korean",
+    "ja": "Japanese",
+    "fr": "French",
+    "de": "German",
+    "es": "Spanish",
+}
 
 
 class Persona(BaseModel):

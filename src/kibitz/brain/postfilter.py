@@ -24,9 +24,7 @@ def clean_line(text: str, persona_name: str, max_sentences: int) -> str:
 
 def truncate_sentences(text: str, max_sentences: int) -> str:
     """Keep the first max_sentences sentences."""
-    count = 0
-    for match in _SENTENCE_END.finditer(text):
-        count += 1
+    for count, match in enumerate(_SENTENCE_END.finditer(text), start=1):
         if count >= max_sentences:
             return text[: match.end()].strip()
     return text.strip()

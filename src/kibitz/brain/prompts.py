@@ -11,8 +11,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from kibitz.brain.llm.base import Message
 from kibitz.brain.persona import SPOILER_RULES, Persona
 
-_env = Environment(loader=PackageLoader("kibitz.brain", "prompts"), undefined=StrictUndefined,
-                   keep_trailing_newline=False, autoescape=False)
+_env = Environment(
+    loader=PackageLoader("kibitz.brain", "prompts"),
+    undefined=StrictUndefined,
+    keep_trailing_newline=False,
+    autoescape=False,
+)
 
 
 def quote_untrusted(text: str) -> str:
@@ -24,25 +28,37 @@ class PromptBuilder:
     def __init__(self, persona: Persona) -> None:
         self.persona = persona
         examples = [line for lines in persona.examples.values() for line in lines[:1]]
-        self.system = _env.get_template("system.j2").render(
-            persona=persona,
-            language_name=persona.language_name,
-            max_sentences=persona.max_sentences,
-            spoiler_rule=SPOILER_RULES[persona.spoiler_tolerance],
-            example_lines=examples,
-        ).strip()
+        self.system = (
+            _env.get_template("system.j2")
+            .render(
+                persona=persona,
+                language_name=persona.language_name,
+                max_sentences=persona.max_sentences,
+                spoiler_rule=SPOILER_RULES[persona.spoiler_tolerance],
+                example_lines=examples,
+            )
+            .strip()
+        )
 
     def event_messages(self, state: str, events: list[str], recent: list[str], memory: str = "") -> list[Message]:
-        user = _env.get_template("event.j2").render(
-            state=quote_untrusted(state), events=events, recent=recent, memory=memory
-        ).strip()
+        user = (
+            _env.get_template("event.j2")
+            .render(state=quote_untrusted(state), events=events, recent=recent, memory=memory)
+            .strip()
+        )
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
 
     def question_messages(self, state: str, question: str, events: list[str]) -> list[Message]:
-        user = _env.get_template("question.j2").render(
-            state=quote_untrusted(state), question=quote_untrusted(question), events=events
-        ).strip()
+        user = (
+            _env.get_template("question.j2")
+            .render(state=quote_untrusted(state), question=quote_untrusted(question), events=events)
+            .strip()
+        )
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
 
     def warmup_messages(self) -> list[Message]:
         return self.event_messages("The game is loading.", ["Nothing yet."], [])
+
+    def prefix_messages(self, state: str, recent: list[str]) -> list[Message]:
+        """The event prompt without its event: evaluated ahead of time so an event only adds a few tokens."""
+        return self.event_messages(state, [], recent)

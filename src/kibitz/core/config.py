@@ -54,7 +54,12 @@ class PolicyConfig(Section):
     cooldown_s: float = Field(6.0, ge=0)
     """Least time between the ends of two spoken reactions (questions are exempt)."""
     type_cooldown_s: dict[str, float] = Field(
-        default_factory=lambda: {"coin_streak": 20.0, "stall": 30.0, "score_milestone": 25.0, "low_time": 40.0}
+        default_factory=lambda: {
+            "coin_streak": 20.0,
+            "stall": 30.0,
+            "score_milestone": 25.0,
+            "low_time": 40.0,
+        }
     )
     merge_window_s: float = Field(0.8, ge=0)
     """Events this close together are answered in one line."""

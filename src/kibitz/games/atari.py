@@ -30,7 +30,7 @@ class ALEEnv(GameEnv):
 
     def reset(self, seed: int) -> RGBImage:
         self.ale.setInt("random_seed", seed)
-        self.ale.loadROM(self._rom_path)  # loadROM applies the seed
+        self.ale.loadROM(str(self._rom_path))  # loadROM applies the seed
         self.actions = list(self.ale.getMinimalActionSet())
         self.ale.reset_game()
         self.score = 0
@@ -96,7 +96,7 @@ class AtariAdapter(GameAdapter):
     platform = "Atari 2600"
     rom: ClassVar[str]
     milestone: ClassVar[int]
-    fields = {"score": "score", "lives": "lives left"}
+    fields: ClassVar[dict[str, str]] = {"score": "score", "lives": "lives left"}
 
     def check_installed(self) -> None:
         if importlib.util.find_spec("ale_py") is None:
@@ -123,11 +123,11 @@ class AtariAdapter(GameAdapter):
             DetectorSpec("milestone", {"field": "score", "every": self.milestone}),
         ]
 
-    def describe(self, obs: Observation) -> str:
+    def describe(self, obs: Observation, precise: bool = False) -> str:
         v = obs.values()
         if not v:
             return f"{self.title} is starting."
-        return f"{self.title}: score {v['score']}; {v['lives']} lives left; scene: {obs.scene}."
+        return f"{self.title}: score {v['score']}; {v['lives']} lives left."
 
 
 class Breakout(AtariAdapter):

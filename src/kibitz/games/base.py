@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from kibitz.core.records import Frame, Observation, Provenance, Reading, RGBImage
 from kibitz.core.registry import Registry
@@ -59,7 +59,7 @@ class GameAdapter(ABC):
     title: str
     platform: str
     genre: str
-    fields: dict[str, str]
+    fields: ClassVar[dict[str, str]]
     """HUD fields this game exposes, with a short description of each."""
 
     @abstractmethod
@@ -87,8 +87,12 @@ class GameAdapter(ABC):
         """The events that matter in this game."""
 
     @abstractmethod
-    def describe(self, obs: Observation) -> str:
-        """A short plain-language account of the current state, for prompts."""
+    def describe(self, obs: Observation, precise: bool = False) -> str:
+        """A short plain-language account of the current state, for prompts.
+
+        precise=False may leave out values that tick every second (a clock) so the prompt prefix stays cached;
+        answers to questions use precise=True.
+        """
 
     def observe(self, frame: Frame) -> Observation:
         """An Observation from the frame's true state (the RAM perceiver)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -114,7 +114,7 @@ class SuperMarioBros(GameAdapter):
     title = "Super Mario Bros."
     platform = "NES"
     genre = "platformer"
-    fields = {
+    fields: ClassVar[dict[str, str]] = {
         "world": "world number (1-8)",
         "stage": "stage in the world (1-4)",
         "lives": "lives left, counting the current one",
@@ -185,11 +185,15 @@ class SuperMarioBros(GameAdapter):
             DetectorSpec("milestone", {"field": "score", "every": 5000}),
         ]
 
-    def describe(self, obs: Observation) -> str:
+    def describe(self, obs: Observation, precise: bool = False) -> str:
         v = obs.values()
         if not v or obs.scene == "title":
             return "Super Mario Bros. is on its title screen."
-        return (
+        # Stable facts first and the ticking clock only when it matters, so the prompt prefix stays cached.
+        text = (
             f"Super Mario Bros., World {v['world']}-{v['stage']}; {v['lives']} lives left; score {v['score']}; "
-            f"{v['coins']} coins; {v['time']} seconds on the clock; scene: {obs.scene}."
+            f"{v['coins']} coins."
         )
+        if precise or v["time"] < 150:
+            text += f" {v['time']} seconds left on the clock."
+        return text

@@ -35,9 +35,7 @@ class ModelSpec:
 
 
 def _split(prefix: str, module: str, version: str, count: int) -> tuple[Part, ...]:
-    return tuple(
-        Part(f"{prefix}{i}", version, f"{module}{i}/data/part{i:02d}.bin") for i in range(1, count + 1)
-    )
+    return tuple(Part(f"{prefix}{i}", version, f"{module}{i}/data/part{i:02d}.bin") for i in range(1, count + 1))
 
 
 MODELS: Registry[ModelSpec] = Registry("model")

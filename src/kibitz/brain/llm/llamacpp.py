@@ -29,20 +29,28 @@ class LlamaCppBackend(LLMBackend):
         try:
             from llama_cpp import Llama
         except ImportError:
-            raise ModelError("The embedded LLM needs llama-cpp-python: run `bash scripts/install.sh` "
-                             "(or pip install llama-cpp-python==0.3.36).") from None
+            raise ModelError(
+                "The embedded LLM needs llama-cpp-python: run `bash scripts/install.sh` "
+                "(or pip install llama-cpp-python==0.3.36)."
+            ) from None
         path = resolve(model)
         self.model_name = model
         try:
             # llama.cpp prints its load log on stderr at the C level; keep the terminal clean.
             with contextlib.redirect_stderr(io.StringIO()):
                 self.llm: Any = Llama(
-                    model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
-                    seed=seed, verbose=False,
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_threads=n_threads,
+                    n_threads_batch=n_threads,
+                    seed=seed,
+                    verbose=False,
                 )
         except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"llama.cpp could not load {path} ({exc}); reinstall it with "
-                             f"`kibitz models install {model} --force` or pick another model.") from None
+            raise ModelError(
+                f"llama.cpp could not load {path} ({exc}); reinstall it with "
+                f"`kibitz models install {model} --force` or pick another model."
+            ) from None
         self._lock = threading.Lock()
 
     @classmethod
@@ -53,12 +61,18 @@ class LlamaCppBackend(LLMBackend):
     def label(self) -> str:
         return f"llamacpp:{self.model_name}"
 
-    def stream(self, messages: list[Message], max_tokens: int, temperature: float,
-               stop: list[str] | None = None) -> Iterator[str]:
+    def stream(
+        self, messages: list[Message], max_tokens: int, temperature: float, stop: list[str] | None = None
+    ) -> Iterator[str]:
         with self._lock:
             chunks = self.llm.create_chat_completion(
-                messages=messages, max_tokens=max_tokens, temperature=temperature, stop=stop or [], stream=True,
-                top_p=0.9, repeat_penalty=1.1,
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stop=stop or [],
+                stream=True,
+                top_p=0.9,
+                repeat_penalty=1.1,
             )
             for chunk in chunks:
                 piece = chunk["choices"][0]["delta"].get("content")

@@ -17,8 +17,14 @@ from kibitz.core.errors import BackendError
 class OpenAIBackend(LLMBackend):
     name = "openai"
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 30.0,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout_s: float = 30.0,
+        seed: int | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.seed = seed
@@ -33,11 +39,15 @@ class OpenAIBackend(LLMBackend):
     def label(self) -> str:
         return f"openai:{self.model}@{self.base_url}"
 
-    def _payload(self, messages: list[Message], max_tokens: int, temperature: float,
-                 stop: list[str] | None) -> dict[str, Any]:
+    def _payload(
+        self, messages: list[Message], max_tokens: int, temperature: float, stop: list[str] | None
+    ) -> dict[str, Any]:
         payload: dict[str, Any] = {
-            "model": self.model, "messages": messages, "max_tokens": max_tokens,
-            "temperature": temperature, "stream": True,
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": True,
         }
         if stop:
             payload["stop"] = stop
@@ -45,27 +55,36 @@ class OpenAIBackend(LLMBackend):
             payload["seed"] = self.seed
         return payload
 
-    def stream(self, messages: list[Message], max_tokens: int, temperature: float,
-               stop: list[str] | None = None) -> Iterator[str]:
+    def stream(
+        self, messages: list[Message], max_tokens: int, temperature: float, stop: list[str] | None = None
+    ) -> Iterator[str]:
         url = f"{self.base_url}/chat/completions"
         try:
             with self.client.stream("POST", url, json=self._payload(messages, max_tokens, temperature, stop)) as resp:
                 if resp.status_code >= 400:
                     resp.read()
-                    raise BackendError(f"The model server at {self.base_url} answered HTTP {resp.status_code} "
-                                       f"({resp.text[:200].strip()}); check --model and the API key.")
+                    raise BackendError(
+                        f"The model server at {self.base_url} answered HTTP {resp.status_code} "
+                        f"({resp.text[:200].strip()}); check --model and the API key."
+                    )
                 for line in resp.iter_lines():
                     piece = _sse_piece(line)
                     if piece:
                         yield piece
         except httpx.ConnectError:
-            raise BackendError(f"Cannot reach the model server at {self.base_url}; start it or fix --base-url.") from None
+            raise BackendError(
+                f"Cannot reach the model server at {self.base_url}; start it or fix --base-url."
+            ) from None
         except httpx.TimeoutException:
-            raise BackendError(f"The model server at {self.base_url} timed out; check it is running and not "
-                               "overloaded, or raise llm.timeout_s.") from None
+            raise BackendError(
+                f"The model server at {self.base_url} timed out; check it is running and not "
+                "overloaded, or raise llm.timeout_s."
+            ) from None
         except httpx.HTTPError as exc:
-            raise BackendError(f"The model server at {self.base_url} failed mid-reply ({exc.__class__.__name__}); "
-                               "check the server's log.") from None
+            raise BackendError(
+                f"The model server at {self.base_url} failed mid-reply ({exc.__class__.__name__}); "
+                "check the server's log."
+            ) from None
 
     def close(self) -> None:
         self.client.close()
