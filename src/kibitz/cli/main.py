@@ -199,7 +199,7 @@ def main() -> None:
     try:
         app()
     except KibitzError as exc:
-        err.print(f"[red]kibitz: {exc.message}[/red]")
+        err.print(f"[red]kibitz: {exc.message}[/red]", soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("[dim]stopped[/dim]")

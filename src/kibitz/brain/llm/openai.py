@@ -86,6 +86,12 @@ class OpenAIBackend(LLMBackend):
                 "check the server's log."
             ) from None
 
+    def warm(self, messages: list[Message]) -> None:
+        """One-token request: checks the server is reachable and the model exists, and lets a server with
+        prefix caching (vLLM, SGLang, llama.cpp server) cache the fixed system prompt."""
+        for _ in self.stream(messages, max_tokens=1, temperature=0.0):
+            pass
+
     def close(self) -> None:
         self.client.close()
 

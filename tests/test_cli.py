@@ -1,0 +1,154 @@
+"""The command line end to end, as a user runs it: real game, real pipeline, a local model server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fake_openai import FakeOpenAI
+
+
+def kibitz(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "kibitz", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
+
+
+def jsonl(out: str) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_watch_jsonl_events_and_utterances(fake_server: FakeOpenAI) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kibitz",
+            "watch",
+            "--game",
+            "smb",
+            "--max-seconds",
+            "60",
+            "--fast",
+            "--jsonl",
+            "--backend",
+            "openai",
+            "--base-url",
+            fake_server.base_url,
+            "--model",
+            "fake",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    out = []
+    for line in proc.stdout:  # ask once the game is under way, as a player would
+        out.append(line)
+        if '"type": "death"' in line:
+            proc.stdin.write("how many lives do I have?\n")
+            proc.stdin.flush()
+            break
+    rest, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    rows = jsonl("".join(out) + rest)
+    kinds = {r["kind"] for r in rows}
+    assert {"event", "utterance"} <= kinds
+    for r in rows:
+        assert isinstance(r["t"], (int, float))
+    events = [r for r in rows if r["kind"] == "event"]
+    assert any(e["type"] == "death" for e in events)
+    lines = [r for r in rows if r["kind"] == "utterance"]
+    assert all(u["text"] for u in lines)
+    answer = [u for u in lines if u["trigger"] == "question"]
+    assert len(answer) == 1 and answer[0]["text"].startswith("You have lives to spare")
+    # The question's prompt carried the live game state.
+    asked = [r for r in fake_server.requests if "asks you" in r["messages"][-1]["content"]]
+    assert "World 1-1" in asked[0]["messages"][-1]["content"]
+    # The speak policy kept it from talking over itself: fewer lines than events.
+    assert len(lines) <= len(events) + 1
+
+
+def test_watch_atari_quiet_mode() -> None:
+    result = kibitz("watch", "--game", "breakout", "--max-seconds", "20", "--fast", "--jsonl", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert all(r["kind"] == "event" for r in jsonl(result.stdout))
+
+
+def test_games_and_personas_lists() -> None:
+    out = kibitz("games").stdout
+    assert "smb" in out and "breakout" in out and "space_invaders" in out
+    out = kibitz("personas").stdout
+    assert "buddy" in out and "chingu" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["watch", "--game", "zelda-99"], "Unknown game 'zelda-99'"),
+        (["watch", "--model", "/nonexistent/model.gguf"], "does not exist"),
+        (["watch", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1"], "Cannot reach the model server"),
+        (["watch", "--source", "video", "--path", "__VIDEO__"], "Cannot decode video"),
+        (["watch", "--source", "images", "--path", "/nonexistent-dir"], "does not exist"),
+        (["watch", "--persona", "nobody"], "Unknown persona"),
+        (["watch", "--config", "__CONFIG__"], "Unknown config key 'llm.modle'"),
+        (["watch", "--backend", "nope"], "Unknown LLM backend 'nope'"),
+    ],
+)
+def test_bad_input_gives_one_clear_sentence(args: list[str], needle: str, tmp_path: Path) -> None:
+    video = tmp_path / "broken.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not really a video")
+    config = tmp_path / "k.yaml"
+    config.write_text("llm:\n  modle: x\n")
+    args = [str(video) if a == "__VIDEO__" else str(config) if a == "__CONFIG__" else a for a in args]
+    result = kibitz(*args, "--max-seconds", "1", "--fast", timeout=60)
+    assert result.returncode == 2
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_screen_source_without_display() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    result = subprocess.run(
+        [sys.executable, "-m", "kibitz", "watch", "--source", "screen", "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "No display to capture" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_corrupt_embedded_model_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    (home / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf").write_bytes(b"GGUF" + b"\x00" * 1000)
+    result = kibitz("watch", "--model", "smollm2-135m", "--max-seconds", "1", env={"KIBITZ_HOME": str(home)})
+    assert result.returncode == 2
+    assert "corrupt" in result.stderr and "kibitz models install smollm2-135m" in result.stderr
+
+
+def test_watch_with_real_small_model(smollm2_path: Path) -> None:
+    result = kibitz("watch", "--game", "smb", "--max-seconds", "25", "--fast", "--jsonl", "--model", str(smollm2_path))
+    assert result.returncode == 0, result.stderr
+    rows = jsonl(result.stdout)
+    lines = [r for r in rows if r["kind"] == "utterance"]
+    assert lines and all(u["backend"].startswith("llamacpp") for u in lines)
+    assert all(u["first_token_s"] is not None and u["first_token_s"] > 0 for u in lines)

@@ -1,0 +1,66 @@
+from kibitz.core.records import Observation, Provenance, Reading
+from kibitz.state.detectors import (
+    Confirmed,
+    DeathDetector,
+    LevelChangeDetector,
+    LowValueDetector,
+    StallDetector,
+    StreakDetector,
+)
+
+
+def obs(t: float, scene: str = "gameplay", **values: object) -> Observation:
+    return Observation(
+        t=t,
+        frame_index=int(t * 60),
+        game="g",
+        game_confidence=1.0,
+        scene=scene,
+        fields={k: Reading(v, Provenance.RAM) for k, v in values.items()},
+    )
+
+
+def test_confirmed_ignores_single_frame_flicker() -> None:
+    c = Confirmed(2)
+    assert c.feed(1) is False
+    assert c.feed(1) is True
+    assert c.feed(5) is False and c.feed(1) is False  # one flickering frame changes nothing
+    assert c.value == 1
+
+
+def test_death_fires_once_per_life_from_dying_flag_then_lives_drop() -> None:
+    d = DeathDetector(lives="lives", dying="dying")
+    seq = [obs(0, lives=3, dying=False)] * 3 + [obs(1, lives=3, dying=True)] * 5 + [obs(4, lives=2, dying=False)] * 5
+    events = [e for o in seq for e in d.update(o)]
+    assert [e.type for e in events] == ["death"]
+    assert events[0].data["lives_left"] == 2
+
+
+def test_death_from_lives_drop_without_flag_and_flicker_is_ignored() -> None:
+    d = DeathDetector(lives="lives")
+    seq = [obs(0, lives=3)] * 3 + [obs(1, lives=2)] + [obs(1.1, lives=3)] * 3 + [obs(2, lives=2)] * 3
+    events = [e for o in seq for e in d.update(o)]
+    assert len(events) == 1
+
+
+def test_level_change_needs_confirmation_and_ignores_start() -> None:
+    d = LevelChangeDetector(["world", "stage"])
+    seq = [obs(0, world=1, stage=1)] * 4 + [obs(1, world=1, stage=2)] * 1 + [obs(1.1, world=1, stage=1)] * 2
+    seq += [obs(2, world=1, stage=2)] * 4
+    events = [e for o in seq for e in d.update(o)]
+    assert [e.data["level"] for e in events] == ["1-2"]
+
+
+def test_streak_stall_and_low_value() -> None:
+    s = StreakDetector("coins", count=3, window_s=5, type="coin_streak")
+    events = [e for i in range(6) for e in s.update(obs(i * 0.5, coins=i))]
+    assert [e.type for e in events] == ["coin_streak"]
+
+    stall = StallDetector("x", after_s=10)
+    events = [e for i in range(30) for e in stall.update(obs(float(i), x=100))]
+    assert [e.type for e in events] == ["stall"]
+    assert stall.update(obs(31.0, x=400)) == []
+
+    low = LowValueDetector("time", below=100, type="low_time")
+    events = [e for v in (120, 101, 99, 98, 97, 96) for e in low.update(obs(0, time=v))]
+    assert [e.type for e in events] == ["low_time"]
