@@ -9,10 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_openai import FakeOpenAI  # noqa: E402
-
-from kibitz.models import store  # noqa: E402
-from kibitz.models.catalog import MODELS  # noqa: E402
+from fake_openai import FakeOpenAI
+from kibitz.models import store
+from kibitz.models.catalog import MODELS
 
 
 @pytest.fixture

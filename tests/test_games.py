@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 from kibitz.core.records import Event
 from kibitz.games import get_game
-from kibitz.games.smb import SMBEnv
+from kibitz.games.smb import SMBEnv, true_deaths
 from kibitz.sources.emulator import EmulatorSource
 from kibitz.state.tracker import StateTracker
 
@@ -23,20 +25,9 @@ def run(game_id: str, seconds: float, fps: float = 60.0, seed: int = 0):  # type
     return source, events, states
 
 
-def smb_true_deaths(states) -> list[float]:  # type: ignore[no-untyped-def]
-    """Times when the RAM lives counter dropped (or went to game over, 255) during play."""
-    times, prev = [], None
-    for t, s in states:
-        lives = s["lives_raw"]
-        if prev is not None and s["mode"] != 0 and lives != prev and (lives < prev or lives == 255):
-            times.append(t)
-        prev = lives
-    return times
-
-
 def test_smb_every_death_caught_once() -> None:
     _, events, states = run("smb", 75.0)
-    truth = smb_true_deaths(states)
+    truth = true_deaths(states)
     deaths = [e.t for e in events if e.type == "death"]
     assert len(truth) >= 4
     # Every true death has exactly one detected death in the 6 s before the lives counter drops.
@@ -46,7 +37,7 @@ def test_smb_every_death_caught_once() -> None:
     unmatched = [d for d in deaths if not any(t - 6.0 <= d <= t + 0.5 for t in truth)]
     assert len(unmatched) <= 1 and all(d > states[-1][0] - 6.0 for d in unmatched)
     overs = [e for e in events if e.type == "game_over"]
-    true_overs = sum(1 for (_, a), (_, b) in zip(states, states[1:], strict=False) if a["mode"] != 3 and b["mode"] == 3)
+    true_overs = sum(1 for (_, a), (_, b) in itertools.pairwise(states) if a["mode"] != 3 and b["mode"] == 3)
     assert len(overs) == true_overs >= 1
 
 
@@ -73,7 +64,7 @@ def test_smb_level_change_from_ram() -> None:
 def test_smb_frames_carry_hud_truth() -> None:
     source, _, states = run("smb", 5.0, fps=30)
     assert source.skip == 2
-    t, s = states[-1]
+    _t, s = states[-1]
     assert s["world"] == 1 and s["stage"] == 1 and 0 < s["time"] <= 400
     frame = next(iter(source.frames()))
     assert frame.image.shape == (240, 256, 3) and frame.image.dtype.name == "uint8"
@@ -81,7 +72,7 @@ def test_smb_frames_carry_hud_truth() -> None:
 
 def test_breakout_lives_and_deaths_match_truth() -> None:
     _, events, states = run("breakout", 90.0)
-    true_drops = [t for (_, a), (t, b) in zip(states, states[1:], strict=False) if b["lives"] < a["lives"]]
+    true_drops = [t for (_, a), (t, b) in itertools.pairwise(states) if b["lives"] < a["lives"]]
     deaths = [e.t for e in events if e.type == "death"]
     assert len(true_drops) >= 1
     assert len(deaths) == len(true_drops)

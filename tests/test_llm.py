@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI
 
+from fake_openai import FakeOpenAI
 from kibitz.brain.companion import Companion, Job
 from kibitz.brain.llm.llamacpp import LlamaCppBackend
 from kibitz.brain.llm.openai import OpenAIBackend

@@ -197,3 +197,27 @@ class SuperMarioBros(GameAdapter):
         if precise or v["time"] < 150:
             text += f" {v['time']} seconds left on the clock."
         return text
+
+
+def true_deaths(states: list[tuple[float, dict[str, Any]]]) -> list[float]:
+    """Times when the RAM lives counter dropped (or went to game over, 255) during play: the death truth."""
+    times: list[float] = []
+    prev: int | None = None
+    for t, s in states:
+        lives = s["lives_raw"]
+        if prev is not None and s["mode"] != MODE_TITLE and lives != prev and (lives < prev or lives == 255):
+            times.append(t)
+        prev = lives
+    return times
+
+
+def true_level_changes(states: list[tuple[float, dict[str, Any]]]) -> list[float]:
+    """Times when world or stage changed in RAM during play."""
+    times: list[float] = []
+    prev: tuple[int, int] | None = None
+    for t, s in states:
+        level = (s["world"], s["stage"])
+        if prev is not None and level != prev and s["mode"] == MODE_PLAY:
+            times.append(t)
+        prev = level
+    return times

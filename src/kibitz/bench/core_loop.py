@@ -1,0 +1,168 @@
+"""Core-loop benchmarks (issue targets): event → first token latency, loop rate, stalls, RAM, and event
+detection against the emulator's RAM truth."""
+
+from __future__ import annotations
+
+import resource
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from rich.progress import Progress
+
+from kibitz.brain.companion import Companion
+from kibitz.brain.llm import make_backend
+from kibitz.brain.persona import load_persona
+from kibitz.core.config import KibitzConfig
+from kibitz.core.records import Event, Frame
+from kibitz.games import get_game
+from kibitz.games.smb import true_deaths, true_level_changes
+from kibitz.outputs.sinks import Output
+from kibitz.session import Session
+from kibitz.sources.emulator import EmulatorSource
+from kibitz.state.tracker import StateTracker
+
+
+def pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+@dataclass
+class LatencyReport:
+    backend: str
+    seconds: float
+    events: int
+    lines: int
+    first_token_p50_s: float | None
+    first_token_p95_s: float | None
+    line_total_p50_s: float | None
+    loop_fps: float
+    native_fps: float
+    frame_work_p50_ms: float | None
+    frame_work_p95_ms: float | None
+    max_gap_while_speaking_ms: float | None
+    late_frames_while_speaking: int
+    """Frame gaps over 50 ms (3 NES frames) while the model was generating."""
+    peak_rss_mb: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Progress(Output):
+    def __init__(self, progress: Progress, task: Any) -> None:
+        self.progress, self.task = progress, task
+
+    def event(self, event: Event) -> None:
+        self.progress.update(self.task, completed=event.t)
+
+
+def _ticking(frames: Any, progress: Progress, task: Any) -> Any:
+    for frame in frames:
+        if frame.index % 60 == 0:
+            progress.update(task, completed=frame.t)
+        yield frame
+
+
+def latency_bench(config: KibitzConfig, seconds: float) -> LatencyReport:
+    """Play the game in real time with the configured model and measure how fast and how smoothly it reacts."""
+    game = get_game(config.game or "smb")
+    source = EmulatorSource(game, fps=config.source.fps, realtime=True, seed=config.seed)
+    backend = make_backend(config.llm)
+    companion = Companion(backend, load_persona(config.persona.name), config.llm.max_tokens, config.llm.temperature)
+    companion.start(warm=True)
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"playing {game.title} in real time", total=seconds)
+        session = Session(config, game, companion, _Progress(progress, task))
+        result = session.run(_ticking(source.frames(), progress, task), max_seconds=seconds)
+    companion.stop()
+    source.close()
+    first = [u.first_token_latency for u in result.utterances if u.first_token_latency is not None]
+    total = [u.total_latency for u in result.utterances if u.total_latency is not None]
+    speaking = result.stats.gaps_while_speaking_ms
+    return LatencyReport(
+        backend=backend.label,
+        seconds=seconds,
+        events=len(result.events),
+        lines=len(result.utterances),
+        first_token_p50_s=pct(first, 50),
+        first_token_p95_s=pct(first, 95),
+        line_total_p50_s=pct(total, 50),
+        loop_fps=result.stats.frames / result.stats.wall_s,
+        native_fps=source.env.native_fps,
+        frame_work_p50_ms=pct(result.stats.work_ms, 50),
+        frame_work_p95_ms=pct(result.stats.work_ms, 95),
+        max_gap_while_speaking_ms=max(speaking) if speaking else None,
+        late_frames_while_speaking=sum(1 for g in speaking if g > 50),
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
+
+
+@dataclass
+class DetectionReport:
+    game: str
+    seconds: float
+    kind: str
+    truth: int
+    detected: int
+    caught: int
+    missed: int
+    extra: int
+    mean_lead_s: float | None
+    """How long before the RAM counter changed the event fired (positive = earlier)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _match(
+    kind: str, truth: list[float], detected: list[float], before: float, after: float, game: str, seconds: float
+) -> DetectionReport:
+    used: set[int] = set()
+    leads: list[float] = []
+    for t in truth:
+        for i, d in enumerate(detected):
+            if i not in used and t - before <= d <= t + after:
+                used.add(i)
+                leads.append(t - d)
+                break
+    # A detection in the last `before` seconds may precede a counter change the run did not reach.
+    extra = sum(1 for i, d in enumerate(detected) if i not in used and d < seconds - before)
+    return DetectionReport(
+        game,
+        seconds,
+        kind,
+        len(truth),
+        len(detected),
+        len(used),
+        len(truth) - len(used),
+        extra,
+        float(np.mean(leads)) if leads else None,
+    )
+
+
+def detection_bench(seconds: float, seed: int = 0, fps: float = 60.0) -> list[DetectionReport]:
+    """Run Super Mario Bros. (as fast as possible) and compare detected events with the RAM truth."""
+    game = get_game("smb")
+    source = EmulatorSource(game, fps=fps, realtime=False, seed=seed)
+    tracker = StateTracker(game.detectors())
+    events: list[Event] = []
+    states: list[tuple[float, dict[str, Any]]] = []
+    frame: Frame
+    with Progress(transient=True) as progress:
+        task = progress.add_task("Super Mario Bros. vs RAM truth", total=seconds)
+        for frame in source.frames():
+            events += tracker.update(game.observe(frame))
+            assert frame.state is not None
+            states.append((frame.t, frame.state))
+            if frame.index % 600 == 0:
+                progress.update(task, completed=frame.t)
+            if frame.t >= seconds:
+                break
+    source.close()
+    deaths = [e.t for e in events if e.type == "death"]
+    levels = [e.t for e in events if e.type == "level_change"]
+    return [
+        _match("death", true_deaths(states), deaths, 6.0, 0.5, "smb", seconds),
+        _match("level_change", true_level_changes(states), levels, 0.5, 1.0, "smb", seconds),
+    ]
