@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from itertools import islice
+from itertools import islice, pairwise
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +61,7 @@ def test_video_file_is_sampled_at_requested_rate(tmp_path: Path) -> None:
     frames = list(VideoSource(path, fps=10, realtime=False).frames())
     assert 18 <= len(frames) <= 21  # 2 s of video at 10 fps
     assert frames[0].image.shape == (210, 160, 3)
-    assert all(b.t > a.t for a, b in zip(frames, frames[1:], strict=False))
+    assert all(b.t > a.t for a, b in pairwise(frames))
 
 
 @pytest.fixture
