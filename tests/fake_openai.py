@@ -45,11 +45,14 @@ class FakeOpenAI:
                     self.wfile.write(b"data: {not json\n\n")
                     return
                 text = outer.reply_for(body)
-                for word in text.split(" ")[: int(body.get("max_tokens", 100))]:
-                    chunk = {"choices": [{"index": 0, "delta": {"content": word + " "}}]}
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                    self.wfile.flush()
-                self.wfile.write(b"data: [DONE]\n\n")
+                try:
+                    for word in text.split(" ")[: int(body.get("max_tokens", 100))]:
+                        chunk = {"choices": [{"index": 0, "delta": {"content": word + " "}}]}
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                    self.wfile.write(b"data: [DONE]\n\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client stops reading once it has the sentences it wants, as real clients do
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

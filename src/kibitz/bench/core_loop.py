@@ -3,6 +3,7 @@ detection against the emulator's RAM truth."""
 
 from __future__ import annotations
 
+import re
 import resource
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -36,6 +37,12 @@ class LatencyReport:
     first_token_p50_s: float | None
     first_token_p95_s: float | None
     line_total_p50_s: float | None
+    queue_p50_s: float | None
+    """Time an event waited for the model (a prefetch or an earlier line in progress)."""
+    queue_p95_s: float | None
+    distinct_lines: float | None
+    """Share of lines that are not a repeat of an earlier line (case- and punctuation-insensitive)."""
+    mean_words: float | None
     loop_fps: float
     native_fps: float
     frame_work_p50_ms: float | None
@@ -80,6 +87,8 @@ def latency_bench(config: KibitzConfig, seconds: float) -> LatencyReport:
     first = [u.first_token_latency for u in result.utterances if u.first_token_latency is not None]
     total = [u.total_latency for u in result.utterances if u.total_latency is not None]
     speaking = result.stats.gaps_while_speaking_ms
+    queue = [u.queue_latency for u in result.utterances if u.queue_latency is not None]
+    norm = [re.sub(r"[^\w ]", "", u.text.lower()).strip() for u in result.utterances if u.text]
     return LatencyReport(
         backend=backend.label,
         seconds=seconds,
@@ -88,6 +97,10 @@ def latency_bench(config: KibitzConfig, seconds: float) -> LatencyReport:
         first_token_p50_s=pct(first, 50),
         first_token_p95_s=pct(first, 95),
         line_total_p50_s=pct(total, 50),
+        queue_p50_s=pct(queue, 50),
+        queue_p95_s=pct(queue, 95),
+        distinct_lines=len(set(norm)) / len(norm) if norm else None,
+        mean_words=float(np.mean([len(u.text.split()) for u in result.utterances])) if result.utterances else None,
         loop_fps=result.stats.frames / result.stats.wall_s,
         native_fps=source.env.native_fps,
         frame_work_p50_ms=pct(result.stats.work_ms, 50),

@@ -96,6 +96,7 @@ class Companion:
         req = job.request
         assert req is not None
         utt = Utterance(t=job.t, event_ids=[e.id for e in req.events], trigger=req.trigger, backend=self.backend.label)
+        utt.queue_latency = time.perf_counter() - req.wall
         raw, shown = "", ""
         limit = self.persona.max_sentences + (1 if req.question else 0)
         try:

@@ -6,11 +6,17 @@ stays in the LLM's prompt cache; everything that changes (state, events, questio
 
 from __future__ import annotations
 
+from importlib import resources
+
+import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from kibitz.brain.llm.base import Message
 from kibitz.brain.persona import SPOILER_RULES, Persona
 
+_situations: dict[str, str] = yaml.safe_load(
+    (resources.files("kibitz.brain") / "prompts" / "situations.yaml").read_text(encoding="utf-8")
+)
 _env = Environment(
     loader=PackageLoader("kibitz.brain", "prompts"),
     undefined=StrictUndefined,
@@ -27,7 +33,11 @@ def quote_untrusted(text: str) -> str:
 class PromptBuilder:
     def __init__(self, persona: Persona) -> None:
         self.persona = persona
-        examples = [line for lines in persona.examples.values() for line in lines[:1]]
+        examples = [
+            (_situations.get(kind, kind.replace("_", " ")), line)
+            for kind, lines in persona.examples.items()
+            for line in lines
+        ]
         self.system = (
             _env.get_template("system.j2")
             .render(

@@ -112,6 +112,8 @@ class Utterance:
     first_token_latency: float | None = None
     """Seconds from the event being handed to the companion to the first visible token."""
     total_latency: float | None = None
+    queue_latency: float | None = None
+    """Seconds the request waited for the model to be free (part of first_token_latency)."""
     backend: str = ""
     finished: bool = False
 
@@ -124,5 +126,6 @@ class Utterance:
             "text": self.text,
             "first_token_s": None if self.first_token_latency is None else round(self.first_token_latency, 3),
             "total_s": None if self.total_latency is None else round(self.total_latency, 3),
+            "queue_s": None if self.queue_latency is None else round(self.queue_latency, 3),
             "backend": self.backend,
         }

@@ -52,7 +52,8 @@ class ScreenSource(FrameSource):
         except ImportError:
             raise SourceError("Screen capture needs mss: pip install 'kibitz[capture]'.") from None
         try:
-            self.sct: Any = mss.mss()
+            factory = getattr(mss, "MSS", None) or mss.mss  # mss 10 renamed the class
+            self.sct: Any = factory()
         except Exception as exc:  # mss raises its own ScreenShotError and platform errors
             raise SourceError(f"Cannot open the display for capture ({exc}); check DISPLAY or permissions.") from None
         if window is not None:
