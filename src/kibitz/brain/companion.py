@@ -6,14 +6,13 @@ import contextlib
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from kibitz.brain.llm.base import LLMBackend, Message
 from kibitz.brain.persona import Persona
 from kibitz.brain.policy import SpeakRequest
-from kibitz.brain.postfilter import clean_line, sentence_count
+from kibitz.brain.postfilter import clean_line, line_complete
 from kibitz.brain.prompts import PromptBuilder
 from kibitz.core.errors import KibitzError
 from kibitz.core.records import Utterance
@@ -56,7 +55,6 @@ class Companion:
         self.on_token = on_token or (lambda u, s: None)
         self.on_done = on_done or (lambda u: None)
         self.on_error = on_error or (lambda u, m: None)
-        self.recent: deque[str] = deque(maxlen=3)
         self.jobs: queue.Queue[Job | None] = queue.Queue()
         self.finished: queue.Queue[Utterance] = queue.Queue()
         self._busy = threading.Event()
@@ -89,7 +87,7 @@ class Companion:
         assert job.request is not None
         if job.request.question is not None:
             return self.prompts.question_messages(job.state, job.request.question, job.context)
-        return self.prompts.event_messages(job.state, [e.summary for e in job.request.events], list(self.recent))
+        return self.prompts.event_messages(job.state, [e.summary for e in job.request.events])
 
     def say(self, job: Job) -> Utterance:
         """Generate one line, streaming visible pieces to on_token; blocks this (worker) thread."""
@@ -98,14 +96,15 @@ class Companion:
         utt = Utterance(t=job.t, event_ids=[e.id for e in req.events], trigger=req.trigger, backend=self.backend.label)
         utt.queue_latency = time.perf_counter() - req.wall
         raw, shown = "", ""
-        limit = self.persona.max_sentences + (1 if req.question else 0)
+        sentences = self.persona.max_sentences + (1 if req.question else 0)
+        words = self.persona.max_words + (15 if req.question else 0)
         try:
             for piece in self.backend.stream(
                 self.messages_for(job), self.max_tokens, self.temperature, stop=["\n\n", "GAME STATE"]
             ):
                 raw += piece
-                cleaned = clean_line(raw, self.persona.name, limit)
-                if not shown and len(cleaned) < MIN_VISIBLE_CHARS and sentence_count(raw) == 0:
+                cleaned = clean_line(raw, self.persona.name, sentences, words)
+                if not shown and len(cleaned) < MIN_VISIBLE_CHARS and not line_complete(raw, sentences, words):
                     continue
                 if cleaned.startswith(shown) and len(cleaned) > len(shown):
                     delta = cleaned[len(shown) :]
@@ -113,21 +112,19 @@ class Companion:
                         utt.first_token_latency = time.perf_counter() - req.wall
                     shown = cleaned
                     self.on_token(utt, delta)
-                if sentence_count(raw) >= limit:
+                if line_complete(raw, sentences, words):
                     break
         except KibitzError as exc:
-            utt.text = clean_line(raw, self.persona.name, limit)
+            utt.text = clean_line(raw, self.persona.name, sentences, words)
             utt.total_latency = time.perf_counter() - req.wall
             self.on_error(utt, exc.message)
             return utt
-        utt.text = clean_line(raw, self.persona.name, limit)
+        utt.text = clean_line(raw, self.persona.name, sentences, words)
         if utt.first_token_latency is None and utt.text:
             utt.first_token_latency = time.perf_counter() - req.wall
             self.on_token(utt, utt.text)
         utt.total_latency = time.perf_counter() - req.wall
         utt.finished = True
-        if utt.text:
-            self.recent.append(utt.text)
         self.on_done(utt)
         return utt
 
@@ -138,7 +135,7 @@ class Companion:
                     self._warm_prefix(job.state)
                     continue
                 utt = self.say(job)
-                self._prefetched = None  # the recent lines changed, so the cached prefix did too
+                self._prefetched = None  # generation moved the model's cache past the prefetched prefix
             finally:
                 self._busy.clear()
             self.finished.put(utt)
@@ -146,7 +143,7 @@ class Companion:
     def _warm_prefix(self, state: str) -> None:
         # A failed prefetch only costs latency; the real request reports the error.
         with contextlib.suppress(KibitzError):
-            self.backend.warm(self.prompts.prefix_messages(state, list(self.recent)))
+            self.backend.warm(self.prompts.prefix_messages(state))
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the line in progress (up to timeout seconds) and end the worker."""

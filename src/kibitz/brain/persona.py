@@ -25,6 +25,7 @@ class SpoilerTolerance(StrEnum):
 
 
 MAX_SENTENCES = {Verbosity.SHORT: 1, Verbosity.NORMAL: 2, Verbosity.CHATTY: 3}
+MAX_WORDS = {Verbosity.SHORT: 20, Verbosity.NORMAL: 35, Verbosity.CHATTY: 60}
 SPOILER_RULES = {
     SpoilerTolerance.NONE: "Never reveal what comes later in the game or how to solve anything; only encourage.",
     SpoilerTolerance.HINTS: "Give gentle hints, never full solutions or what comes later, unless the player asks.",
@@ -54,6 +55,10 @@ class Persona(BaseModel):
     @property
     def max_sentences(self) -> int:
         return MAX_SENTENCES[self.verbosity]
+
+    @property
+    def max_words(self) -> int:
+        return MAX_WORDS[self.verbosity]
 
     @property
     def language_name(self) -> str:

@@ -1,34 +1,59 @@
-"""Cleans a model's line as it streams: no role prefixes, no quotes or stage directions, bounded length."""
+"""Cleans a model's line as it streams: no role prefixes, quotes or stage directions, bounded length.
+
+Length is counted in sentences that carry content: an interjection such as "Oh no!" (under three words)
+does not use up the persona's sentence budget, so "Oh no! You were so close." stays whole.
+"""
 
 from __future__ import annotations
 
 import re
 
-_PREFIX = re.compile(r"^\s*(?:[A-Za-z가-힣]{1,20}\s*:\s*)")
 _STAGE = re.compile(r"\*[^*]{0,60}\*|\([^)]{0,40}\)")
-_SENTENCE_END = re.compile(r"[.!?。！？…]+[\"')\]]*(\s|$)")
+_SENTENCE_END = re.compile(r"[.!?。！？…]+[\"')\]]*(?=\s|$)")
 _AI_PHRASES = re.compile(r"\bas an ai\b[^.!?]*[.!?]?", re.IGNORECASE)
+_ROLE_PREFIX = re.compile(r"^\s*([^\s:]{1,20})\s*:\s+")
+MIN_SENTENCE_WORDS = 3
 
 
-def clean_line(text: str, persona_name: str, max_sentences: int) -> str:
-    """Final tidy of a complete line."""
-    text = text.strip()
-    if text.lower().startswith(persona_name.lower() + ":"):
-        text = text[len(persona_name) + 1 :]
-    text = _PREFIX.sub("", text, count=1) if text[:12].count(":") == 1 and " " not in text.split(":")[0] else text
-    text = _STAGE.sub("", _AI_PHRASES.sub("", text))
-    text = text.strip().strip('"“”').strip()
-    text = re.sub(r"\s+", " ", text)
-    return truncate_sentences(text, max_sentences)
+def _strip_prefix(text: str, persona_name: str) -> str:
+    match = _ROLE_PREFIX.match(text)
+    if match and match.group(1).lower() in {persona_name.lower(), "assistant", "companion", "you", "me"}:
+        return text[match.end() :]
+    return text
 
 
-def truncate_sentences(text: str, max_sentences: int) -> str:
-    """Keep the first max_sentences sentences."""
-    for count, match in enumerate(_SENTENCE_END.finditer(text), start=1):
-        if count >= max_sentences:
-            return text[: match.end()].strip()
+def sentence_ends(text: str) -> list[int]:
+    """Offsets just past each sentence that has at least MIN_SENTENCE_WORDS words since the last counted end."""
+    ends: list[int] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        if len(text[start : match.end()].split()) >= MIN_SENTENCE_WORDS:
+            ends.append(match.end())
+            start = match.end()
+    return ends
+
+
+def truncate(text: str, max_sentences: int, max_words: int) -> str:
+    """Keep at most max_sentences content sentences and about max_words words, ending on a sentence if possible."""
+    ends = sentence_ends(text)
+    if len(ends) >= max_sentences:
+        text = text[: ends[max_sentences - 1]]
+    words = text.split()
+    if len(words) > max_words:
+        head = " ".join(words[:max_words])
+        last = max((m.end() for m in _SENTENCE_END.finditer(head)), default=0)
+        text = head[:last] if last else head  # a whole sentence beats a phrase cut mid-way
     return text.strip()
 
 
-def sentence_count(text: str) -> int:
-    return len(_SENTENCE_END.findall(text))
+def line_complete(text: str, max_sentences: int, max_words: int) -> bool:
+    """True once the raw stream already holds a full line (generation can stop)."""
+    return len(sentence_ends(text)) >= max_sentences or len(text.split()) > max_words
+
+
+def clean_line(text: str, persona_name: str, max_sentences: int, max_words: int = 60) -> str:
+    """Tidy a (partial or complete) line: role prefix, stage directions, quotes, whitespace, length."""
+    text = _strip_prefix(text.strip(), persona_name)
+    text = _STAGE.sub("", _AI_PHRASES.sub("", text))
+    text = re.sub(r"\s+", " ", text).strip().strip("\"“”'").strip()
+    return truncate(text, max_sentences, max_words)
