@@ -64,3 +64,10 @@ def test_streak_stall_and_low_value() -> None:
     low = LowValueDetector("time", below=100, type="low_time")
     events = [e for v in (120, 101, 99, 98, 97, 96) for e in low.update(obs(0, time=v))]
     assert [e.type for e in events] == ["low_time"]
+
+
+def test_new_game_after_game_over_is_not_a_level_change() -> None:
+    d = LevelChangeDetector(["world", "stage"])
+    seq = [obs(0, world=1, stage=2)] * 4 + [obs(1, scene="game_over", world=1, stage=2)] * 3
+    seq += [obs(2, scene="title", world=1, stage=1)] * 3 + [obs(3, world=1, stage=1)] * 4
+    assert [e for o in seq for e in d.update(o)] == []

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 
+from kibitz.bench.core_loop import detection_bench
 from kibitz.core.records import Event
 from kibitz.games import get_game
-from kibitz.games.smb import SMBEnv, true_deaths
 from kibitz.sources.emulator import EmulatorSource
 from kibitz.state.tracker import StateTracker
 
@@ -25,40 +25,14 @@ def run(game_id: str, seconds: float, fps: float = 60.0, seed: int = 0):  # type
     return source, events, states
 
 
-def test_smb_every_death_caught_once() -> None:
-    _, events, states = run("smb", 75.0)
-    truth = true_deaths(states)
-    deaths = [e.t for e in events if e.type == "death"]
-    assert len(truth) >= 4
-    # Every true death has exactly one detected death in the 6 s before the lives counter drops.
-    for t in truth:
-        assert sum(1 for d in deaths if t - 6.0 <= d <= t + 0.5) == 1, (t, deaths)
-    # No extra deaths (one may be in flight at the end of the run, before its counter drops).
-    unmatched = [d for d in deaths if not any(t - 6.0 <= d <= t + 0.5 for t in truth)]
-    assert len(unmatched) <= 1 and all(d > states[-1][0] - 6.0 for d in unmatched)
-    overs = [e for e in events if e.type == "game_over"]
-    true_overs = sum(1 for (_, a), (_, b) in itertools.pairwise(states) if a["mode"] != 3 and b["mode"] == 3)
-    assert len(overs) == true_overs >= 1
-
-
-def test_smb_level_change_from_ram() -> None:
-    game = get_game("smb")
-    source = EmulatorSource(game, fps=60, realtime=False)
-    tracker = StateTracker(game.detectors())
-    events: list[Event] = []
-    env = source.env
-    assert isinstance(env, SMBEnv)
-    poked = False
-    for frame in source.frames():
-        events += tracker.update(game.observe(frame))
-        if not poked and frame.t >= 4.0 and frame.state and frame.state["mode"] == 1:
-            env.write(0x075C, 1)  # the game's own stage counter moves to 1-2
-            poked = True
-        if frame.t >= 6.0:
-            break
-    levels = [e for e in events if e.type == "level_change"]
-    assert [e.data["level"] for e in levels] == ["1-2"]
-    assert levels[0].t >= 4.0
+def test_smb_events_match_ram_truth() -> None:
+    """Four minutes of play: every death, level change and game over caught once, nothing extra."""
+    reports = {r.kind: r for r in detection_bench(240.0)}
+    assert reports["death"].truth >= 6
+    assert reports["level_change"].truth >= 1  # the built-in player clears 1-1
+    assert reports["game_over"].truth >= 1
+    for report in reports.values():
+        assert report.missed == 0 and report.extra == 0, report
 
 
 def test_smb_frames_carry_hud_truth() -> None:

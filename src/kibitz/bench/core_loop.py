@@ -17,7 +17,7 @@ from kibitz.brain.persona import load_persona
 from kibitz.core.config import KibitzConfig
 from kibitz.core.records import Event, Frame
 from kibitz.games import get_game
-from kibitz.games.smb import true_deaths, true_level_changes
+from kibitz.games.smb import true_deaths, true_game_overs, true_level_changes
 from kibitz.outputs.sinks import Output
 from kibitz.session import Session
 from kibitz.sources.emulator import EmulatorSource
@@ -173,9 +173,12 @@ def detection_bench(seconds: float, seed: int = 0, fps: float = 60.0) -> list[De
             if frame.t >= seconds:
                 break
     source.close()
-    deaths = [e.t for e in events if e.type == "death"]
-    levels = [e.t for e in events if e.type == "level_change"]
+
+    def times(kind: str) -> list[float]:
+        return [e.t for e in events if e.type == kind]
+
     return [
-        _match("death", true_deaths(states), deaths, 6.0, 0.5, "smb", seconds),
-        _match("level_change", true_level_changes(states), levels, 0.5, 1.0, "smb", seconds),
+        _match("death", true_deaths(states), times("death"), 6.0, 0.5, "smb", seconds),
+        _match("level_change", true_level_changes(states), times("level_change"), 0.5, 1.0, "smb", seconds),
+        _match("game_over", true_game_overs(states), times("game_over"), 0.5, 1.0, "smb", seconds),
     ]

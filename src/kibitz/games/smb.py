@@ -7,6 +7,7 @@ never part of kibitz. RAM addresses follow the community RAM map (see docs/games
 from __future__ import annotations
 
 import importlib.util
+import itertools
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +23,7 @@ BTN_RIGHT, BTN_START, BTN_B, BTN_A = 1, 16, 64, 128
 INSTALL_HINT = "pip install cynes==0.1.2 && pip install --no-deps gym-super-mario-bros==7.4.0"
 
 MODE_TITLE, MODE_PLAY, MODE_WORLD_END, MODE_GAME_OVER = 0, 1, 2, 3
+TILES = 0x0500
 PSTATE_DIES, PSTATE_DYING = 0x06, 0x0B
 
 
@@ -67,10 +69,6 @@ class SMBEnv(GameEnv):
     def read(self, addr: int) -> int:
         return int(self.nes[addr])
 
-    def write(self, addr: int, value: int) -> None:
-        """Poke RAM (used by tests to warp between levels)."""
-        self.nes[addr] = value
-
     def state(self) -> dict[str, Any]:
         ram = self.nes
         lives_raw = int(ram[0x075A])
@@ -86,6 +84,15 @@ class SMBEnv(GameEnv):
             "score": _digits(ram, 0x07DE, 6) * 10,
             "coins": int(ram[0x075E]),
             "time": _digits(ram, 0x07F8, 3),
+            "y": int(ram[0x00CE]),
+            "airborne": int(ram[0x001D]) != 0,
+            "enemies": [
+                (int(ram[0x006E + i]) * 256 + int(ram[0x0087 + i]), int(ram[0x00CF + i]))
+                for i in range(5)
+                if ram[0x000F + i]
+            ],
+            # The two-screen metatile buffer (13 rows × 16 columns per screen): what the player can run into.
+            "tiles": bytes(int(ram[TILES + i]) for i in range(2 * 13 * 16)),
         }
 
     @property
@@ -93,20 +100,61 @@ class SMBEnv(GameEnv):
         return False  # SMB returns to its title screen by itself; the player presses START again.
 
 
+def tile_at(tiles: bytes, x: int, row: int) -> int:
+    """The metatile at level x (pixels) and row (0-12; ground is rows 11-12) from the two-screen buffer."""
+    if not 0 <= row <= 12 or not tiles:
+        return 0
+    return tiles[((x // 256) % 2) * 208 + row * 16 + (x % 256) // 16]
+
+
 class SMBPlayer(Player):
-    """Runs right holding B, jumping on a rhythm (A held 28 of every 45 frames); presses START on the title."""
+    """Runs right holding B and jumps over walls, pits and enemies it sees in RAM, or when stuck.
+
+    Good enough to clear 1-1 most runs and to die regularly later, so sessions see deaths, level changes,
+    stalls and game overs. The seed adds a small reaction delay so runs differ.
+    """
+
+    HOLD_FRAMES = 20
 
     def __init__(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
-        self.period = 45
-        self.jump = 28
-        self.offset = int(self.rng.integers(0, self.period))
+        self.hold = 0
+        self.a_prev = False
+        self.best_x = 0
+        self.best_at = 0
+        self.delay = 0
+
+    def _wants_jump(self, s: dict[str, Any], frame_index: int) -> bool:
+        x, y, tiles = s["x"], s["y"], s["tiles"]
+        body = (y - 8) // 16
+        if any(tile_at(tiles, x + dx, row) for dx in (12, 20, 28) for row in (body, body - 1)):
+            return True  # a wall, pipe or step ahead
+        if not (tile_at(tiles, x + 16, 11) or tile_at(tiles, x + 16, 12)):
+            return True  # a pit ahead
+        if any(-8 < ex - x < 56 and abs(ey - y) < 32 for ex, ey in s["enemies"]):
+            return True
+        return frame_index - self.best_at > 40  # stuck: try jumping
 
     def act(self, state: dict[str, Any], frame_index: int) -> int:
         if state.get("mode") == MODE_TITLE:
             return BTN_START if frame_index % 90 < 3 else 0  # START again would pause, so pulse it
-        jumping = (frame_index + self.offset) % self.period < self.jump
-        return BTN_RIGHT | BTN_B | (BTN_A if jumping else 0)
+        if state.get("mode") != MODE_PLAY or "tiles" not in state:
+            return BTN_RIGHT | BTN_B
+        if state["x"] > self.best_x + 2 or state["x"] < self.best_x - 256:
+            self.best_x, self.best_at = state["x"], frame_index
+        press = False
+        if 0 < self.hold < self.HOLD_FRAMES and (state["airborne"] or self.hold < 3):
+            press, self.hold = True, self.hold + 1  # keep holding A for a high jump
+        elif not state["airborne"] and not self.a_prev and self._wants_jump(state, frame_index):
+            if self.delay == 0:
+                self.delay = int(self.rng.integers(1, 4))
+            self.delay -= 1
+            if self.delay == 0:
+                press, self.hold = True, 1
+        else:
+            self.hold = 0
+        self.a_prev = press
+        return BTN_RIGHT | BTN_B | (BTN_A if press else 0)
 
 
 class SuperMarioBros(GameAdapter):
@@ -221,3 +269,8 @@ def true_level_changes(states: list[tuple[float, dict[str, Any]]]) -> list[float
             times.append(t)
         prev = level
     return times
+
+
+def true_game_overs(states: list[tuple[float, dict[str, Any]]]) -> list[float]:
+    """Times when the game switched to its game-over mode."""
+    return [t for (_, a), (t, b) in itertools.pairwise(states) if a["mode"] != MODE_GAME_OVER == b["mode"]]

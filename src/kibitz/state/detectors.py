@@ -137,6 +137,9 @@ class LevelChangeDetector(Detector):
         self.level = Confirmed(confirm)
 
     def update(self, obs: Observation) -> list[Event]:
+        if obs.scene in ("title", "game_over"):
+            self.level = Confirmed(self.level.confirm)  # a new game starting at 1-1 is not a level change
+            return []
         if obs.scene not in PLAYING:
             return []
         level = tuple(obs.value(f) for f in self.fields)
