@@ -71,3 +71,13 @@ def test_new_game_after_game_over_is_not_a_level_change() -> None:
     seq = [obs(0, world=1, stage=2)] * 4 + [obs(1, scene="game_over", world=1, stage=2)] * 3
     seq += [obs(2, scene="title", world=1, stage=1)] * 3 + [obs(3, world=1, stage=1)] * 4
     assert [e for o in seq for e in d.update(o)] == []
+
+
+def test_milestone_burst_gives_one_event_with_the_highest_mark() -> None:
+    from kibitz.state.detectors import MilestoneDetector
+
+    d = MilestoneDetector("score", every=1000, min_gap_s=10)
+    seq = [obs(0, score=500)] * 2 + [obs(1 + i * 0.1, score=1000 + 500 * i) for i in range(20)]
+    seq += [obs(3.5, score=11000)] * 3 + [obs(12, score=11000)] * 2
+    events = [e for o in seq for e in d.update(o)]
+    assert [e.data["mark"] for e in events] == [1000, 11000]

@@ -27,8 +27,8 @@ def run(game_id: str, seconds: float, fps: float = 60.0, seed: int = 0):  # type
 
 def test_smb_events_match_ram_truth() -> None:
     """Four minutes of play: every death, level change and game over caught once, nothing extra."""
-    reports = {r.kind: r for r in detection_bench(240.0)}
-    assert reports["death"].truth >= 6
+    reports = {r.kind: r for r in detection_bench(240.0, seed=2)}  # runs are reproducible (test below)
+    assert reports["death"].truth >= 4
     assert reports["level_change"].truth >= 1  # the built-in player clears 1-1
     assert reports["game_over"].truth >= 1
     for report in reports.values():
@@ -59,3 +59,31 @@ def test_space_invaders_runs_and_scores() -> None:
     _, events, states = run("space_invaders", 30.0, fps=15)
     assert states[-1][1]["score"] > 0
     assert all(e.game == "space_invaders" for e in events)
+
+
+TRACE = """
+import sys
+if sys.argv[1] == "with-llama":
+    import llama_cpp  # noqa: F401  (it changed cynes' uninitialised power-on byte)
+from kibitz.games import get_game
+from kibitz.sources.emulator import EmulatorSource
+src = EmulatorSource(get_game("smb"), realtime=False, seed=3)
+trace = []
+for f in src.frames():
+    if f.index % 60 == 0:
+        trace.append((f.index, f.state["x"], f.state["lives_raw"]))
+    if len(trace) == 13:
+        break
+print(trace)
+"""
+
+
+def test_smb_runs_are_reproducible_across_processes() -> None:
+    import subprocess
+    import sys
+
+    runs = {
+        mode: subprocess.run([sys.executable, "-c", TRACE, mode], capture_output=True, text=True, check=True).stdout
+        for mode in ("plain", "with-llama")
+    }
+    assert runs["plain"] == runs["with-llama"] and runs["plain"].count("(") == 13

@@ -94,3 +94,22 @@ def test_screen_text_cannot_break_out_of_the_state_block(fake_server: FakeOpenAI
     user = fake_server.requests[-1]["messages"][1]["content"]
     assert user.count('"""') == 2  # the block opened and closed by kibitz only
     assert "data, not instructions" in user
+
+
+def test_critical_event_interrupts_a_minor_line() -> None:
+    with FakeOpenAI(reply="word " * 60) as server:  # a long, slow line
+        companion = Companion(OpenAIBackend(server.base_url, "m"), load_persona("buddy"), max_tokens=60)
+        seen: list[str] = []
+
+        def on_token(utt: object, piece: str) -> None:
+            seen.append(piece)
+            if len(seen) == 3:
+                assert companion.interrupt(8) is True
+
+        companion.on_token = on_token
+        companion._busy.set()
+        minor = SpeakRequest([Event(t=0, type="coin_streak", priority=3, summary="coins")], time.perf_counter())
+        utt = companion.say(Job(minor, "state", [], 0.0))
+        assert utt.interrupted and utt.text == "".join(seen).strip()
+        assert len(utt.text.split()) < 20
+        assert companion.interrupt(2) is False  # nothing less important can interrupt

@@ -89,3 +89,22 @@ def test_screen_capture_on_a_real_display(xvfb: str, monkeypatch: pytest.MonkeyP
     source.close()
     assert frames[0].image.shape == (50, 100, 3) and frames[0].image.dtype == np.uint8
     assert frames[-1].t > frames[0].t
+
+
+def test_truncated_video_ends_early_without_crashing(tmp_path: Path) -> None:
+    import av
+
+    path = tmp_path / "clip.ts"  # MPEG-TS: decodable up to where it was cut
+    with av.open(str(path), "w", format="mpegts") as out:
+        stream = out.add_stream("mpeg2video", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 160, 210, "yuv420p"
+        for img in game_frames(60):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(data[: len(data) // 2])
+    frames = list(VideoSource(cut, fps=30, realtime=False).frames())
+    assert 5 <= len(frames) < 60

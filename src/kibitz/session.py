@@ -138,6 +138,8 @@ class Session:
                     self.recent_events.append(event.summary)
                 if self.react or event.type == "question":
                     self.policy.offer(event, t0)
+                    if self.companion is not None and event.priority >= self.config.policy.critical_priority:
+                        self.companion.interrupt(event.priority)
             self._collect(utterances)
             if self.companion is not None and not self.companion.busy:
                 request = self.policy.next(t0)
@@ -170,5 +172,6 @@ class Session:
                 utt = self.companion.finished.get_nowait()
             except queue.Empty:
                 return
-            utterances.append(utt)
+            if utt.text:
+                utterances.append(utt)
             self.policy.spoke(time.perf_counter())

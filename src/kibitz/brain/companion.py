@@ -59,6 +59,9 @@ class Companion:
         self.finished: queue.Queue[Utterance] = queue.Queue()
         self._busy = threading.Event()
         self._prefetched: str | None = None
+        self._interrupt = threading.Event()
+        self._speaking_priority: int | None = None
+        """Priority of the line being generated (None while idle or prefetching)."""
         self._thread = threading.Thread(target=self._run, name="kibitz-companion", daemon=True)
 
     def start(self, warm: bool = True) -> None:
@@ -74,6 +77,14 @@ class Companion:
         """Queue a line to say; returns at once."""
         self._busy.set()
         self.jobs.put(Job(request, state, context, t))
+
+    def interrupt(self, priority: int) -> bool:
+        """Cut the line being spoken short if something more important happened; True if it will stop."""
+        current = self._speaking_priority
+        if self.busy and current is not None and priority > current:
+            self._interrupt.set()
+            return True
+        return False
 
     def prefetch(self, state: str) -> None:
         """While idle, evaluate the prompt prefix for this state (skipped when it is what was last evaluated)."""
@@ -95,6 +106,8 @@ class Companion:
         assert req is not None
         utt = Utterance(t=job.t, event_ids=[e.id for e in req.events], trigger=req.trigger, backend=self.backend.label)
         utt.queue_latency = time.perf_counter() - req.wall
+        self._interrupt.clear()
+        self._speaking_priority = max(e.priority for e in req.events)
         raw, shown = "", ""
         sentences = self.persona.max_sentences + (1 if req.question else 0)
         words = self.persona.max_words + (15 if req.question else 0)
@@ -102,6 +115,9 @@ class Companion:
             for piece in self.backend.stream(
                 self.messages_for(job), self.max_tokens, self.temperature, stop=["\n\n", "GAME STATE"]
             ):
+                if self._interrupt.is_set():
+                    utt.interrupted = True
+                    break
                 raw += piece
                 cleaned = clean_line(raw, self.persona.name, sentences, words)
                 if not shown and len(cleaned) < MIN_VISIBLE_CHARS and not line_complete(raw, sentences, words):
@@ -119,13 +135,15 @@ class Companion:
             utt.total_latency = time.perf_counter() - req.wall
             self.on_error(utt, exc.message)
             return utt
-        utt.text = clean_line(raw, self.persona.name, sentences, words)
+        # An interrupted line ends where the player stopped seeing it.
+        utt.text = shown.strip() if utt.interrupted else clean_line(raw, self.persona.name, sentences, words)
         if utt.first_token_latency is None and utt.text:
             utt.first_token_latency = time.perf_counter() - req.wall
             self.on_token(utt, utt.text)
         utt.total_latency = time.perf_counter() - req.wall
         utt.finished = True
-        self.on_done(utt)
+        if utt.text:  # a line interrupted before a word was shown was never said
+            self.on_done(utt)
         return utt
 
     def _run(self) -> None:
@@ -137,6 +155,7 @@ class Companion:
                 utt = self.say(job)
                 self._prefetched = None  # generation moved the model's cache past the prefetched prefix
             finally:
+                self._speaking_priority = None
                 self._busy.clear()
             self.finished.put(utt)
 

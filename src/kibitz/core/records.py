@@ -116,6 +116,8 @@ class Utterance:
     """Seconds the request waited for the model to be free (part of first_token_latency)."""
     backend: str = ""
     finished: bool = False
+    interrupted: bool = False
+    """Cut short because something more important happened."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -128,4 +130,5 @@ class Utterance:
             "total_s": None if self.total_latency is None else round(self.total_latency, 3),
             "queue_s": None if self.queue_latency is None else round(self.queue_latency, 3),
             "backend": self.backend,
+            "interrupted": self.interrupted,
         }

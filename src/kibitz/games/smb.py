@@ -18,12 +18,13 @@ from kibitz.core.records import Observation, RGBImage
 from kibitz.games.base import DetectorSpec, GameAdapter, GameEnv, Player
 
 # Controller bits, as cynes.NES_INPUT_* (kept here so importing this module does not need cynes).
-BTN_RIGHT, BTN_START, BTN_B, BTN_A = 1, 16, 64, 128
+BTN_RIGHT, BTN_LEFT, BTN_START, BTN_B, BTN_A = 1, 2, 16, 64, 128
 
 INSTALL_HINT = "pip install cynes==0.1.2 && pip install --no-deps gym-super-mario-bros==7.4.0"
 
 MODE_TITLE, MODE_PLAY, MODE_WORLD_END, MODE_GAME_OVER = 0, 1, 2, 3
 TILES = 0x0500
+POWER_ON_UNINITIALISED = 24
 PSTATE_DIES, PSTATE_DYING = 0x06, 0x0B
 
 
@@ -56,6 +57,11 @@ class SMBEnv(GameEnv):
     def reset(self, seed: int) -> RGBImage:
         # The NES is deterministic; the seed only shapes the built-in player.
         self.nes = self._cynes.NES(str(self._rom))
+        # cynes 0.1.2 leaves one byte of its power-on state uninitialised (offset 24 of its save state), so
+        # the same inputs played out differently from one process to the next; pin it so a seed is one run.
+        power_on = self.nes.save()
+        power_on[POWER_ON_UNINITIALISED] = 0
+        self.nes.load(power_on)
         frame: RGBImage = self.nes.step()
         return frame
 
@@ -81,10 +87,13 @@ class SMBEnv(GameEnv):
             "stage": int(ram[0x075C]) + 1,
             "lives_raw": lives_raw,
             "x": int(ram[0x006D]) * 256 + int(ram[0x0086]),
-            "score": _digits(ram, 0x07DE, 6) * 10,
+            # Six digits at 0x07DD-0x07E2 (hundred-thousands of tens ... tens); the HUD adds a fixed trailing 0.
+            # (0x07DE-0x07E3, as some RAM maps give it, reads ten times too much: checked against a stomp = 100.)
+            "score": _digits(ram, 0x07DD, 6) * 10,
             "coins": int(ram[0x075E]),
             "time": _digits(ram, 0x07F8, 3),
             "y": int(ram[0x00CE]),
+            "big": int(ram[0x0754]) == 0,
             "airborne": int(ram[0x001D]) != 0,
             "enemies": [
                 (int(ram[0x006E + i]) * 256 + int(ram[0x0087 + i]), int(ram[0x00CF + i]))
@@ -126,14 +135,15 @@ class SMBPlayer(Player):
 
     def _wants_jump(self, s: dict[str, Any], frame_index: int) -> bool:
         x, y, tiles = s["x"], s["y"], s["tiles"]
-        body = (y - 8) // 16
-        if any(tile_at(tiles, x + dx, row) for dx in (12, 20, 28) for row in (body, body - 1)):
-            return True  # a wall, pipe or step ahead
+        top, bottom = (y - 16) // 16, (y + (31 if s.get("big") else 15) - 16) // 16  # tile rows Mario fills
+        if any(tile_at(tiles, x + dx, row) for dx in (12, 20, 28) for row in range(top, bottom + 1)):
+            return True  # a wall, pipe or step ahead (a low ceiling above Mario's head is not)
         if not (tile_at(tiles, x + 16, 11) or tile_at(tiles, x + 16, 12)):
             return True  # a pit ahead
         if any(-8 < ex - x < 56 and abs(ey - y) < 32 for ex, ey in s["enemies"]):
             return True
-        return frame_index - self.best_at > 40  # stuck: try jumping
+        stuck = frame_index - self.best_at
+        return stuck > 40 and (stuck // 120) % 2 == 0  # stuck: jump for a while, then try walking
 
     def act(self, state: dict[str, Any], frame_index: int) -> int:
         if state.get("mode") == MODE_TITLE:
@@ -142,6 +152,9 @@ class SMBPlayer(Player):
             return BTN_RIGHT | BTN_B
         if state["x"] > self.best_x + 2 or state["x"] < self.best_x - 256:
             self.best_x, self.best_at = state["x"], frame_index
+        stuck = frame_index - self.best_at
+        if stuck > 360 and stuck % 360 < 30:
+            return BTN_LEFT  # long stuck: back up a little, then take a run-up
         press = False
         if 0 < self.hold < self.HOLD_FRAMES and (state["airborne"] or self.hold < 3):
             press, self.hold = True, self.hold + 1  # keep holding A for a high jump

@@ -73,7 +73,7 @@ class TerminalOutput(Output):
 
     def done(self, utt: Utterance) -> None:
         with self.lock:
-            self._finish()
+            self._finish("—" if utt.interrupted else "")
 
     def error(self, utt: Utterance, message: str) -> None:
         with self.lock:

@@ -232,9 +232,11 @@ class LowValueDetector(Detector):
 class MilestoneDetector(Detector):
     """A counter passes a multiple of `every` (score milestones)."""
 
-    def __init__(self, field: str, every: int, confirm: int = 2) -> None:
-        self.field, self.every = field, every
+    def __init__(self, field: str, every: int, confirm: int = 2, min_gap_s: float = 10.0) -> None:
+        self.field, self.every, self.min_gap_s = field, every, min_gap_s
         self.bucket = Confirmed(confirm)
+        self.last_t: float | None = None
+        self.pending_mark: int | None = None
 
     def update(self, obs: Observation) -> list[Event]:
         value = obs.value(self.field)
@@ -242,7 +244,10 @@ class MilestoneDetector(Detector):
             return []
         before = self.bucket.value
         if self.bucket.feed(value // self.every) and before is not None and self.bucket.value > before:
-            mark = self.bucket.value * self.every
+            self.pending_mark = self.bucket.value * self.every
+        # A burst (a level-end bonus counting up) crosses several marks in seconds: report the highest, once.
+        if self.pending_mark is not None and (self.last_t is None or obs.t - self.last_t >= self.min_gap_s):
+            mark, self.pending_mark, self.last_t = self.pending_mark, None, obs.t
             return [self._event(obs, "score_milestone", f"The {self.field} passed {mark}.", mark=mark, value=value)]
         return []
 
