@@ -27,6 +27,11 @@ def kibitz(
     )
 
 
+def fake_backend(server: FakeOpenAI) -> list[str]:
+    """Options pointing kibitz at the local OpenAI-compatible server."""
+    return ["--backend", "openai", "--base-url", server.base_url, "--model", "fake"]
+
+
 def jsonl(out: str) -> list[dict]:  # type: ignore[type-arg]
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
@@ -44,12 +49,7 @@ def test_watch_jsonl_events_and_utterances(fake_server: FakeOpenAI) -> None:
             "60",
             "--fast",
             "--jsonl",
-            "--backend",
-            "openai",
-            "--base-url",
-            fake_server.base_url,
-            "--model",
-            "fake",
+            *fake_backend(fake_server),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -153,3 +153,21 @@ def test_watch_with_real_small_model(smollm2_path: Path) -> None:
     lines = [r for r in rows if r["kind"] == "utterance"]
     assert lines and all(u["backend"].startswith("llamacpp") for u in lines)
     assert all(u["first_token_s"] is not None and u["first_token_s"] > 0 for u in lines)
+
+
+def test_chat_answers_questions_without_reacting(fake_server: FakeOpenAI) -> None:
+    result = kibitz(
+        "chat",
+        "--game",
+        "breakout",
+        "--max-seconds",
+        "20",
+        "--jsonl",
+        *fake_backend(fake_server),
+        stdin="how am I doing?\n",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [r for r in jsonl(result.stdout) if r["kind"] == "utterance"]
+    assert [u["trigger"] for u in lines] == ["question"]
+    asked = fake_server.requests[-1]["messages"][-1]["content"]
+    assert "how am I doing?" in asked and "Breakout" in asked

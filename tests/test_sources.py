@@ -26,6 +26,21 @@ def game_frames(n: int) -> list[np.ndarray]:
     return [f.image for f in islice(source.frames(), n)]
 
 
+def write_video(path: Path, codec: str) -> Path:
+    """Two seconds of real Breakout frames encoded at 30 fps."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=30)
+        stream.width, stream.height, stream.pix_fmt = 160, 210, "yuv420p"
+        for img in game_frames(60):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
 def test_image_folder_skips_corrupt_frames(tmp_path: Path) -> None:
     for i, img in enumerate(game_frames(5)):
         Image.fromarray(img).save(tmp_path / f"{i:03d}.png")
@@ -47,17 +62,7 @@ def test_image_folder_errors(tmp_path: Path) -> None:
 
 
 def test_video_file_is_sampled_at_requested_rate(tmp_path: Path) -> None:
-    import av
-
-    path = tmp_path / "clip.mp4"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 160, 210, "yuv420p"
-        for img in game_frames(60):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    path = write_video(tmp_path / "clip.mp4", "libx264")
     frames = list(VideoSource(path, fps=10, realtime=False).frames())
     assert 18 <= len(frames) <= 21  # 2 s of video at 10 fps
     assert frames[0].image.shape == (210, 160, 3)
@@ -92,17 +97,7 @@ def test_screen_capture_on_a_real_display(xvfb: str, monkeypatch: pytest.MonkeyP
 
 
 def test_truncated_video_ends_early_without_crashing(tmp_path: Path) -> None:
-    import av
-
-    path = tmp_path / "clip.ts"  # MPEG-TS: decodable up to where it was cut
-    with av.open(str(path), "w", format="mpegts") as out:
-        stream = out.add_stream("mpeg2video", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 160, 210, "yuv420p"
-        for img in game_frames(60):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    path = write_video(tmp_path / "clip.ts", "mpeg2video")  # MPEG-TS: decodable up to where it was cut
     data = path.read_bytes()
     cut = tmp_path / "cut.ts"
     cut.write_bytes(data[: len(data) // 2])

@@ -51,6 +51,8 @@ class LatencyReport:
     late_frames_while_speaking: int
     """Frame gaps over 50 ms (3 NES frames) while the model was generating."""
     peak_rss_mb: float
+    transcript: list[dict[str, Any]]
+    """Every event and line of the run, in order (so quality can be read next to the figures)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +110,10 @@ def latency_bench(config: KibitzConfig, seconds: float) -> LatencyReport:
         max_gap_while_speaking_ms=max(speaking) if speaking else None,
         late_frames_while_speaking=sum(1 for g in speaking if g > 50),
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        transcript=sorted(
+            [e.to_json() for e in result.events] + [u.to_json() for u in result.utterances],
+            key=lambda r: (r["t"], r["kind"] == "utterance"),
+        ),
     )
 
 

@@ -38,6 +38,7 @@ def latency(
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
     threads: Annotated[int | None, typer.Option(help="Model threads (default 1).")] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
+    show_lines: Annotated[bool, typer.Option("--show-lines", help="Print the run's events and lines.")] = False,
 ) -> None:
     """Event → first token (p50/p95), loop rate and frame gaps while the model speaks, peak RAM."""
     from kibitz.bench.core_loop import latency_bench
@@ -53,8 +54,15 @@ def latency(
     report = latency_bench(load_config(None, {k: v for k, v in overrides.items() if v is not None}), seconds)
     table = Table("figure", "value", title=f"kibitz core loop — {report.backend}")
     for key, value in report.to_json().items():
-        table.add_row(key, _fmt(value))
+        if key != "transcript":
+            table.add_row(key, _fmt(value))
     console.print(table)
+    if show_lines:
+        for row in report.transcript:
+            if row["kind"] == "event":
+                console.print(f"[dim]{row['t']:7.1f}s · {row['type']}: {row['summary']}[/dim]")
+            else:
+                console.print(f"         › {row['text']} [dim]({row['first_token_s']}s)[/dim]")
     _save(out, [report.to_json()])
 
 

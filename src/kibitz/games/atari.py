@@ -127,7 +127,9 @@ class AtariAdapter(GameAdapter):
         v = obs.values()
         if not v:
             return f"{self.title} is starting."
-        return f"{self.title}: score {v['score']}; {v['lives']} lives left."
+        if precise:
+            return f"{self.title}: score {v['score']}; {v['lives']} lives left."
+        return f"{self.title}: {v['lives']} lives left."  # the score changes too often to keep the prefix cached
 
 
 class Breakout(AtariAdapter):

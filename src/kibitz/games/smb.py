@@ -250,13 +250,13 @@ class SuperMarioBros(GameAdapter):
         v = obs.values()
         if not v or obs.scene == "title":
             return "Super Mario Bros. is on its title screen."
-        # Stable facts first and the ticking clock only when it matters, so the prompt prefix stays cached.
-        text = (
-            f"Super Mario Bros., World {v['world']}-{v['stage']}; {v['lives']} lives left; score {v['score']}; "
-            f"{v['coins']} coins."
-        )
-        if precise or v["time"] < 150:
-            text += f" {v['time']} seconds left on the clock."
+        # Reactions get only what rarely changes (level, lives; the clock once it runs low), so the prompt
+        # prefix stays cached between events; answers to questions get every number.
+        text = f"Super Mario Bros., World {v['world']}-{v['stage']}; {v['lives']} lives left."
+        if precise:
+            text += f" Score {v['score']}; {v['coins']} coins; {v['time']} seconds left on the clock."
+        elif v["time"] < 100:
+            text += " The clock is nearly out."
         return text
 
 
