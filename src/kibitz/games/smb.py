@@ -26,6 +26,7 @@ MODE_TITLE, MODE_PLAY, MODE_WORLD_END, MODE_GAME_OVER = 0, 1, 2, 3
 TILES = 0x0500
 POWER_ON_UNINITIALISED = 24
 PSTATE_DIES, PSTATE_DYING = 0x06, 0x0B
+PSTATE_FLAGPOLE, PSTATE_AUTOWALK = 0x04, 0x05
 
 
 def rom_path() -> Path | None:
@@ -215,6 +216,8 @@ class SuperMarioBros(GameAdapter):
             return "level_end"
         if self._dying(state):
             return "dying"
+        if state.get("player_state") in (PSTATE_FLAGPOLE, PSTATE_AUTOWALK):
+            return "level_end"  # flagpole, walk to the castle, time bonus (and pipe cut-scenes)
         if state.get("task") != 3:
             return "transition"
         return "gameplay"

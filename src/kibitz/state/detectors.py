@@ -26,7 +26,7 @@ PRIORITY = {
     "score_milestone": 2,
 }
 
-PLAYING = ("gameplay", "dying", "transition")
+PLAYING = ("gameplay", "dying", "transition", "level_end")
 
 
 class Detector(ABC):
