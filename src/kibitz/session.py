@@ -116,46 +116,49 @@ class Session:
         stats = LoopStats()
         start = last = time.perf_counter()
         obs: Observation | None = None
-        for frame in frames:
-            t0 = time.perf_counter()
-            if stats.frames:
-                gap = (t0 - last) * 1000
-                stats.gaps_ms.append(gap)
-                if self.companion is not None and self.companion.busy:
-                    stats.gaps_while_speaking_ms.append(gap)
-            last = t0
-            obs = self._perceive(frame)
-            new_events = self.tracker.update(obs)
-            while True:
-                try:
-                    new_events.append(self._question_event(self.questions.get_nowait(), obs))
-                except queue.Empty:
+        try:
+            for frame in frames:
+                t0 = time.perf_counter()
+                if stats.frames:
+                    gap = (t0 - last) * 1000
+                    stats.gaps_ms.append(gap)
+                    if self.companion is not None and self.companion.busy:
+                        stats.gaps_while_speaking_ms.append(gap)
+                last = t0
+                obs = self._perceive(frame)
+                new_events = self.tracker.update(obs)
+                while True:
+                    try:
+                        new_events.append(self._question_event(self.questions.get_nowait(), obs))
+                    except queue.Empty:
+                        break
+                for event in new_events:
+                    events.append(event)
+                    self.output.event(event)
+                    if event.type != "question":
+                        self.recent_events.append(event.summary)
+                    if self.react or event.type == "question":
+                        self.policy.offer(event, t0)
+                        if self.companion is not None and event.priority >= self.config.policy.critical_priority:
+                            self.companion.interrupt(event.priority)
+                self._collect(utterances)
+                if self.companion is not None and not self.companion.busy:
+                    request = self.policy.next(t0)
+                    if request is not None:
+                        precise = request.question is not None
+                        self.companion.submit(request, self.describe(obs, precise), list(self.recent_events), frame.t)
+                    elif self.prefetch and t0 - self._last_prefetch >= self.prefetch_every_s:
+                        # Idle: evaluate the prompt prefix for the current state now, so the next event only
+                        # costs its own few tokens.
+                        self._last_prefetch = t0
+                        self.companion.prefetch(self.describe(obs))
+                stats.frames += 1
+                stats.media_s = frame.t
+                stats.work_ms.append((time.perf_counter() - t0) * 1000)
+                if max_seconds is not None and frame.t >= max_seconds:
                     break
-            for event in new_events:
-                events.append(event)
-                self.output.event(event)
-                if event.type != "question":
-                    self.recent_events.append(event.summary)
-                if self.react or event.type == "question":
-                    self.policy.offer(event, t0)
-                    if self.companion is not None and event.priority >= self.config.policy.critical_priority:
-                        self.companion.interrupt(event.priority)
-            self._collect(utterances)
-            if self.companion is not None and not self.companion.busy:
-                request = self.policy.next(t0)
-                if request is not None:
-                    precise = request.question is not None
-                    self.companion.submit(request, self.describe(obs, precise), list(self.recent_events), frame.t)
-                elif self.prefetch and t0 - self._last_prefetch >= self.prefetch_every_s:
-                    # Idle: evaluate the prompt prefix for the current state now, so the next event only
-                    # costs its own few tokens.
-                    self._last_prefetch = t0
-                    self.companion.prefetch(self.describe(obs))
-            stats.frames += 1
-            stats.media_s = frame.t
-            stats.work_ms.append((time.perf_counter() - t0) * 1000)
-            if max_seconds is not None and frame.t >= max_seconds:
-                break
+        except KeyboardInterrupt:
+            pass  # Ctrl+C ends the session cleanly: the line in progress finishes and the summary prints
         stats.wall_s = time.perf_counter() - start
         if self.companion is not None:
             deadline = time.perf_counter() + drain_s

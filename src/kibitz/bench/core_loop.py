@@ -51,6 +51,9 @@ class LatencyReport:
     late_frames_while_speaking: int
     """Frame gaps over 50 ms (3 NES frames) while the model was generating."""
     peak_rss_mb: float
+    prefetches: int
+    prefetch_p50_s: float | None
+    prefetch_max_s: float | None
     transcript: list[dict[str, Any]]
     """Every event and line of the run, in order (so quality can be read next to the figures)."""
 
@@ -89,6 +92,7 @@ def latency_bench(config: KibitzConfig, seconds: float) -> LatencyReport:
     first = [u.first_token_latency for u in result.utterances if u.first_token_latency is not None]
     total = [u.total_latency for u in result.utterances if u.total_latency is not None]
     speaking = result.stats.gaps_while_speaking_ms
+    prefetch = [seconds for _, seconds in companion.prefetch_log]
     queue = [u.queue_latency for u in result.utterances if u.queue_latency is not None]
     norm = [re.sub(r"[^\w ]", "", u.text.lower()).strip() for u in result.utterances if u.text]
     return LatencyReport(
@@ -110,6 +114,9 @@ def latency_bench(config: KibitzConfig, seconds: float) -> LatencyReport:
         max_gap_while_speaking_ms=max(speaking) if speaking else None,
         late_frames_while_speaking=sum(1 for g in speaking if g > 50),
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        prefetches=len(prefetch),
+        prefetch_p50_s=pct(prefetch, 50),
+        prefetch_max_s=max(prefetch) if prefetch else None,
         transcript=sorted(
             [e.to_json() for e in result.events] + [u.to_json() for u in result.utterances],
             key=lambda r: (r["t"], r["kind"] == "utterance"),

@@ -60,6 +60,8 @@ class Companion:
         self._busy = threading.Event()
         self._prefetched: str | None = None
         self._interrupt = threading.Event()
+        self.prefetch_log: list[tuple[float, float]] = []
+        """(start, seconds) of every prefetch, so benchmarks can show what an event waited for."""
         self._speaking_priority: int | None = None
         """Priority of the line being generated (None while idle or prefetching)."""
         self._thread = threading.Thread(target=self._run, name="kibitz-companion", daemon=True)
@@ -160,9 +162,11 @@ class Companion:
             self.finished.put(utt)
 
     def _warm_prefix(self, state: str) -> None:
+        start = time.perf_counter()
         # A failed prefetch only costs latency; the real request reports the error.
         with contextlib.suppress(KibitzError):
             self.backend.warm(self.prompts.prefix_messages(state))
+        self.prefetch_log.append((start, time.perf_counter() - start))
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the line in progress (up to timeout seconds) and end the worker."""

@@ -258,8 +258,9 @@ class SuperMarioBros(GameAdapter):
         text = f"Super Mario Bros., World {v['world']}-{v['stage']}; {v['lives']} lives left."
         if precise:
             text += f" Score {v['score']}; {v['coins']} coins; {v['time']} seconds left on the clock."
-        elif v["time"] < 100:
-            text += " The clock is nearly out."
+        elif v["time"] < 150:
+            # Mentioned well before the low-time event (under 100) so the prefix is cached when it fires.
+            text += " Under 150 seconds left on the clock."
         return text
 
 

@@ -220,8 +220,8 @@ class LowValueDetector(Detector):
 
     def update(self, obs: Observation) -> list[Event]:
         value = obs.value(self.field)
-        if obs.scene != "gameplay" or value is None:
-            return []
+        if obs.scene != "gameplay" or value is None or value <= 0:
+            return []  # a clock at 0 in play is being reloaded for a new level, not running out
         if self.low.feed(value < self.below) and self.low.value:
             return [
                 self._event(obs, self.type, f"{self.field.capitalize()} is running low: {value} left.", value=value)
