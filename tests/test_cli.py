@@ -172,3 +172,32 @@ def test_chat_answers_questions_without_reacting(fake_server: FakeOpenAI) -> Non
     asked = [r["messages"][-1]["content"] for r in fake_server.requests if "asks you" in r["messages"][-1]["content"]]
     assert len(asked) == 1 and "how am I doing?" in asked[0]
     assert "Breakout: score" in asked[0]  # questions get the precise state, score included
+
+
+def test_image_folder_without_state_still_answers(fake_server: FakeOpenAI, tmp_path: Path) -> None:
+    from itertools import islice
+
+    from PIL import Image
+
+    from kibitz.games import get_game
+    from kibitz.sources.emulator import EmulatorSource
+
+    for frame in islice(EmulatorSource(get_game("breakout"), fps=10, realtime=False).frames(), 20):
+        Image.fromarray(frame.image).save(tmp_path / f"{frame.index:05d}.png")
+    result = kibitz(
+        "watch",
+        "--source",
+        "images",
+        "--path",
+        str(tmp_path),
+        "--fps",
+        "20",
+        "--jsonl",
+        *fake_backend(fake_server),
+        stdin="what is on screen?\n",
+    )
+    assert result.returncode == 0, result.stderr
+    rows = jsonl(result.stdout)
+    assert [r["type"] for r in rows if r["kind"] == "event"] == ["question"]  # no game state, no game events
+    asked = [r["messages"][-1]["content"] for r in fake_server.requests if "asks you" in r["messages"][-1]["content"]]
+    assert asked and "no game state can be read" in asked[0]

@@ -20,7 +20,7 @@ from kibitz.core.config import KibitzConfig
 from kibitz.core.records import Event, Frame, Observation, Utterance
 from kibitz.games.base import GameAdapter
 from kibitz.outputs.sinks import Output
-from kibitz.perception.base import BlindPerceiver, Perceiver, RamPerceiver
+from kibitz.perception.base import PERCEIVERS, Perceiver
 from kibitz.state.detectors import PRIORITY
 from kibitz.state.tracker import StateTracker
 
@@ -96,7 +96,8 @@ class Session:
     def _perceive(self, frame: Frame) -> Observation:
         if self.perceiver is None:
             has_state = frame.state is not None and self.game is not None
-            self.perceiver = RamPerceiver(self.game) if has_state and self.game else BlindPerceiver(self.game)
+            # Frames that carry their game's true state are read exactly; others wait for pixel perception.
+            self.perceiver = PERCEIVERS.get("ram" if has_state else "blind")(self.game)
         return self.perceiver.perceive(frame)
 
     def _question_event(self, text: str, obs: Observation | None) -> Event:

@@ -10,6 +10,9 @@ from kibitz.games.base import GameAdapter
 
 
 class Perceiver(ABC):
+    def __init__(self, game: GameAdapter | None) -> None:
+        self.game = game
+
     @abstractmethod
     def perceive(self, frame: Frame) -> Observation:
         """What this frame shows."""
@@ -18,21 +21,18 @@ class Perceiver(ABC):
 class RamPerceiver(Perceiver):
     """Reads the game's true state carried by emulated frames (exact, sub-millisecond)."""
 
-    def __init__(self, game: GameAdapter) -> None:
-        self.game = game
-
     def perceive(self, frame: Frame) -> Observation:
+        if self.game is None:
+            raise ValueError("the RAM perceiver needs a game adapter")
         return self.game.observe(frame)
 
 
 class BlindPerceiver(Perceiver):
     """For frames without state until pixel perception (OCR, classifier, VLM) is configured: scene unknown."""
 
-    def __init__(self, game: GameAdapter | None) -> None:
-        self.game_id = game.id if game else None
-
     def perceive(self, frame: Frame) -> Observation:
-        return Observation(t=frame.t, frame_index=frame.index, game=self.game_id, game_confidence=0.0, scene="unknown")
+        game_id = self.game.id if self.game else None
+        return Observation(t=frame.t, frame_index=frame.index, game=game_id, game_confidence=0.0, scene="unknown")
 
 
 PERCEIVERS: Registry[type[Perceiver]] = Registry("perceiver")
