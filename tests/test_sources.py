@@ -72,8 +72,8 @@ def test_video_file_is_sampled_at_requested_rate(tmp_path: Path) -> None:
 @pytest.fixture
 def xvfb() -> Iterator[str]:
     if shutil.which("Xvfb") is None:
-        if os.environ.get("KIBITZ_REQUIRE_MODELS"):
-            pytest.fail("Xvfb is missing: apt-get install xvfb (.ci/run installs it)")
+        if os.environ.get("KIBITZ_REQUIRE_DISPLAY"):
+            pytest.fail("Xvfb is missing: apt-get install xvfb (scripts/system-deps.sh installs it)")
         pytest.skip("Xvfb is not installed")
     display = ":97"
     proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "320x240x24"], stderr=subprocess.DEVNULL)
@@ -103,3 +103,34 @@ def test_truncated_video_ends_early_without_crashing(tmp_path: Path) -> None:
     cut.write_bytes(data[: len(data) // 2])
     frames = list(VideoSource(cut, fps=30, realtime=False).frames())
     assert 5 <= len(frames) < 60
+
+
+def test_screen_capture_of_a_window_by_title(xvfb: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kibitz.sources.screen import ScreenSource, window_region
+
+    if shutil.which("xclock") is None:
+        if os.environ.get("KIBITZ_REQUIRE_DISPLAY"):
+            pytest.fail("xclock is missing: apt-get install x11-apps (scripts/system-deps.sh installs it)")
+        pytest.skip("xclock is not installed")
+    monkeypatch.setenv("DISPLAY", xvfb)
+    clock = subprocess.Popen(["xclock", "-geometry", "120x90+30+40"], env={**os.environ, "DISPLAY": xvfb})
+    try:
+        for _ in range(50):  # wait for the window to be mapped
+            try:
+                region = window_region("xclock")
+                break
+            except SourceError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the xclock window never appeared")
+        assert region[2:] == (120, 90)
+        source = ScreenSource(fps=10, window="xclock")
+        frame = next(iter(source.frames()))
+        source.close()
+        assert frame.image.shape == (90, 120, 3)
+        assert frame.image.std() > 0  # a real clock face, not an empty screen
+        with pytest.raises(SourceError, match="No visible window"):
+            window_region("no-such-window-title")
+    finally:
+        clock.terminate()
+        clock.wait(10)

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Best effort: the Debian packages the display tests use (a virtual X screen, window lookup, a real window).
+# Needs root and apt-get; without them the display tests are skipped with their reason.
+set -uo pipefail
+need=""
+command -v Xvfb >/dev/null 2>&1 || need="$need xvfb"
+command -v xdotool >/dev/null 2>&1 || need="$need xdotool"
+command -v xclock >/dev/null 2>&1 || need="$need x11-apps"
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null) \
+    || echo "note: could not install$need; the display tests will be skipped"
+else
+  echo "note: install$need (apt-get, as root) to run the display tests; they will be skipped"
+fi
+exit 0
