@@ -25,14 +25,18 @@ from kibitz.state.detectors import PRIORITY
 from kibitz.state.tracker import StateTracker
 
 
+STATS_WINDOW = 60 * 60 * 60
+
+
 @dataclass
 class LoopStats:
     """How the game loop kept up: per-frame work time and the gaps between frames."""
 
     frames: int = 0
-    work_ms: list[float] = field(default_factory=list)
-    gaps_ms: list[float] = field(default_factory=list)
-    gaps_while_speaking_ms: list[float] = field(default_factory=list)
+    # Bounded (the last hour at 60 fps) so a session left running all day does not grow without end.
+    work_ms: deque[float] = field(default_factory=lambda: deque(maxlen=STATS_WINDOW))
+    gaps_ms: deque[float] = field(default_factory=lambda: deque(maxlen=STATS_WINDOW))
+    gaps_while_speaking_ms: deque[float] = field(default_factory=lambda: deque(maxlen=STATS_WINDOW))
     wall_s: float = 0.0
     media_s: float = 0.0
 
@@ -100,10 +104,9 @@ class Session:
             self.perceiver = PERCEIVERS.get("ram" if has_state else "blind")(self.game)
         return self.perceiver.perceive(frame)
 
-    def _question_event(self, text: str, obs: Observation | None) -> Event:
-        t = obs.t if obs else 0.0
+    def _question_event(self, text: str, obs: Observation) -> Event:
         return Event(
-            t=t,
+            t=obs.t,
             type="question",
             priority=PRIORITY["question"],
             summary=f"The player asked: {text}",
@@ -112,11 +115,11 @@ class Session:
         )
 
     def run(self, frames: Iterable[Frame], max_seconds: float | None = None, drain_s: float = 20.0) -> SessionResult:
+        """Run until the source ends, max_seconds of media time pass, or Ctrl+C; then let the last line finish."""
         events: list[Event] = []
         utterances: list[Utterance] = []
         stats = LoopStats()
         start = last = time.perf_counter()
-        obs: Observation | None = None
         try:
             for frame in frames:
                 t0 = time.perf_counter()
@@ -127,32 +130,9 @@ class Session:
                         stats.gaps_while_speaking_ms.append(gap)
                 last = t0
                 obs = self._perceive(frame)
-                new_events = self.tracker.update(obs)
-                while True:
-                    try:
-                        new_events.append(self._question_event(self.questions.get_nowait(), obs))
-                    except queue.Empty:
-                        break
-                for event in new_events:
-                    events.append(event)
-                    self.output.event(event)
-                    if event.type != "question":
-                        self.recent_events.append(event.summary)
-                    if self.react or event.type == "question":
-                        self.policy.offer(event, t0)
-                        if self.companion is not None and event.priority >= self.config.policy.critical_priority:
-                            self.companion.interrupt(event.priority)
+                events += self._handle_events(self.tracker.update(obs) + self._questions(obs), t0)
                 self._collect(utterances)
-                if self.companion is not None and not self.companion.busy:
-                    request = self.policy.next(t0)
-                    if request is not None:
-                        precise = request.question is not None
-                        self.companion.submit(request, self.describe(obs, precise), list(self.recent_events), frame.t)
-                    elif self.prefetch and t0 - self._last_prefetch >= self.prefetch_every_s:
-                        # Idle: evaluate the prompt prefix for the current state now, so the next event only
-                        # costs its own few tokens.
-                        self._last_prefetch = t0
-                        self.companion.prefetch(self.describe(obs))
+                self._maybe_speak(obs, t0)
                 stats.frames += 1
                 stats.media_s = frame.t
                 stats.work_ms.append((time.perf_counter() - t0) * 1000)
@@ -167,6 +147,41 @@ class Session:
                 time.sleep(0.05)
             self._collect(utterances)
         return SessionResult(events, utterances, stats, self.policy.dropped)
+
+    def _questions(self, obs: Observation) -> list[Event]:
+        """Questions the player typed since the last frame, as events."""
+        asked: list[Event] = []
+        while True:
+            try:
+                asked.append(self._question_event(self.questions.get_nowait(), obs))
+            except queue.Empty:
+                return asked
+
+    def _handle_events(self, new_events: list[Event], now: float) -> list[Event]:
+        """Show each event, offer it to the speak policy, and let critical ones cut a minor line short."""
+        for event in new_events:
+            self.output.event(event)
+            if event.type != "question":
+                self.recent_events.append(event.summary)
+            if self.react or event.type == "question":
+                self.policy.offer(event, now)
+                if self.companion is not None and event.priority >= self.config.policy.critical_priority:
+                    self.companion.interrupt(event.priority)
+        return new_events
+
+    def _maybe_speak(self, obs: Observation, now: float) -> None:
+        """Hand the companion its next line when it is free; otherwise prefetch the prompt for this state."""
+        if self.companion is None or self.companion.busy:
+            return
+        request = self.policy.next(now)
+        if request is not None:
+            precise = request.question is not None
+            self.companion.submit(request, self.describe(obs, precise), list(self.recent_events), obs.t)
+        elif self.prefetch and now - self._last_prefetch >= self.prefetch_every_s:
+            # Idle: evaluate the prompt prefix for the current state now, so the next event only costs its
+            # own few tokens.
+            self._last_prefetch = now
+            self.companion.prefetch(self.describe(obs))
 
     def _collect(self, utterances: list[Utterance]) -> None:
         if self.companion is None:

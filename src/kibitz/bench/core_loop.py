@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import resource
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,8 +25,8 @@ from kibitz.sources.emulator import EmulatorSource
 from kibitz.state.tracker import StateTracker
 
 
-def pct(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
+def pct(values: Sequence[float], q: float) -> float | None:
+    return float(np.percentile(list(values), q)) if values else None
 
 
 @dataclass
