@@ -24,7 +24,6 @@ from kibitz.perception.base import PERCEIVERS, Perceiver
 from kibitz.state.detectors import PRIORITY
 from kibitz.state.tracker import StateTracker
 
-
 STATS_WINDOW = 60 * 60 * 60
 
 
