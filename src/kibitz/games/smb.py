@@ -1,7 +1,7 @@
 """Super Mario Bros. on the cynes NES emulator, with its true state read from RAM.
 
 The ROM is the one shipped inside the `gym-super-mario-bros` package (installed with --no-deps); it is
-never part of kibitz. RAM addresses follow the community RAM map (see docs/games.md).
+never part of kibitz. RAM addresses and how they were checked: docs/games.md.
 """
 
 from __future__ import annotations
