@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import resource
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -137,6 +138,8 @@ class DetectionReport:
     extra: int
     mean_lead_s: float | None
     """How long before the RAM counter changed the event fired (positive = earlier)."""
+    loop_fps: float = 0.0
+    """Frames per second the emulator + perception + tracking loop sustained, unpaced, with no model."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,6 +179,7 @@ def detection_bench(seconds: float, seed: int = 0, fps: float = 60.0) -> list[De
     events: list[Event] = []
     states: list[tuple[float, dict[str, Any]]] = []
     frame: Frame
+    started = time.perf_counter()
     with Progress(transient=True) as progress:
         task = progress.add_task("Super Mario Bros. vs RAM truth", total=seconds)
         for frame in source.frames():
@@ -187,12 +191,16 @@ def detection_bench(seconds: float, seed: int = 0, fps: float = 60.0) -> list[De
             if frame.t >= seconds:
                 break
     source.close()
+    loop_fps = len(states) / (time.perf_counter() - started)
 
     def times(kind: str) -> list[float]:
         return [e.t for e in events if e.type == kind]
 
-    return [
+    reports = [
         _match("death", true_deaths(states), times("death"), 6.0, 0.5, "smb", seconds),
         _match("level_change", true_level_changes(states), times("level_change"), 0.5, 1.0, "smb", seconds),
         _match("game_over", true_game_overs(states), times("game_over"), 0.5, 1.0, "smb", seconds),
     ]
+    for report in reports:
+        report.loop_fps = loop_fps
+    return reports

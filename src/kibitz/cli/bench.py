@@ -100,4 +100,8 @@ def events(
             _fmt(r.mean_lead_s),
         )
     console.print(table)
+    console.print(
+        f"loop capacity: {reports[0].loop_fps:.0f} frames/s (emulator + perception + tracking, unpaced; "
+        "the game needs 60)"
+    )
     _save(out, [r.to_json() for r in reports])
