@@ -113,3 +113,28 @@ def test_critical_event_interrupts_a_minor_line() -> None:
         assert utt.interrupted and utt.text == "".join(seen).strip()
         assert len(utt.text.split()) < 20
         assert companion.interrupt(2) is False  # nothing less important can interrupt
+
+
+def test_prefetch_fills_the_prompt_cache_in_chunks_and_stops_on_abort(smollm2: LlamaCppBackend) -> None:
+    import threading
+
+    from kibitz.brain.prompts import PromptBuilder
+
+    prompts = PromptBuilder(load_persona("buddy"))
+    state = "Super Mario Bros., World 4-2; 3 lives left. " + "A long quiet stretch of the level. " * 6
+    messages = prompts.prefix_messages(state)
+    prompt = smollm2._formatter(messages=messages).prompt
+    want = len(smollm2.llm.tokenize(prompt.encode(), special=True))
+
+    smollm2.warm([{"role": "user", "content": "something else entirely"}])  # cache holds another prompt
+    before = smollm2.llm.n_tokens
+    abort = threading.Event()
+    abort.set()
+    smollm2.warm(messages, abort=abort)
+    assert smollm2.llm.n_tokens < want  # stopped before evaluating the new part
+    assert smollm2.llm.n_tokens <= before
+    smollm2.warm(messages)
+    assert smollm2.llm.n_tokens == want  # the whole prefix is now cached
+    # A real request that starts with the prefix still streams a line.
+    line = "".join(smollm2.stream(prompts.event_messages(state, ["The player just died."]), 12, 0.0))
+    assert line.strip()

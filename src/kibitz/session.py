@@ -125,7 +125,7 @@ class Session:
                 if stats.frames:
                     gap = (t0 - last) * 1000
                     stats.gaps_ms.append(gap)
-                    if self.companion is not None and self.companion.busy:
+                    if self.companion is not None and self.companion.working:
                         stats.gaps_while_speaking_ms.append(gap)
                 last = t0
                 obs = self._perceive(frame)

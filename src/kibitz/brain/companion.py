@@ -60,6 +60,8 @@ class Companion:
         self._busy = threading.Event()
         self._prefetched: str | None = None
         self._interrupt = threading.Event()
+        self._prefetching = threading.Event()
+        self._abort_prefetch = threading.Event()
         self.prefetch_log: list[tuple[float, float]] = []
         """(start, seconds) of every prefetch, so benchmarks can show what an event waited for."""
         self._speaking_priority: int | None = None
@@ -73,11 +75,19 @@ class Companion:
 
     @property
     def busy(self) -> bool:
+        """A line is queued or being generated (a prefetch does not count: a new line aborts it)."""
         return self._busy.is_set()
 
+    @property
+    def working(self) -> bool:
+        """The model is doing anything: a line or a prefetch."""
+        return self._busy.is_set() or self._prefetching.is_set()
+
     def submit(self, request: SpeakRequest, state: str, context: list[str], t: float) -> None:
-        """Queue a line to say; returns at once."""
+        """Queue a line to say; returns at once (a prefetch in progress stops at its next chunk)."""
         self._busy.set()
+        if self._prefetching.is_set():
+            self._abort_prefetch.set()
         self.jobs.put(Job(request, state, context, t))
 
     def interrupt(self, priority: int) -> bool:
@@ -90,10 +100,10 @@ class Companion:
 
     def prefetch(self, state: str) -> None:
         """While idle, evaluate the prompt prefix for this state (skipped when it is what was last evaluated)."""
-        if state == self._prefetched:
+        if state == self._prefetched or self.working:
             return
         self._prefetched = state
-        self._busy.set()
+        self._prefetching.set()
         self.jobs.put(Job(None, state, [], 0.0))
 
     def messages_for(self, job: Job) -> list[Message]:
@@ -150,10 +160,14 @@ class Companion:
 
     def _run(self) -> None:
         while (job := self.jobs.get()) is not None:
-            try:
-                if job.request is None:
+            if job.request is None:
+                try:
                     self._warm_prefix(job.state)
-                    continue
+                finally:
+                    self._abort_prefetch.clear()
+                    self._prefetching.clear()
+                continue
+            try:
                 utt = self.say(job)
                 self._prefetched = None  # generation moved the model's cache past the prefetched prefix
             finally:
@@ -162,10 +176,15 @@ class Companion:
             self.finished.put(utt)
 
     def _warm_prefix(self, state: str) -> None:
+        if self._abort_prefetch.is_set():
+            self._prefetched = None
+            return
         start = time.perf_counter()
         # A failed prefetch only costs latency; the real request reports the error.
         with contextlib.suppress(KibitzError):
-            self.backend.warm(self.prompts.prefix_messages(state))
+            self.backend.warm(self.prompts.prefix_messages(state), abort=self._abort_prefetch)
+        if self._abort_prefetch.is_set():
+            self._prefetched = None  # only part of it is cached: try again when idle
         self.prefetch_log.append((start, time.perf_counter() - start))
 
     def stop(self, timeout: float = 30.0) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import TypedDict
@@ -24,8 +25,11 @@ class LLMBackend(ABC):
     ) -> Iterator[str]:
         """Yield the reply's text pieces as they are generated."""
 
-    def warm(self, messages: list[Message]) -> None:  # noqa: B027 - optional hook
-        """Pre-process a fixed prompt prefix so the first real request is fast."""
+    def warm(self, messages: list[Message], abort: threading.Event | None = None) -> None:  # noqa: B027
+        """Pre-process a prompt prefix so a later request that starts with it is fast.
+
+        Backends that can stop part-way check `abort` and return early when it is set.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model or connection."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -86,7 +87,7 @@ class OpenAIBackend(LLMBackend):
                 "check the server's log."
             ) from None
 
-    def warm(self, messages: list[Message]) -> None:
+    def warm(self, messages: list[Message], abort: threading.Event | None = None) -> None:
         """One-token request: checks the server is reachable and the model exists, and lets a server with
         prefix caching (vLLM, SGLang, llama.cpp server) cache the fixed system prompt."""
         for _ in self.stream(messages, max_tokens=1, temperature=0.0):
