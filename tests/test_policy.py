@@ -85,3 +85,14 @@ def test_a_flood_of_events_yields_few_lines() -> None:
             spoken += 1
             p.spoke(now + 1.0)
     assert 1 <= spoken <= 3  # type cooldown 25 s + global cooldown: at most one line per 25 s
+
+
+def test_release_time_records_how_long_a_cooldown_held_an_event() -> None:
+    p = policy(cooldown_s=6.0, max_age_s=10.0, type_cooldown_s={})
+    p.offer(ev("stall"), 0.0)
+    assert p.next(0.0) is not None
+    p.spoke(1.0)
+    p.offer(ev("stall", t=2.0), 2.0)
+    assert p.next(2.0) is None  # held by the cooldown
+    req = p.next(7.5)
+    assert req is not None and req.released == 7.5 and req.wall == 2.0

@@ -38,6 +38,9 @@ class LatencyReport:
     lines: int
     first_token_p50_s: float | None
     first_token_p95_s: float | None
+    model_first_token_p50_s: float | None
+    """Event → first token minus the time the speak policy held the event on purpose (cooldowns)."""
+    model_first_token_p95_s: float | None
     line_total_p50_s: float | None
     queue_p50_s: float | None
     """Time an event waited for the model (a prefetch or an earlier line in progress)."""
@@ -92,6 +95,9 @@ def latency_bench(config: KibitzConfig, seconds: float) -> LatencyReport:
     companion.stop()
     source.close()
     first = [u.first_token_latency for u in result.utterances if u.first_token_latency is not None]
+    model_first = [
+        u.first_token_latency - (u.hold_latency or 0.0) for u in result.utterances if u.first_token_latency is not None
+    ]
     total = [u.total_latency for u in result.utterances if u.total_latency is not None]
     speaking = result.stats.gaps_while_speaking_ms
     prefetch = [seconds for _, seconds in companion.prefetch_log]
@@ -104,6 +110,8 @@ def latency_bench(config: KibitzConfig, seconds: float) -> LatencyReport:
         lines=len(result.utterances),
         first_token_p50_s=pct(first, 50),
         first_token_p95_s=pct(first, 95),
+        model_first_token_p50_s=pct(model_first, 50),
+        model_first_token_p95_s=pct(model_first, 95),
         line_total_p50_s=pct(total, 50),
         queue_p50_s=pct(queue, 50),
         queue_p95_s=pct(queue, 95),

@@ -118,6 +118,7 @@ class Companion:
         assert req is not None
         utt = Utterance(t=job.t, event_ids=[e.id for e in req.events], trigger=req.trigger, backend=self.backend.label)
         utt.queue_latency = time.perf_counter() - req.wall
+        utt.hold_latency = None if req.released is None else req.released - req.wall
         self._interrupt.clear()
         self._speaking_priority = max(e.priority for e in req.events)
         raw, shown = "", ""

@@ -31,6 +31,8 @@ class SpeakRequest:
     """Wall-clock time of the earliest event in the request (latency is measured from here)."""
     question: str | None = None
     reasons: list[str] = field(default_factory=list)
+    released: float | None = None
+    """Wall-clock time the policy decided to speak (later than `wall` when a cooldown held the event)."""
 
     @property
     def trigger(self) -> str:
@@ -76,7 +78,8 @@ class SpeakPolicy:
         if questions:
             q = questions[0]
             self.pending.remove(q)
-            return SpeakRequest([q.event], q.wall, question=str(q.event.data.get("text", "")), reasons=["question"])
+            question = str(q.event.data.get("text", ""))
+            return SpeakRequest([q.event], q.wall, question=question, reasons=["question"], released=now)
         in_cooldown = self.last_end is not None and now - self.last_end < self.config.cooldown_s
         ready: list[Pending] = []
         for p in self.pending:
@@ -99,7 +102,7 @@ class SpeakPolicy:
         reasons = ["critical during cooldown" if in_cooldown else "free"]
         if len(ready) > 1:
             reasons.append(f"merged {len(ready)} events")
-        return SpeakRequest([p.event for p in ready], min(p.wall for p in ready), reasons=reasons)
+        return SpeakRequest([p.event for p in ready], min(p.wall for p in ready), reasons=reasons, released=now)
 
     def spoke(self, end: float) -> None:
         """The companion finished a line at wall-clock time `end`."""

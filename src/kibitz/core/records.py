@@ -113,7 +113,9 @@ class Utterance:
     """Seconds from the event being handed to the companion to the first visible token."""
     total_latency: float | None = None
     queue_latency: float | None = None
-    """Seconds the request waited for the model to be free (part of first_token_latency)."""
+    """Seconds from the event to the model starting on it (part of first_token_latency)."""
+    hold_latency: float | None = None
+    """The part of queue_latency the speak policy held the event on purpose (a cooldown)."""
     backend: str = ""
     finished: bool = False
     interrupted: bool = False
@@ -129,6 +131,7 @@ class Utterance:
             "first_token_s": None if self.first_token_latency is None else round(self.first_token_latency, 3),
             "total_s": None if self.total_latency is None else round(self.total_latency, 3),
             "queue_s": None if self.queue_latency is None else round(self.queue_latency, 3),
+            "hold_s": None if self.hold_latency is None else round(self.hold_latency, 3),
             "backend": self.backend,
             "interrupted": self.interrupted,
         }
