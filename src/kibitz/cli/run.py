@@ -50,6 +50,7 @@ def run_session(
     overrides: dict[str, Any],
 ) -> SessionResult:
     config = load_config(config_path, overrides)
+    jsonl = jsonl or config.output.jsonl
     game = resolve_game(config)
     persona = load_persona(config.persona.name)
     source = make_source(config.source, game, config.seed)

@@ -30,7 +30,7 @@ class SourceConfig(Section):
     window: str | None = None
     """Screen: capture the first window whose title contains this (needs xdotool)."""
     loop: bool = False
-    """Video/images: start again at the end."""
+    """Images: start again at the end of the folder."""
 
 
 class LLMConfig(Section):
