@@ -49,3 +49,8 @@ def test_overrides_apply_over_file(tmp_path: Path) -> None:
     path.write_text("llm:\n  backend: openai\n  model: a\n")
     cfg = load_config(path, {"llm.model": "b", "source.fps": 30, "game": None})
     assert cfg.llm.backend == "openai" and cfg.llm.model == "b" and cfg.source.fps == 30
+
+
+def test_example_config_loads() -> None:
+    cfg = load_config(Path(__file__).parent.parent / "examples" / "kibitz.yaml")
+    assert cfg.game == "smb" and cfg.policy.type_cooldown_s["stall"] == 30
