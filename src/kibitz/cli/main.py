@@ -64,6 +64,31 @@ def _overrides(**kwargs: Any) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
+def _common(
+    game: str | None,
+    seed: int | None,
+    source: str | None,
+    path: str | None,
+    persona: str | None,
+    backend: str | None,
+    model: str | None,
+    base_url: str | None,
+) -> dict[str, Any]:
+    """Config overrides from the options `watch` and `chat` share."""
+    return _overrides(
+        **{
+            "game": game,
+            "seed": seed,
+            "source.kind": source,
+            "source.path": path,
+            "persona.name": persona,
+            "llm.backend": backend,
+            "llm.model": model,
+            "llm.base_url": base_url,
+        }
+    )
+
+
 @app.command()
 def watch(
     game: GameOpt = None,
@@ -94,20 +119,13 @@ def watch(
         jsonl=jsonl,
         speak=not quiet,
         max_seconds=max_seconds,
-        overrides=_overrides(
+        overrides=_common(game, seed, source, path, persona, backend, model, base_url)
+        | _overrides(
             **{
-                "game": game,
-                "seed": seed,
-                "source.kind": source,
-                "source.path": path,
                 "source.fps": fps,
                 "source.realtime": False if fast else None,
                 "source.region": _region(region),
                 "source.window": window,
-                "persona.name": persona,
-                "llm.backend": backend,
-                "llm.model": model,
-                "llm.base_url": base_url,
                 "llm.n_threads": threads,
                 "output.log_dir": log_dir,
                 "output.jsonl": jsonl or None,
@@ -139,18 +157,7 @@ def chat(
         jsonl=jsonl,
         speak=True,
         max_seconds=max_seconds,
-        overrides=_overrides(
-            **{
-                "game": game,
-                "seed": seed,
-                "source.kind": source,
-                "source.path": path,
-                "persona.name": persona,
-                "llm.backend": backend,
-                "llm.model": model,
-                "llm.base_url": base_url,
-            }
-        ),
+        overrides=_common(game, seed, source, path, persona, backend, model, base_url),
     )
 
 
