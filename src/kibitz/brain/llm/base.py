@@ -25,11 +25,15 @@ class LLMBackend(ABC):
     ) -> Iterator[str]:
         """Yield the reply's text pieces as they are generated."""
 
-    def warm(self, messages: list[Message], abort: threading.Event | None = None) -> None:  # noqa: B027
+    def warm(self, messages: list[Message], abort: threading.Event | None = None) -> None:
         """Pre-process a prompt prefix so a later request that starts with it is fast.
 
-        Backends that can stop part-way check `abort` and return early when it is set.
+        The default is a one-token request: it also checks the backend answers at all (a server with prefix
+        caching, such as vLLM, SGLang or llama.cpp server, keeps the prompt). Backends that can stop part-way
+        override this, check `abort`, and return early when it is set.
         """
+        for _ in self.stream(messages, max_tokens=1, temperature=0.0):
+            pass
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model or connection."""

@@ -105,8 +105,7 @@ class LlamaCppBackend(LLMBackend):
         mid-prefetch from waiting for the whole prefix (0.3-1.3 s with one thread) to be evaluated.
         """
         if self._formatter is None:  # a model file without a chat template: warm the plain way
-            for _ in self.stream(messages, max_tokens=1, temperature=0.0):
-                pass
+            super().warm(messages, abort)
             return
         prompt = self._formatter(messages=messages).prompt
         tokens = self.llm.tokenize(prompt.encode("utf-8"), special=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -86,12 +85,6 @@ class OpenAIBackend(LLMBackend):
                 f"The model server at {self.base_url} failed mid-reply ({exc.__class__.__name__}); "
                 "check the server's log."
             ) from None
-
-    def warm(self, messages: list[Message], abort: threading.Event | None = None) -> None:
-        """One-token request: checks the server is reachable and the model exists, and lets a server with
-        prefix caching (vLLM, SGLang, llama.cpp server) cache the fixed system prompt."""
-        for _ in self.stream(messages, max_tokens=1, temperature=0.0):
-            pass
 
     def close(self) -> None:
         self.client.close()
