@@ -106,6 +106,9 @@ class AtariAdapter(GameAdapter):
         self.check_installed()
         return ALEEnv(self.rom)
 
+    def make_player(self, seed: int) -> Player:
+        return RandomFirePlayer(seed, n_actions=18)  # taken modulo the game's own action set
+
     def scene(self, state: dict[str, Any]) -> str:
         if not state:
             return "unknown"
@@ -152,3 +155,43 @@ class SpaceInvaders(AtariAdapter):
 
     def make_player(self, seed: int) -> Player:
         return RandomFirePlayer(seed)
+
+
+class Seaquest(AtariAdapter):
+    id = "seaquest"
+    title = "Seaquest"
+    genre = "shooter"
+    rom = "seaquest"
+    milestone = 500
+
+
+class MsPacman(AtariAdapter):
+    id = "ms_pacman"
+    title = "Ms. Pac-Man"
+    genre = "maze"
+    rom = "ms_pacman"
+    milestone = 1000
+
+
+class Freeway(AtariAdapter):
+    id = "freeway"
+    title = "Freeway"
+    genre = "arcade"
+    rom = "freeway"
+    milestone = 5
+
+
+class Riverraid(AtariAdapter):
+    id = "riverraid"
+    title = "River Raid"
+    genre = "shooter"
+    rom = "riverraid"
+    milestone = 1000
+
+
+class Asteroids(AtariAdapter):
+    id = "asteroids"
+    title = "Asteroids"
+    genre = "shooter"
+    rom = "asteroids"
+    milestone = 1000

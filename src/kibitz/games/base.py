@@ -61,6 +61,14 @@ class GameAdapter(ABC):
     genre: str
     fields: ClassVar[dict[str, str]]
     """HUD fields this game exposes, with a short description of each."""
+    visual_scenes: ClassVar[dict[str, str]] = {}
+    """RAM scenes the screen cannot tell apart from another scene (e.g. a dying animation that happens in the
+    gameplay view): what pixel perception is expected to call them."""
+
+    def visual_scene(self, state: dict[str, Any]) -> str:
+        """The scene as the screen shows it: the scene pixel perception is scored against."""
+        scene = self.scene(state)
+        return self.visual_scenes.get(scene, scene)
 
     @abstractmethod
     def check_installed(self) -> None:

@@ -63,12 +63,13 @@ class SMBEnv(GameEnv):
         power_on = self.nes.save()
         power_on[POWER_ON_UNINITIALISED] = 0
         self.nes.load(power_on)
-        frame: RGBImage = self.nes.step()
+        # cynes hands back the same buffer every step: copy, so a kept frame is not overwritten by the next one.
+        frame: RGBImage = self.nes.step().copy()
         return frame
 
     def step(self, action: int) -> RGBImage:
         self.nes.controller = action
-        frame: RGBImage = self.nes.step()
+        frame: RGBImage = self.nes.step().copy()
         if self.nes.has_crashed:
             raise KibitzError("The NES emulator crashed; restart kibitz (the ROM may be damaged: reinstall it).")
         return frame
@@ -186,6 +187,9 @@ class SuperMarioBros(GameAdapter):
         "x": "how far right Mario is in the level (pixels)",
         "dying": "Mario is dying (hit, or fell into a pit)",
     }
+    # Mario's death and his walk to the castle play in the level's own view: on screen they are gameplay,
+    # and pixel perception reports them as events (lives on the next card, the flag), not as scenes.
+    visual_scenes: ClassVar[dict[str, str]] = {"dying": "gameplay", "level_end": "gameplay"}
 
     def check_installed(self) -> None:
         if importlib.util.find_spec("cynes") is None or rom_path() is None:
