@@ -18,10 +18,10 @@ from kibitz.brain.companion import Companion
 from kibitz.brain.policy import SpeakPolicy
 from kibitz.core.config import KibitzConfig
 from kibitz.core.records import Event, Frame, Observation, Utterance
-from kibitz.games.base import GameAdapter
+from kibitz.games.base import DetectorSpec, GameAdapter
 from kibitz.outputs.sinks import Output
 from kibitz.perception.base import PERCEIVERS, Perceiver
-from kibitz.state.detectors import PRIORITY
+from kibitz.state.detectors import GENERIC_DETECTORS, PRIORITY
 from kibitz.state.tracker import StateTracker
 
 STATS_WINDOW = 60 * 60 * 60
@@ -79,7 +79,8 @@ class Session:
         self.companion = companion
         self.output = output
         self.react = react
-        self.tracker = StateTracker(game.detectors() if game else [])
+        specs = game.detectors() if game else [DetectorSpec(kind, params) for kind, params in GENERIC_DETECTORS]
+        self.tracker = StateTracker(specs)
         self.policy = SpeakPolicy(config.policy)
         self.questions: queue.Queue[str] = queue.Queue()
         self.recent_events: deque[str] = deque(maxlen=4)
@@ -87,21 +88,36 @@ class Session:
         self.prefetch = True
         self.prefetch_every_s = 1.0
         self._last_prefetch = 0.0
+        self._routes_seen = 0
+        self._waiting: list[tuple[str, float]] = []
 
     def describe(self, obs: Observation | None, precise: bool = False) -> str:
         if obs is None:
             return "Nothing seen yet."
+        parts: list[str] = []
         if self.game is not None and obs.fields:
-            return self.game.describe(obs, precise)
-        what = self.game.title if self.game else "the screen"
-        return f"Watching {what}; no game state can be read from these frames yet."
+            parts.append(self.game.describe(obs, precise))
+        else:
+            what = self.game.title if self.game else (f"the game {obs.game}" if obs.game else "the screen")
+            parts.append(f"Watching {what}; the screen shows: {obs.scene}.")
+        if obs.text:
+            parts.append("Text on screen: " + " | ".join(obs.text[:8]))
+        if obs.description:
+            parts.append(obs.description)
+        return " ".join(parts)
 
     def _perceive(self, frame: Frame) -> Observation:
         if self.perceiver is None:
-            has_state = frame.state is not None and self.game is not None
-            # Frames that carry their game's true state are read exactly; others wait for pixel perception.
-            self.perceiver = PERCEIVERS.get("ram" if has_state else "blind")(self.game)
-        return self.perceiver.perceive(frame)
+            mode = self.config.perception.mode
+            if mode == "auto":
+                # Frames that carry their game's true state are read exactly; others are read from pixels.
+                mode = "ram" if frame.state is not None and self.game is not None else "pixels"
+            self.perceiver = PERCEIVERS.get(mode)(self.game, self.config.perception)
+        obs = self.perceiver.perceive(frame)
+        for route in getattr(self.perceiver, "routes", [])[self._routes_seen :]:
+            self.output.record(route.to_json())
+        self._routes_seen = len(getattr(self.perceiver, "routes", []))
+        return obs
 
     def _question_event(self, text: str, obs: Observation) -> Event:
         return Event(
@@ -148,13 +164,30 @@ class Session:
         return SessionResult(events, utterances, stats, self.policy.dropped)
 
     def _questions(self, obs: Observation) -> list[Event]:
-        """Questions the player typed since the last frame, as events."""
+        """Questions the player typed since the last frame, as events.
+
+        A question about the picture that the router sends to the VLM waits for its look (at most the VLM's
+        timeout), so the answer can use it; every other question is answered from the state at once.
+        """
         asked: list[Event] = []
+        ask = getattr(self.perceiver, "ask", None)
         while True:
             try:
-                asked.append(self._question_event(self.questions.get_nowait(), obs))
+                text = self.questions.get_nowait()
             except queue.Empty:
-                return asked
+                break
+            route = ask(text, obs.t) if ask is not None else None
+            if route is not None and route.path == "slow":
+                self._waiting.append((text, time.perf_counter() + self.config.perception.vlm_budget_s))
+            else:
+                asked.append(self._question_event(text, obs))
+        answered = {q for q, _ in getattr(self.perceiver, "vlm_answered", [])}
+        now = time.perf_counter()
+        for text, deadline in list(self._waiting):
+            if text in answered or now >= deadline:
+                self._waiting.remove((text, deadline))
+                asked.append(self._question_event(text, obs))
+        return asked
 
     def _handle_events(self, new_events: list[Event], now: float) -> list[Event]:
         """Show each event, offer it to the speak policy, and let critical ones cut a minor line short."""

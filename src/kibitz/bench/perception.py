@@ -9,60 +9,19 @@ scenes with prototypes from the other games only, game identity with at most 5 f
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from kibitz.core.records import RGBImage
-from kibitz.games.base import get_game
+from kibitz.perception.assets import Sample, collect, pick_prototypes
 from kibitz.perception.classifier import Embedder, PrototypeBank, Vectors, canonical_scene
 from kibitz.perception.hud import HudReader, HudSmoother, hud_spec_path, learn_glyphs, load_hud_spec
-from kibitz.sources.emulator import EmulatorSource
 
 NES_AND_ATARI = ("smb", "breakout", "space_invaders", "seaquest", "ms_pacman", "freeway", "riverraid", "asteroids")
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    image: RGBImage
-    game: str
-    scene: str
-    hud: dict[str, Any]
-    t: float
-
-
-def collect(game_id: str, seed: int, seconds: float, every: int = 1) -> Iterator[Sample]:
-    """Every `every`-th native frame of a built-in game played by its built-in player, with its truth.
-
-    Frames after an Atari game has ended are left out: the 2600 just freezes its last picture there.
-    """
-    game = get_game(game_id)
-    source = EmulatorSource(game, fps=60.0, realtime=False, seed=seed)
-    source.hold_frames = 0
-    try:
-        for frame in source.frames():
-            if frame.t > seconds:
-                return
-            if frame.index % every or source.env.finished or frame.state is None:
-                continue
-            yield Sample(frame.image, game_id, game.visual_scene(frame.state), game.hud(frame.state), frame.t)
-    finally:
-        source.close()
-
-
-def pick_prototypes(samples: list[Sample], per_scene: int, rng: np.random.Generator) -> list[Sample]:
-    """Up to per_scene frames of each (game, scene), spread over the run."""
-    groups: dict[tuple[str, str], list[Sample]] = defaultdict(list)
-    for s in samples:
-        groups[(s.game, s.scene)].append(s)
-    out: list[Sample] = []
-    for items in groups.values():
-        idx = np.linspace(0, len(items) - 1, min(per_scene, len(items))).round().astype(int)
-        out.extend(items[i] for i in sorted(set(idx.tolist())))
-    return out
 
 
 @dataclass
@@ -145,16 +104,15 @@ def recognition_bench(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> RecognitionResult:
-    rng = np.random.default_rng(seed)
     train: list[Sample] = []
     test: list[Sample] = []
     five_shot: dict[str, list[Sample]] = {}
     for g in games:
         if progress:
             progress(f"playing {g}")
-        scale = 3.0 if g == "smb" else 1.0  # SMB's scenes other than gameplay need a longer run to be seen
+        scale = 4.0 if g == "smb" else 1.0  # SMB's scenes other than gameplay need a longer run to be seen
         run = list(collect(g, seed, train_s * scale, every=5))
-        train += pick_prototypes(run, per_scene, rng)
+        train += pick_prototypes(run, per_scene)
         five_shot[g] = [run[i] for i in np.linspace(0, len(run) - 1, 5).round().astype(int)]
         test += list(collect(g, seed + 1, test_s * scale, every=23))
     if progress:

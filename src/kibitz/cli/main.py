@@ -46,6 +46,13 @@ ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="Threads for t
 LogOpt = Annotated[str | None, typer.Option("--log-dir", help="Also write the session as JSONL into this folder.")]
 RegionOpt = Annotated[str | None, typer.Option("--region", help="Screen region LEFT,TOP,WIDTH,HEIGHT.")]
 WindowOpt = Annotated[str | None, typer.Option("--window", help="Screen: capture the window whose title has this.")]
+PerceptionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--perception",
+        help="auto (RAM when the emulator gives it, else pixels) | ram | pixels | generic (any screen).",
+    ),
+]
 
 
 def _region(value: str | None) -> list[int] | None:
@@ -107,6 +114,7 @@ def watch(
     log_dir: LogOpt = None,
     region: RegionOpt = None,
     window: WindowOpt = None,
+    perception: PerceptionOpt = None,
     config: ConfigOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Detect and print events, but do not speak.")] = False,
 ) -> None:
@@ -126,6 +134,7 @@ def watch(
                 "source.realtime": False if fast else None,
                 "source.region": _region(region),
                 "source.window": window,
+                "perception.mode": perception,
                 "llm.n_threads": threads,
                 "output.log_dir": log_dir,
                 "output.jsonl": jsonl or None,
@@ -162,25 +171,6 @@ def chat(
 
 
 @app.command()
-def games() -> None:
-    """List the games kibitz knows, and whether each is installed here."""
-    from rich.table import Table
-
-    from kibitz.games import GAMES, get_game
-
-    table = Table("id", "game", "platform", "genre", "installed")
-    for gid in GAMES.names():
-        adapter = get_game(gid)
-        try:
-            adapter.check_installed()
-            ok = "yes"
-        except KibitzError as exc:
-            ok = f"no: {exc.message}"
-        table.add_row(gid, adapter.title, adapter.platform, adapter.genre, ok)
-    Console().print(table)
-
-
-@app.command()
 def personas() -> None:
     """List the built-in personas."""
     from rich.table import Table
@@ -195,10 +185,12 @@ def personas() -> None:
 
 
 from kibitz.cli.bench import bench_app  # noqa: E402
+from kibitz.cli.games import games_app  # noqa: E402
 from kibitz.cli.models import models_app  # noqa: E402
 
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
+app.add_typer(games_app, name="games")
 
 
 def main() -> None:

@@ -85,6 +85,34 @@ class OutputConfig(Section):
 DEFAULT_GAME = "smb"
 
 
+class VLMSection(Section):
+    """A vision-language model on an OpenAI-compatible server (vLLM, SGLang, llama.cpp server, LM Studio...)."""
+
+    base_url: str
+    model: str
+    api_key_env: str = "KIBITZ_VLM_API_KEY"
+    timeout_s: float = Field(8.0, gt=0, le=600)
+    max_side: int = Field(512, ge=32, le=4096)
+    expected_latency_s: float = Field(2.0, gt=0)
+    """What one VLM call is expected to take, until real calls have been measured."""
+
+
+class PerceptionConfig(Section):
+    mode: str = "auto"
+    """auto (RAM state when frames carry it, else pixels), ram, pixels, or generic (pixels, no game knowledge)."""
+    embedder: str = "efficientnet-lite0"
+    recognise_every_s: float = Field(0.5, gt=0)
+    """How often game and scene recognition runs (also on every scene cut)."""
+    ocr_every_s: float = Field(3.0, gt=0)
+    """Generic mode: how often the screen's text is read (also after a scene cut)."""
+    ocr_max_side: int = Field(960, ge=160)
+    vlm: VLMSection | None = None
+    vlm_budget_s: float = Field(3.0, gt=0)
+    """The slow path (VLM) is used only when it is expected to answer within this many seconds."""
+    vlm_min_interval_s: float = Field(10.0, ge=0)
+    """At most one unprompted VLM look this often (questions may ask sooner)."""
+
+
 class KibitzConfig(Section):
     game: str | None = None
     """Game id from `kibitz games`; the emulator source defaults to Super Mario Bros."""
@@ -94,6 +122,7 @@ class KibitzConfig(Section):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     persona: PersonaConfig = Field(default_factory=PersonaConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    perception: PerceptionConfig = Field(default_factory=PerceptionConfig)
 
 
 def _describe(err: ValidationError, origin: str) -> str:

@@ -27,6 +27,9 @@ class Output:
     def error(self, utt: Utterance, message: str) -> None:
         """A line failed (backend error)."""
 
+    def record(self, obj: dict[str, Any]) -> None:
+        """A machine-readable note (e.g. a perception route decision): logs keep it, the terminal does not."""
+
     def info(self, message: str) -> None:
         """A status message for humans."""
 
@@ -100,6 +103,9 @@ class JsonlOutput(Output):
     def event(self, event: Event) -> None:
         self._write(event.to_json())
 
+    def record(self, obj: dict[str, Any]) -> None:
+        self._write(obj)
+
     def done(self, utt: Utterance) -> None:
         self._write(utt.to_json())
 
@@ -140,6 +146,10 @@ class Fanout(Output):
     def error(self, utt: Utterance, message: str) -> None:
         for o in self.outputs:
             o.error(utt, message)
+
+    def record(self, obj: dict[str, Any]) -> None:
+        for o in self.outputs:
+            o.record(obj)
 
     def info(self, message: str) -> None:
         for o in self.outputs:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from kibitz.core.config import PerceptionConfig
 from kibitz.core.records import Frame, Observation
 from kibitz.core.registry import Registry
 from kibitz.games.base import GameAdapter
 
 
 class Perceiver(ABC):
-    def __init__(self, game: GameAdapter | None) -> None:
+    def __init__(self, game: GameAdapter | None, config: PerceptionConfig | None = None) -> None:
         self.game = game
+        self.config = config or PerceptionConfig()
 
     @abstractmethod
     def perceive(self, frame: Frame) -> Observation:
@@ -37,4 +39,10 @@ class BlindPerceiver(Perceiver):
 
 PERCEIVERS: Registry[type[Perceiver]] = Registry("perceiver")
 PERCEIVERS.register("ram", RamPerceiver, "true state from an emulated game's RAM")
-PERCEIVERS.register("blind", BlindPerceiver, "no pixel understanding (placeholder for screen/video)")
+PERCEIVERS.register("blind", BlindPerceiver, "no understanding at all: frames pass, scene unknown")
+PERCEIVERS.register(
+    "pixels", "kibitz.perception.pixels:PixelPerceiver", "pixels only: HUD glyphs, game/scene recognition, VLM"
+)
+PERCEIVERS.register(
+    "generic", "kibitz.perception.pixels:GenericPerceiver", "any screen: changes, OCR text, shared scenes, VLM"
+)

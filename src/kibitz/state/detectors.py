@@ -24,6 +24,7 @@ PRIORITY = {
     "stall": 4,
     "coin_streak": 3,
     "score_milestone": 2,
+    "scene_change": 4,
 }
 
 PLAYING = ("gameplay", "dying", "transition", "level_end")
@@ -252,6 +253,26 @@ class MilestoneDetector(Detector):
         return []
 
 
+class SceneChangeDetector(Detector):
+    """What the screen shows changes and holds (menu → gameplay, gameplay → death...): generic mode's events."""
+
+    def __init__(self, hold_frames: int = 30, ignore: tuple[str, ...] = ("unknown",)) -> None:
+        self.scene = Confirmed(hold_frames)
+        self.ignore = ignore
+
+    def update(self, obs: Observation) -> list[Event]:
+        if obs.scene in self.ignore:
+            return []
+        before = self.scene.value
+        if self.scene.feed(obs.scene) and before is not None:
+            summary = f"The screen changed from {before} to {obs.scene}."
+            return [self._event(obs, "scene_change", summary, before=before, after=obs.scene)]
+        return []
+
+
+GENERIC_DETECTORS: tuple[tuple[str, dict[str, Any]], ...] = (("scene_change", {}), ("game_over", {}))
+"""What any screen gets when no game adapter is known: (detector, parameters)."""
+
 DETECTORS: Registry[type[Detector]] = Registry("detector")
 DETECTORS.register("death", DeathDetector, "a life lost")
 DETECTORS.register("game_over", GameOverDetector, "the game-over screen")
@@ -261,3 +282,4 @@ DETECTORS.register("streak", StreakDetector, "a counter rising quickly (coins)")
 DETECTORS.register("stall", StallDetector, "no progress for a while")
 DETECTORS.register("low_value", LowValueDetector, "a value running low (time, health)")
 DETECTORS.register("milestone", MilestoneDetector, "a score milestone")
+DETECTORS.register("scene_change", SceneChangeDetector, "the screen's scene changes and holds (generic mode)")

@@ -1,0 +1,112 @@
+"""`kibitz games`: list the games, learn the built-in ones' HUD fonts and scenes, add new games from screenshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from kibitz.core.errors import KibitzError
+
+games_app = typer.Typer(
+    help="The games kibitz knows; teach it to recognise them from pixels.", invoke_without_command=True
+)
+EmbedderOpt = Annotated[
+    str, typer.Option("--embedder", help="Image embedder: efficientnet-lite0 (default) or thumbnail (no torch).")
+]
+
+
+@games_app.callback()
+def games(ctx: typer.Context) -> None:
+    """List the games kibitz knows, whether each is installed here, and what pixel perception has learnt."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.table import Table
+
+    from kibitz.games import GAMES, get_game
+    from kibitz.perception.assets import glyph_path, known_games
+
+    learnt = set(known_games())
+    table = Table("id", "game", "platform", "genre", "installed", "pixels")
+    for gid in GAMES.names():
+        adapter = get_game(gid)
+        try:
+            adapter.check_installed()
+            ok = "yes"
+        except KibitzError as exc:
+            ok = f"no: {exc.message}"
+        pixels = ", ".join(
+            p for p, have in (("scenes", gid in learnt), ("HUD font", glyph_path(gid).is_file())) if have
+        )
+        table.add_row(gid, adapter.title, adapter.platform, adapter.genre, ok, pixels or "-")
+    for gid in sorted(learnt - set(GAMES.names())):
+        table.add_row(gid, gid, "added", "-", "screenshots", "scenes")
+    Console().print(table)
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True)
+
+
+@games_app.command()
+def learn(
+    game_ids: Annotated[list[str] | None, typer.Argument(help="Built-in game ids (default: all installed).")] = None,
+    embedder: EmbedderOpt = "efficientnet-lite0",
+) -> None:
+    """Learn built-in games' HUD fonts and scene prototypes by playing them on their emulators (~1 min each)."""
+    from kibitz.games import GAMES, get_game
+    from kibitz.perception.assets import learn_builtin, vision_home
+    from kibitz.perception.classifier import EMBEDDERS
+
+    ids = game_ids or []
+    if not ids:
+        for gid in GAMES.names():
+            try:
+                get_game(gid).check_installed()
+                ids.append(gid)
+            except KibitzError:
+                continue
+    model = EMBEDDERS.get(embedder)()
+    with _progress() as bar:
+        task = bar.add_task("starting", total=None)
+        done = learn_builtin(model, ids, progress=lambda msg: bar.update(task, description=msg))
+    for gid, line in done.items():
+        Console().print(f"{gid}: {line}")
+    Console().print(f"[dim]saved under {vision_home()}[/dim]")
+
+
+@games_app.command()
+def add(
+    name: Annotated[str, typer.Argument(help="A short id for the game, e.g. celeste.")],
+    folder: Annotated[Path, typer.Argument(help="Screenshots; sub-folders named gameplay, menu, pause, death...")],
+    embedder: EmbedderOpt = "efficientnet-lite0",
+) -> None:
+    """Teach kibitz a new game from a folder of screenshots (a handful per scene is enough); no code."""
+    from kibitz.perception.assets import add_game, prototype_path
+    from kibitz.perception.classifier import EMBEDDERS
+
+    model = EMBEDDERS.get(embedder)()
+    with _progress() as bar:
+        task = bar.add_task("reading screenshots", total=None)
+        used, problems = add_game(name, folder, model, progress=lambda msg: bar.update(task, description=msg))
+    for problem in problems:
+        Console(stderr=True).print(f"[yellow]skipped: {problem}[/yellow]")
+    Console().print(f"{name}: {used} screenshots → {prototype_path(name)}")
+
+
+@games_app.command()
+def remove(
+    name: Annotated[str, typer.Argument(help="A game id added with `kibitz games add`, or a built-in.")],
+) -> None:
+    """Forget what pixel perception learnt about a game (its prototypes and HUD font)."""
+    from kibitz.perception.assets import glyph_path, prototype_path
+
+    gone = [p for p in (prototype_path(name), glyph_path(name)) if p.is_file()]
+    if not gone:
+        raise KibitzError(f"Nothing is learnt about {name!r}; `kibitz games` lists what is.")
+    for p in gone:
+        p.unlink()
+    Console().print(f"removed {', '.join(str(p) for p in gone)}")

@@ -1,0 +1,193 @@
+"""What pixel perception learns and keeps on the user's machine: glyph books and game/scene prototypes.
+
+Everything lives under `$KIBITZ_HOME/vision/` (default ~/.cache/kibitz/vision):
+  glyphs/<game>.npz        the HUD font of a game, learnt from frames whose true values are known
+  prototypes/<game>.npz    example embeddings of a game's scenes
+
+Built-in games learn both from their emulators (`kibitz games learn`); any other game is added from a
+folder of screenshots (`kibitz games add NAME FOLDER`, one sub-folder per scene, or loose files for
+gameplay). Nothing here is derived from data kibitz ships: it is all made on the user's machine.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kibitz.core.errors import KibitzError
+from kibitz.core.records import RGBImage
+from kibitz.games.base import GAMES, get_game
+from kibitz.models.store import cache_dir
+from kibitz.perception.classifier import SCENES, Embedder, PrototypeBank, canonical_scene
+from kibitz.perception.hud import GlyphBook, LearnReport, hud_spec_path, learn_glyphs, load_hud_spec
+from kibitz.sources.emulator import EmulatorSource
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+Progress = Callable[[str], None]
+
+
+def vision_home() -> Path:
+    return cache_dir() / "vision"
+
+
+def glyph_path(game_id: str) -> Path:
+    return vision_home() / "glyphs" / f"{game_id}.npz"
+
+
+def prototype_path(game_id: str) -> Path:
+    return vision_home() / "prototypes" / f"{game_id}.npz"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One emulated frame with its truth: the scene as the screen shows it, and the HUD values."""
+
+    image: RGBImage
+    game: str
+    scene: str
+    hud: dict[str, object]
+    t: float
+
+
+def collect(game_id: str, seed: int, seconds: float, every: int = 1) -> Iterator[Sample]:
+    """Every `every`-th native frame of a built-in game played by its built-in player, with its truth.
+
+    Frames after an Atari game has ended are left out: the 2600 just freezes its last picture there.
+    """
+    game = get_game(game_id)
+    source = EmulatorSource(game, fps=60.0, realtime=False, seed=seed)
+    source.hold_frames = 0
+    try:
+        for frame in source.frames():
+            if frame.t > seconds:
+                return
+            if frame.index % every or source.env.finished or frame.state is None:
+                continue
+            yield Sample(frame.image, game_id, game.visual_scene(frame.state), game.hud(frame.state), frame.t)
+    finally:
+        source.close()
+
+
+def pick_prototypes(samples: list[Sample], per_scene: int) -> list[Sample]:
+    """Up to per_scene frames of each (game, scene), spread over the run."""
+    groups: dict[tuple[str, str], list[Sample]] = defaultdict(list)
+    for s in samples:
+        groups[(s.game, s.scene)].append(s)
+    out: list[Sample] = []
+    for items in groups.values():
+        idx = np.linspace(0, len(items) - 1, min(per_scene, len(items))).round().astype(int)
+        out.extend(items[i] for i in sorted(set(idx.tolist())))
+    return out
+
+
+def learn_hud(game_id: str, seconds: float = 240.0, seeds: tuple[int, ...] = (0, 2)) -> tuple[GlyphBook, LearnReport]:
+    """Learn a built-in game's HUD glyphs from its emulator runs (seed 1 is left for testing)."""
+    path = hud_spec_path(game_id)
+    if path is None:
+        raise KibitzError(f"{game_id} has no HUD file; add games/data/{game_id}.hud.yaml to read its HUD.")
+    spec = load_hud_spec(path)
+    samples = (
+        (s.image, s.hud, s.scene) for seed in seeds for s in collect(game_id, seed, seconds / len(seeds), every=5)
+    )
+    return learn_glyphs(spec, samples)
+
+
+def learn_prototypes(embedder: Embedder, game_id: str, seconds: float = 60.0, per_scene: int = 24) -> PrototypeBank:
+    """Scene prototypes of a built-in game from one emulator run (seed 0)."""
+    scale = 4.0 if game_id == "smb" else 1.0  # SMB's scenes other than gameplay need a longer run to be seen
+    picked = pick_prototypes(list(collect(game_id, 0, seconds * scale, every=5)), per_scene)
+    return PrototypeBank.build(embedder, [s.image for s in picked], [game_id] * len(picked), [s.scene for s in picked])
+
+
+def learn_builtin(embedder: Embedder, game_ids: list[str], progress: Progress | None = None) -> dict[str, str]:
+    """Learn glyphs and prototypes for built-in games and save them; returns a line of outcome per game."""
+    done: dict[str, str] = {}
+    for game_id in game_ids:
+        get_game(game_id).check_installed()
+        parts = []
+        if hud_spec_path(game_id) is not None:
+            if progress:
+                progress(f"{game_id}: learning the HUD font")
+            book, report = learn_hud(game_id)
+            book.save(glyph_path(game_id))
+            parts.append(f"{report.glyphs} glyphs from {report.samples} frames")
+        if progress:
+            progress(f"{game_id}: building scene prototypes")
+        bank = learn_prototypes(embedder, game_id)
+        bank.save(prototype_path(game_id))
+        scenes = sorted(set(bank.scenes.tolist()))
+        parts.append(f"{len(bank)} prototypes ({', '.join(scenes)})")
+        done[game_id] = "; ".join(parts)
+    return done
+
+
+def read_image(path: Path) -> RGBImage:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise ValueError(f"{path.name} is not a readable image ({exc})") from exc
+
+
+def add_game(name: str, folder: Path, embedder: Embedder, progress: Progress | None = None) -> tuple[int, list[str]]:
+    """Prototypes for a new game from a folder of screenshots; returns (frames used, problems skipped).
+
+    Sub-folders named after scenes (gameplay, menu, pause, death, ...) label their frames; loose images are
+    gameplay. Unreadable files are skipped with a reason, never fatal.
+    """
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise KibitzError(f"Game names use letters, digits, - and _ only; {name!r} does not.")
+    if name in GAMES:
+        raise KibitzError(f"{name!r} is a built-in game; learn it with `kibitz games learn {name}` instead.")
+    if not folder.is_dir():
+        raise KibitzError(f"{folder} is not a folder; give a folder of screenshots (sub-folders per scene).")
+    images: list[RGBImage] = []
+    scenes: list[str] = []
+    problems: list[str] = []
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    for path in files:
+        scene = canonical_scene(path.parent.name.lower()) if path.parent != folder else "gameplay"
+        if scene not in SCENES:
+            problems.append(f"{path.relative_to(folder)}: unknown scene folder {path.parent.name!r}")
+            continue
+        try:
+            images.append(read_image(path))
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        scenes.append(scene)
+        if progress:
+            progress(f"read {path.name}")
+    if not images:
+        raise KibitzError(f"No usable screenshots in {folder} (.png or .jpg, optionally in scene sub-folders).")
+    bank = PrototypeBank.build(embedder, images, [name] * len(images), scenes)
+    bank.save(prototype_path(name))
+    return len(images), problems
+
+
+def load_bank(embedder_name: str) -> PrototypeBank | None:
+    """Every game's prototypes that were made with this embedder, or None when there are none yet."""
+    folder = vision_home() / "prototypes"
+    bank: PrototypeBank | None = None
+    for path in sorted(folder.glob("*.npz")):
+        part = PrototypeBank.load(path)
+        if part.embedder != embedder_name:
+            continue
+        bank = part if bank is None else bank.merge(part)
+    return bank
+
+
+def load_glyphs(game_id: str) -> GlyphBook | None:
+    path = glyph_path(game_id)
+    return GlyphBook.load(path) if path.is_file() else None
+
+
+def known_games() -> list[str]:
+    """Games with prototypes on this machine (built-in and added)."""
+    return sorted(p.stem for p in (vision_home() / "prototypes").glob("*.npz"))

@@ -1,0 +1,247 @@
+"""Pixels-only perception: what a player's screen shows, with no access to the game's memory.
+
+Per frame (cheap): change detection, and the HUD read with glyph templates when the game is known.
+When the picture changes, and every `recognise_every_s` otherwise: game and scene recognition on image
+embeddings. Generic mode (an unknown game, a video, a web page) adds the screen's text by OCR. When a
+VLM is configured, the router decides per moment whether it is worth a look; the VLM runs on its own
+thread and its latest report joins the observations when it arrives, so the frame loop never waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from kibitz.core.config import PerceptionConfig
+from kibitz.core.records import Frame, Observation, Reading, RGBImage
+from kibitz.games.base import GameAdapter
+from kibitz.perception.assets import load_bank, load_glyphs
+from kibitz.perception.base import Perceiver
+from kibitz.perception.classifier import EMBEDDERS, Embedder, PrototypeBank, Recognition, canonical_scene, prepare
+from kibitz.perception.hud import HudReader, HudSmoother, hud_spec_path, load_hud_spec
+from kibitz.perception.router import Route, Router
+
+log = logging.getLogger("kibitz.pixels")
+
+
+@dataclass(frozen=True, slots=True)
+class VLMJob:
+    image: RGBImage
+    route: Route
+    context: str | None
+
+
+class VLMWorker:
+    """One VLM request at a time, on a daemon thread; results are picked up by the frame loop."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.jobs: queue.Queue[VLMJob] = queue.Queue(maxsize=1)
+        self.results: queue.Queue[tuple[VLMJob, Any]] = queue.Queue()
+        self.busy = False
+        self.thread = threading.Thread(target=self._run, name="kibitz-vlm", daemon=True)
+        self.thread.start()
+
+    def submit(self, job: VLMJob) -> bool:
+        if self.busy:
+            return False
+        self.busy = True
+        self.jobs.put(job)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            try:
+                result = self.client.report(job.image, question=job.route.question, context=job.context)
+            except Exception as exc:  # the client reports its own failures; this is a last guard for the thread
+                log.warning("The VLM request failed: %s", exc)
+                result = None
+            self.results.put((job, result))
+            self.busy = False
+
+
+class PixelPerceiver(Perceiver):
+    """Understands frames from their pixels alone (screen captures, videos, or emulator frames on purpose)."""
+
+    generic = False
+
+    def __init__(self, game: GameAdapter | None, config: PerceptionConfig | None = None) -> None:
+        super().__init__(None if self.generic else game, config)
+        from kibitz.perception.change import ChangeDetector
+
+        self.change = ChangeDetector()
+        self.embedder: Embedder = EMBEDDERS.get(self.config.embedder)()
+        self.bank: PrototypeBank | None = load_bank(self.embedder.name)
+        if self.bank is None:
+            log.warning("No game or scene prototypes yet: run `kibitz games learn` (or `kibitz games add`).")
+        self.recognition: Recognition | None = None
+        self._recognised_at: float | None = None
+        self.reader: HudReader | None = None
+        self.smoother: HudSmoother | None = None
+        if self.game is not None:
+            self._load_hud(self.game.id)
+        self.ocr: Any = None
+        self.text: tuple[str, ...] = ()
+        self._ocr_at: float | None = None
+        self.routes: list[Route] = []
+        self.router = Router(
+            vlm_available=self.config.vlm is not None,
+            budget_s=self.config.vlm_budget_s,
+            min_interval_s=self.config.vlm_min_interval_s,
+            expected_latency_s=self.config.vlm.expected_latency_s if self.config.vlm else 2.0,
+        )
+        self.vlm: VLMWorker | None = self._make_vlm()
+        self.vlm_description: str | None = None
+        self.vlm_answered: list[tuple[str, str | None]] = []
+        self.bad_frames = 0
+        self._last: Observation | None = None
+        self._image: RGBImage | None = None
+
+    def _make_vlm(self) -> VLMWorker | None:
+        if self.config.vlm is None:
+            return None
+        import os
+
+        from kibitz.perception.vlm import VLMClient, VLMConfig
+
+        v = self.config.vlm
+        client = VLMClient(
+            VLMConfig(
+                base_url=v.base_url,
+                model=v.model,
+                api_key=os.environ.get(v.api_key_env),
+                timeout_s=v.timeout_s,
+                max_side=v.max_side,
+            )
+        )
+        return VLMWorker(client)
+
+    def _load_hud(self, game_id: str) -> None:
+        path = hud_spec_path(game_id)
+        if path is None:
+            return
+        book = load_glyphs(game_id)
+        if book is None:
+            log.warning("No HUD font learnt for %s yet: run `kibitz games learn %s` to read its HUD.", game_id, game_id)
+            return
+        spec = load_hud_spec(path)
+        self.reader, self.smoother = HudReader(spec, book), HudSmoother(spec)
+
+    # --- per frame ---------------------------------------------------------------------------------------
+    def perceive(self, frame: Frame) -> Observation:
+        try:
+            image = prepare(frame.image)
+        except ValueError as exc:
+            self.bad_frames += 1
+            if self.bad_frames in (1, 10, 100, 1000):
+                log.warning("Frame %d skipped: %s (%d bad frames so far).", frame.index, exc, self.bad_frames)
+            return self._unchanged(frame)
+        self._image = image
+        change = self.change.update(image, frame.t)
+        due = self._recognised_at is None or frame.t - self._recognised_at >= self.config.recognise_every_s
+        if self.bank is not None and (due or change.cut):
+            hint = self.game.id if self.game is not None else None
+            self.recognition = self.bank.classify(self.embedder.embed([image])[0], game_hint=hint)
+            self._recognised_at = frame.t
+            self._consider_vlm(image, frame.t, change.cut)
+        self._collect_vlm()
+        rec = self.recognition
+        scene = rec.scene if rec is not None else "unknown"
+        if change.blank:
+            scene = "loading" if self.generic or self.game is None else scene
+        game_id = self.game.id if self.game is not None else (rec.game if rec else None)
+        fields: dict[str, Reading] = {}
+        if self.reader is not None and self.smoother is not None:
+            fields = self.smoother.update(frame.t, self.reader.read(image, scene))
+        if self.generic or self.game is None:
+            self._maybe_ocr(image, frame.t, change.cut)
+            scene = canonical_scene(scene)
+        obs = Observation(
+            t=frame.t,
+            frame_index=frame.index,
+            game=game_id,
+            game_confidence=rec.game_confidence if rec else 0.0,
+            scene=scene,
+            fields=fields,
+            text=self.text,
+            description=self.vlm_description,
+        )
+        self._last = obs
+        return obs
+
+    def _unchanged(self, frame: Frame) -> Observation:
+        last = self._last
+        if last is None:
+            return Observation(t=frame.t, frame_index=frame.index, game=None, game_confidence=0.0, scene="unknown")
+        return Observation(
+            frame.t, frame.index, last.game, last.game_confidence, last.scene, last.fields, last.text, last.description
+        )
+
+    def _maybe_ocr(self, image: RGBImage, t: float, cut: bool) -> None:
+        if self._ocr_at is not None and t - self._ocr_at < self.config.ocr_every_s and not cut:
+            return
+        if self.ocr is None:
+            from kibitz.perception.ocr import OCREngine
+
+            self.ocr = OCREngine()
+        self._ocr_at = t
+        boxes = self.ocr.read(image, max_side=self.config.ocr_max_side)
+        self.text = tuple(b.text for b in boxes[:20])
+
+    # --- slow path ---------------------------------------------------------------------------------------
+    def _consider_vlm(self, image: RGBImage, t: float, cut: bool, question: str | None = None) -> Route:
+        route = self.router.decide(t, self.recognition, question=question, cut=cut)
+        if route.path == "slow" or question is not None or not self.routes or self.routes[-1].reason != route.reason:
+            self.routes.append(route)  # every change of decision (and every question) is logged
+            log.info("route %s: %s", route.path, route.reason)
+        if route.path == "slow" and self.vlm is not None:
+            context = "\n".join(self.text) if self.text else None
+            if not self.vlm.submit(VLMJob(image.copy(), route, context)):
+                log.info("The VLM is still busy with the last look; this one is skipped.")
+        return route
+
+    def ask(self, question: str, t: float) -> Route:
+        """Route a player's question: a question about the picture gets the VLM's look when it is worth it."""
+        image = self._image
+        if image is None:
+            return Route("fast", "no frame yet", t, question)
+        return self._consider_vlm(image, t, cut=False, question=question)
+
+    def _collect_vlm(self) -> None:
+        if self.vlm is None:
+            return
+        while True:
+            try:
+                job, result = self.vlm.results.get_nowait()
+            except queue.Empty:
+                return
+            if result is None:
+                continue
+            self.router.observe_latency(result.latency_s)
+            if result.report is None:
+                log.warning("The VLM look failed: %s", result.error)
+                self.vlm_answered.append((job.route.question or "", None))
+                continue
+            r = result.report
+            parts = [f"A vision model looking at the screen sees: {r.scene}"]
+            if r.objects:
+                parts.append("objects: " + ", ".join(r.objects))
+            if r.threats:
+                parts.append("threats: " + ", ".join(r.threats))
+            if r.suggestion:
+                parts.append("it suggests: " + r.suggestion)
+            self.vlm_description = "; ".join(parts) + "."
+            self.vlm_answered.append((job.route.question or "", self.vlm_description))
+
+    def readings(self) -> dict[str, Reading]:
+        return {} if self._last is None else dict(self._last.fields)
+
+
+class GenericPerceiver(PixelPerceiver):
+    """No game knowledge: change detection, scenes in the shared vocabulary, the screen's text, and the VLM."""
+
+    generic = True
