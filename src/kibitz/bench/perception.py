@@ -149,3 +149,65 @@ def recognition_bench(
             "unknown_rate": float(np.mean([r.game is None for r in unseen])),
         }
     return result
+
+
+@dataclass
+class CostResult:
+    name: str
+    per_frame_ms: float
+    """Average over a stream at 60 frames/s with the configured schedules (what the loop pays)."""
+    worst_frame_ms: float
+    """A frame that also runs every scheduled model (recognition, OCR)."""
+    parts_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return 1000.0 / self.per_frame_ms if self.per_frame_ms else float("inf")
+
+
+def _median_ms(fn: Callable[[], object], n: int) -> float:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return float(np.median(times))
+
+
+def cost_bench(embedder: Embedder, recognise_every_s: float = 0.5, ocr_every_s: float = 3.0) -> list[CostResult]:
+    """One-thread cost of pixel perception on a NES frame with a known HUD, and on a 720p frame (generic)."""
+    from kibitz.perception.change import ChangeDetector
+    from kibitz.perception.ocr import OCREngine
+
+    nes = next(s for s in collect("smb", 1, 20.0, every=60) if s.scene == "gameplay" and s.t > 8).image
+    spec = load_hud_spec(hud_spec_path("smb"))  # type: ignore[arg-type]
+    book, _ = learn_glyphs(spec, ((s.image, s.hud, s.scene) for s in collect("smb", 0, 30.0, every=6)))
+    reader, smoother, change = HudReader(spec, book), HudSmoother(spec), ChangeDetector()
+    parts = {
+        "change": _median_ms(lambda: change.update(nes, 0.0), 50),
+        "hud": _median_ms(lambda: smoother.update(0.0, reader.read(nes)), 50),
+        "recognition": _median_ms(lambda: embedder.embed([nes]), 10),
+    }
+    frames_per_recognition = recognise_every_s * 60
+    nes_cost = CostResult(
+        "NES frame, known HUD (pixels)",
+        parts["change"] + parts["hud"] + parts["recognition"] / frames_per_recognition,
+        parts["change"] + parts["hud"] + parts["recognition"],
+        parts,
+    )
+    from PIL import Image
+
+    hd = np.asarray(Image.fromarray(nes).resize((1280, 720), Image.Resampling.NEAREST))
+    ocr = OCREngine(threads=1)
+    hd_parts = {
+        "change": _median_ms(lambda: change.update(hd, 0.0), 30),
+        "recognition": _median_ms(lambda: embedder.embed([hd]), 10),
+        "ocr": _median_ms(lambda: ocr.read(hd, max_side=960), 5),
+    }
+    hd_cost = CostResult(
+        "720p frame, generic mode",
+        hd_parts["change"] + hd_parts["recognition"] / frames_per_recognition + hd_parts["ocr"] / (ocr_every_s * 60),
+        hd_parts["change"] + hd_parts["recognition"] + hd_parts["ocr"],
+        hd_parts,
+    )
+    return [nes_cost, hd_cost]

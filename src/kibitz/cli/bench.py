@@ -105,3 +105,78 @@ def events(
         "the game needs 60)"
     )
     _save(out, [r.to_json() for r in reports])
+
+
+@bench_app.command()
+def perception(
+    train_s: Annotated[float, typer.Option(help="Seconds of play per game to learn from (seed 0 and 2).")] = 300.0,
+    test_s: Annotated[float, typer.Option(help="Seconds of play per game to score on (seed 1).")] = 120.0,
+    games: Annotated[str, typer.Option(help="Comma-separated game ids.")] = ",".join(
+        ("smb", "breakout", "space_invaders", "seaquest", "ms_pacman", "freeway", "riverraid", "asteroids")
+    ),
+    embedder: Annotated[str, typer.Option(help="efficientnet-lite0 | thumbnail.")] = "efficientnet-lite0",
+    out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
+) -> None:
+    """Pixels-only perception vs RAM truth: HUD fields, game and scene (seen and unseen games), cost per frame."""
+    from kibitz.bench.perception import cost_bench, hud_bench, recognition_bench
+    from kibitz.perception.classifier import EMBEDDERS
+    from kibitz.perception.hud import hud_spec_path
+
+    ids = tuple(g.strip() for g in games.split(",") if g.strip())
+    rows: list[dict[str, Any]] = []
+    hud_table = Table("game", "HUD field", "frames shown", "exact (smoothed)", "exact (raw)", title="HUD from pixels")
+    with console.status("reading HUDs...") as status:
+        for g in ids:
+            if hud_spec_path(g) is None:
+                continue
+            status.update(f"{g}: learning the HUD font, then reading {test_s:.0f} s of a new run")
+            r = hud_bench(g, train_s, test_s)
+            for name in r.shown:
+                raw = r.raw_exact[name] / r.shown[name]
+                hud_table.add_row(g, name, str(r.shown[name]), f"{r.rate(name):.2%}", f"{raw:.2%}")
+                rows.append({"task": "hud", "game": g, "field": name, "exact": r.rate(name), "raw": raw})
+            hud_table.add_row(
+                g, "[b]all[/b]", str(sum(r.shown.values())), f"[b]{r.overall:.2%}[/b]", "", end_section=True
+            )
+    console.print(hud_table)
+    model = EMBEDDERS.get(embedder)()
+    with console.status("recognition...") as status:
+        rec = recognition_bench(model, ids, 60.0, 60.0, progress=lambda m: status.update(m))
+    table = Table(
+        "game",
+        "frames",
+        "game (seen)",
+        "scene (seen)",
+        "scene (unseen)",
+        "game (unseen, 5 shots)",
+        title=f"Recognition ({embedder}, {rec.prototypes} prototypes)",
+    )
+    keys = ("seen_game", "seen_scene", "unseen_scene", "unseen_game_5shot")
+    for g, v in rec.per_game.items():
+        table.add_row(g, str(int(v["frames"])), *(f"{v[k]:.1%}" for k in keys))
+        rows.append({"task": "recognition", "game": g, **v})
+    table.add_row("[b]all[/b]", "", *(f"[b]{rec.mean(k):.1%}[/b]" for k in keys))
+    console.print(table)
+    if rec.confusions:
+        console.print(
+            "[dim]most common scene mistakes: "
+            + "; ".join(f"{k} ×{n}" for k, n in rec.confusions.most_common(5))
+            + "[/dim]"
+        )
+    with console.status("timing one thread..."):
+        costs = cost_bench(model)
+    cost_table = Table("frame", "per frame (ms)", "fps", "worst frame (ms)", "parts (ms)", title="Cost, one thread")
+    for c in costs:
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in c.parts_ms.items())
+        cost_table.add_row(c.name, f"{c.per_frame_ms:.1f}", f"{c.fps:.0f}", f"{c.worst_frame_ms:.1f}", parts)
+        rows.append(
+            {
+                "task": "cost",
+                "frame": c.name,
+                "per_frame_ms": c.per_frame_ms,
+                "worst_ms": c.worst_frame_ms,
+                **{f"{k}_ms": v for k, v in c.parts_ms.items()},
+            }
+        )
+    console.print(cost_table)
+    _save(out, rows)

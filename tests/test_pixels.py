@@ -1,0 +1,90 @@
+"""The pixels-only perceivers end to end: learnt assets on disk, real emulator frames, the VLM at the edge."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fake_openai import FakeOpenAI
+from kibitz.core.config import PerceptionConfig, VLMSection
+from kibitz.core.records import Frame
+from kibitz.games import get_game
+from kibitz.perception.assets import collect, learn_builtin
+from kibitz.perception.classifier import EMBEDDERS
+from kibitz.perception.pixels import GenericPerceiver, PixelPerceiver
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("torch", reason="install kibitz[vision] for the EfficientNet embedder")
+    path = tmp_path_factory.mktemp("kibitz-home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KIBITZ_HOME", str(path))
+    done = learn_builtin(EMBEDDERS.get("efficientnet-lite0")(), ["breakout", "seaquest"])
+    assert "glyphs" in done["breakout"]
+    yield path
+    mp.undo()
+
+
+def frames(game: str, seed: int, seconds: float, every: int) -> list[Frame]:
+    return [
+        Frame(t=s.t, image=s.image, source="test", index=i, state=None)
+        for i, s in enumerate(collect(game, seed, seconds, every=every))
+    ]
+
+
+def test_pixel_perceiver_reads_a_known_game(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KIBITZ_HOME", str(home))
+    perceiver = PixelPerceiver(get_game("breakout"), PerceptionConfig(recognise_every_s=1.0))
+    truth = list(collect("breakout", 1, 30.0, every=2))
+    hits = 0
+    for i, s in enumerate(truth):
+        obs = perceiver.perceive(Frame(t=s.t, image=s.image, source="test", index=i))
+        hits += obs.value("score") == s.hud["score"]
+    assert hits / len(truth) >= 0.95
+    assert obs.game == "breakout" and obs.scene == "gameplay"
+    # Bad frames: skipped with a reason, the last observation stands.
+    for bad in (np.zeros((0, 0, 3), np.uint8), np.zeros((3, 3), np.uint8), np.zeros((5,), np.uint8)):
+        after = perceiver.perceive(Frame(t=31.0, image=bad, source="test", index=9999))
+        assert after.value("score") == obs.value("score")
+    assert perceiver.bad_frames == 3
+
+
+def test_unknown_screen_recognised_as_no_known_game(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Generic mode on a game it has no examples of: no game claimed, scenes in the shared vocabulary."""
+    monkeypatch.setenv("KIBITZ_HOME", str(home))
+    perceiver = GenericPerceiver(None, PerceptionConfig(recognise_every_s=0.5))
+    scenes = []
+    for frame in frames("ms_pacman", 1, 10.0, every=15):
+        obs = perceiver.perceive(frame)
+        scenes.append(obs.scene)
+    assert obs.game in (None, "breakout", "seaquest")
+    assert set(scenes) <= {"gameplay", "menu", "loading", "death", "game_over", "pause", "map", "cutscene"}
+
+
+def test_vlm_slow_path_for_an_unknown_game(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KIBITZ_HOME", str(home))
+    with FakeOpenAI() as server:
+        config = PerceptionConfig(
+            recognise_every_s=0.2, vlm=VLMSection(base_url=server.base_url, model="fake-vl"), vlm_min_interval_s=0
+        )
+        perceiver = GenericPerceiver(None, config)
+        noise = np.random.default_rng(0).integers(0, 256, (360, 640, 3), dtype=np.uint8)  # like nothing in the bank
+        obs = None
+        deadline = time.monotonic() + 10
+        i = 0
+        while time.monotonic() < deadline:
+            obs = perceiver.perceive(Frame(t=i * 0.25, image=noise, source="test", index=i))
+            if obs.description:
+                break
+            i += 1
+            time.sleep(0.05)
+        assert obs is not None and obs.description and "vision model" in obs.description
+        assert any(r.path == "slow" and "unknown game" in r.reason for r in perceiver.routes)
+        assert server.requests and server.requests[0]["messages"][1]["content"][0]["type"] in ("image_url", "text")
+        route = perceiver.ask("what is that on the screen?", 100.0)
+        assert route.path == "slow" and "on screen" in route.reason
+        assert perceiver.ask("how many lives do I have?", 100.0).path == "fast"
