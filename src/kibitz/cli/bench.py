@@ -71,12 +71,13 @@ def events(
     seconds: Annotated[float, typer.Option(help="Seconds of game time (run as fast as possible).")] = 300.0,
     seed: Annotated[int, typer.Option(help="Seed for the built-in player.")] = 0,
     fps: Annotated[float, typer.Option(help="Frames per second handed to perception.")] = 60.0,
+    perception: Annotated[str, typer.Option(help="ram (true state) or pixels (the picture only).")] = "ram",
     out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
 ) -> None:
     """Event detection on Super Mario Bros. against the RAM truth: caught, missed, extra."""
     from kibitz.bench.core_loop import detection_bench
 
-    reports = detection_bench(seconds, seed, fps)
+    reports = detection_bench(seconds, seed, fps, perception)
     table = Table(
         "game",
         "event",
@@ -86,7 +87,7 @@ def events(
         "missed",
         "extra",
         "mean lead s",
-        title=f"event detection vs RAM truth ({seconds:.0f} s of play)",
+        title=f"event detection from {perception} vs RAM truth ({seconds:.0f} s of play)",
     )
     for r in reports:
         table.add_row(

@@ -30,7 +30,10 @@ def games(ctx: typer.Context) -> None:
     from kibitz.perception.assets import glyph_path, known_games
 
     learnt = set(known_games())
-    table = Table("id", "game", "platform", "genre", "installed", "pixels")
+    table = Table()
+    table.add_column("id", no_wrap=True)  # ids are what people type: never wrapped
+    for name in ("game", "platform", "genre", "installed", "pixels learnt"):
+        table.add_column(name)
     for gid in GAMES.names():
         adapter = get_game(gid)
         try:
@@ -38,9 +41,7 @@ def games(ctx: typer.Context) -> None:
             ok = "yes"
         except KibitzError as exc:
             ok = f"no: {exc.message}"
-        pixels = ", ".join(
-            p for p, have in (("scenes", gid in learnt), ("HUD font", glyph_path(gid).is_file())) if have
-        )
+        pixels = ", ".join(p for p, have in (("scenes", gid in learnt), ("HUD", glyph_path(gid).is_file())) if have)
         table.add_row(gid, adapter.title, adapter.platform, adapter.genre, ok, pixels or "-")
     for gid in sorted(learnt - set(GAMES.names())):
         table.add_row(gid, gid, "added", "-", "screenshots", "scenes")
