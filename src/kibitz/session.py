@@ -151,6 +151,9 @@ class Session:
                 stats.frames += 1
                 stats.media_s = frame.t
                 stats.work_ms.append((time.perf_counter() - t0) * 1000)
+                # Hand the GIL over once a frame: an unpaced loop (--fast) otherwise starves the companion's
+                # and the VLM's threads for seconds (the emulator step holds the GIL).
+                time.sleep(0)
                 if max_seconds is not None and frame.t >= max_seconds:
                     break
         except KeyboardInterrupt:

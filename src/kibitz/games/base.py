@@ -65,8 +65,19 @@ class GameAdapter(ABC):
     """RAM scenes the screen cannot tell apart from another scene (e.g. a dying animation that happens in the
     gameplay view): what pixel perception is expected to call them."""
 
-    def visual_scene(self, state: dict[str, Any]) -> str:
-        """The scene as the screen shows it: the scene pixel perception is scored against."""
+    blank_scene: ClassVar[str] = "loading"
+    """What this game calls a blank screen (black between scenes)."""
+
+    def visual_scene(self, state: dict[str, Any], image: RGBImage | None = None) -> str:
+        """The scene as the screen shows it: the scene pixel perception is scored against.
+
+        A blank picture is the game's loading scene whatever the RAM says (the title mode starts on a black
+        screen, for instance): nothing on screen tells them apart.
+        """
+        from kibitz.perception.change import is_blank
+
+        if image is not None and is_blank(image):
+            return self.blank_scene
         scene = self.scene(state)
         return self.visual_scenes.get(scene, scene)
 

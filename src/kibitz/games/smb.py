@@ -190,6 +190,7 @@ class SuperMarioBros(GameAdapter):
     # Mario's death and his walk to the castle play in the level's own view: on screen they are gameplay,
     # and pixel perception reports them as events (lives on the next card, the flag), not as scenes.
     visual_scenes: ClassVar[dict[str, str]] = {"dying": "gameplay", "level_end": "gameplay"}
+    blank_scene = "transition"
 
     def check_installed(self) -> None:
         if importlib.util.find_spec("cynes") is None or rom_path() is None:

@@ -67,7 +67,9 @@ def collect(game_id: str, seed: int, seconds: float, every: int = 1) -> Iterator
                 return
             if frame.index % every or source.env.finished or frame.state is None:
                 continue
-            yield Sample(frame.image, game_id, game.visual_scene(frame.state), game.hud(frame.state), frame.t)
+            yield Sample(
+                frame.image, game_id, game.visual_scene(frame.state, frame.image), game.hud(frame.state), frame.t
+            )
     finally:
         source.close()
 

@@ -186,6 +186,10 @@ class PrototypeBank:
     """A frame whose nearest example is less similar than this is from an unknown game."""
     k: int = 5
     generic_scene_min: float = 0.8
+    own_scenes_above: float = 0.9
+    generic_scene_similarity: float = 0.8
+    """...and a nearest example at least this similar (a screen that really looks like a known menu)."""
+    """Game confidence needed to take the scene from that game's own examples."""
     """In a game without its own examples, a scene other than gameplay needs this share of the vote."""
 
     @classmethod
@@ -213,6 +217,8 @@ class PrototypeBank:
             self.unknown_below,
             self.k,
             self.generic_scene_min,
+            self.own_scenes_above,
+            self.generic_scene_similarity,
         )
 
     def without(self, game: str) -> PrototypeBank:
@@ -225,6 +231,8 @@ class PrototypeBank:
             self.unknown_below,
             self.k,
             self.generic_scene_min,
+            self.own_scenes_above,
+            self.generic_scene_similarity,
         )
 
     def save(self, path: Path) -> None:
@@ -270,13 +278,14 @@ class PrototypeBank:
         confidence = 1.0 if game_hint else float(min(1.0, 0.5 + margin * 5))
         if game_hint is None and best < self.unknown_below:
             game, confidence = None, 0.0
-        # Scene: vote among that game's examples, or among all (shared scene names) for an unknown game.
-        if game is not None and (self.games == game).any():
+        # Scene: vote among that game's examples when the game is clear; otherwise among every game's examples
+        # under the shared scene names (a game seen for the first time looks a bit like several others).
+        if game is not None and confidence >= self.own_scenes_above and (self.games == game).any():
             mask = self.games == game
             scene, scene_conf = self._vote(sims[mask], self.scenes[mask])
         else:
             generic = np.array([canonical_scene(str(s)) for s in self.scenes])
             scene, scene_conf = self._vote(sims, generic)
-            if scene != "gameplay" and scene_conf < self.generic_scene_min:
+            if scene != "gameplay" and (scene_conf < self.generic_scene_min or best < self.generic_scene_similarity):
                 scene, scene_conf = "gameplay", 1.0 - scene_conf  # most of any game is gameplay: say so unless sure
         return Recognition(game, confidence, scene, scene_conf, best)

@@ -151,8 +151,8 @@ class PixelPerceiver(Perceiver):
         self._collect_vlm()
         rec = self.recognition
         scene = rec.scene if rec is not None else "unknown"
-        if change.blank:
-            scene = "loading" if self.generic or self.game is None else scene
+        if change.blank:  # nothing to recognise on a blank screen: it is the game's loading scene
+            scene = self.game.blank_scene if self.game is not None else "loading"
         game_id = self.game.id if self.game is not None else (rec.game if rec else None)
         fields: dict[str, Reading] = {}
         if self.reader is not None and self.smoother is not None:

@@ -81,6 +81,10 @@ class DeathDetector(Detector):
         if dying_changed and self.dying.value and self.armed:
             self.armed = False
             events.append(self._death(obs, lives, early=True))
+        if obs.scene == "game_over" and self.armed and self.lives.value not in (None, 0):
+            # Seen from pixels, the last life's loss shows as the game-over screen (no lives card follows).
+            self.armed = False
+            events.append(self._death(obs, 0, early=False))
         if lives is not None:
             before = self.lives.value
             if self.lives.feed(lives):
@@ -144,8 +148,8 @@ class LevelChangeDetector(Detector):
         if obs.scene not in PLAYING:
             return []
         level = tuple(obs.value(f) for f in self.fields)
-        if None in level:
-            return []
+        if None in level or any(obs.fields[f].confidence < 1.0 for f in self.fields):
+            return []  # only values read on this very frame: a held one may belong to the previous game
         before = self.level.value
         if self.level.feed(level) and before is not None:
             name = "-".join(str(v) for v in level)
