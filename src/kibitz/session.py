@@ -159,6 +159,8 @@ class Session:
         except KeyboardInterrupt:
             pass  # Ctrl+C ends the session cleanly: the line in progress finishes and the summary prints
         stats.wall_s = time.perf_counter() - start
+        if self.perceiver is not None:
+            self.perceiver.close()
         if self.companion is not None:
             deadline = time.perf_counter() + drain_s
             while self.companion.busy and time.perf_counter() < deadline:

@@ -116,6 +116,7 @@ def perception(
         ("smb", "breakout", "space_invaders", "seaquest", "ms_pacman", "freeway", "riverraid", "asteroids")
     ),
     embedder: Annotated[str, typer.Option(help="efficientnet-lite0 | thumbnail.")] = "efficientnet-lite0",
+    seed: Annotated[int, typer.Option(help="Learn from runs seed and seed+2, score on run seed+1.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
 ) -> None:
     """Pixels-only perception vs RAM truth: HUD fields, game and scene (seen and unseen games), cost per frame."""
@@ -131,7 +132,7 @@ def perception(
             if hud_spec_path(g) is None:
                 continue
             status.update(f"{g}: learning the HUD font, then reading {test_s:.0f} s of a new run")
-            r = hud_bench(g, train_s, test_s)
+            r = hud_bench(g, train_s, test_s, seed=seed)
             for name in r.shown:
                 raw = r.raw_exact[name] / r.shown[name]
                 hud_table.add_row(g, name, str(r.shown[name]), f"{r.rate(name):.2%}", f"{raw:.2%}")
@@ -142,7 +143,7 @@ def perception(
     console.print(hud_table)
     model = EMBEDDERS.get(embedder)()
     with console.status("recognition...") as status:
-        rec = recognition_bench(model, ids, 60.0, 60.0, progress=lambda m: status.update(m))
+        rec = recognition_bench(model, ids, 60.0, 60.0, seed=seed, progress=lambda m: status.update(m))
     table = Table(
         "game",
         "frames",

@@ -19,6 +19,9 @@ class Perceiver(ABC):
     def perceive(self, frame: Frame) -> Observation:
         """What this frame shows."""
 
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Stop any background work (OCR, VLM threads)."""
+
 
 class RamPerceiver(Perceiver):
     """Reads the game's true state carried by emulated frames (exact, sub-millisecond)."""

@@ -9,11 +9,13 @@ thread and its latest report joins the observations when it arrives, so the fram
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from kibitz.core.config import PerceptionConfig
 from kibitz.core.records import Frame, Observation, Reading, RGBImage
@@ -34,32 +36,58 @@ class VLMJob:
     context: str | None
 
 
-class VLMWorker:
-    """One VLM request at a time, on a daemon thread; results are picked up by the frame loop."""
+J = TypeVar("J")
+R = TypeVar("R")
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.jobs: queue.Queue[VLMJob] = queue.Queue(maxsize=1)
-        self.results: queue.Queue[tuple[VLMJob, Any]] = queue.Queue()
+
+class Worker(Generic[J, R]):
+    """Runs one job at a time on a daemon thread; the frame loop hands jobs over and picks results up, never waits.
+
+    A job offered while the last one still runs is refused (the next frame offers a fresher one).
+    """
+
+    def __init__(self, name: str, run: Callable[[J], R]) -> None:
+        self.run = run
+        self.jobs: queue.Queue[J | None] = queue.Queue()
+        self.results: queue.Queue[tuple[J, R | None]] = queue.Queue()
         self.busy = False
-        self.thread = threading.Thread(target=self._run, name="kibitz-vlm", daemon=True)
+        self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self.thread.start()
+        atexit.register(self.close, 5.0)  # also when nobody called close(): never exit mid native call
 
-    def submit(self, job: VLMJob) -> bool:
+    def submit(self, job: J) -> bool:
         if self.busy:
             return False
         self.busy = True
         self.jobs.put(job)
         return True
 
-    def _run(self) -> None:
+    def done(self) -> list[tuple[J, R | None]]:
+        """Finished jobs with their results (None when the job raised; the error is logged)."""
+        out = []
+        while True:
+            try:
+                out.append(self.results.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Let the job in progress finish and stop the thread (a native library must not be cut off mid-call)."""
+        if self.thread.is_alive():
+            self.jobs.put(None)
+            self.thread.join(timeout)
+        atexit.unregister(self.close)
+
+    def _loop(self) -> None:
         while True:
             job = self.jobs.get()
+            if job is None:
+                return
+            result: R | None = None
             try:
-                result = self.client.report(job.image, question=job.route.question, context=job.context)
-            except Exception as exc:  # the client reports its own failures; this is a last guard for the thread
-                log.warning("The VLM request failed: %s", exc)
-                result = None
+                result = self.run(job)
+            except Exception as exc:  # a last guard: the thread must survive any one bad job
+                log.warning("%s failed: %s", self.thread.name, exc)
             self.results.put((job, result))
             self.busy = False
 
@@ -84,7 +112,7 @@ class PixelPerceiver(Perceiver):
         self.smoother: HudSmoother | None = None
         if self.game is not None:
             self._load_hud(self.game.id)
-        self.ocr: Any = None
+        self.ocr: Worker[RGBImage, list[Any]] | None = None
         self.text: tuple[str, ...] = ()
         self._ocr_at: float | None = None
         self.routes: list[Route] = []
@@ -94,14 +122,14 @@ class PixelPerceiver(Perceiver):
             min_interval_s=self.config.vlm_min_interval_s,
             expected_latency_s=self.config.vlm.expected_latency_s if self.config.vlm else 2.0,
         )
-        self.vlm: VLMWorker | None = self._make_vlm()
+        self.vlm: Worker[VLMJob, Any] | None = self._make_vlm()
         self.vlm_description: str | None = None
         self.vlm_answered: list[tuple[str, str | None]] = []
         self.bad_frames = 0
         self._last: Observation | None = None
         self._image: RGBImage | None = None
 
-    def _make_vlm(self) -> VLMWorker | None:
+    def _make_vlm(self) -> Worker[VLMJob, Any] | None:
         if self.config.vlm is None:
             return None
         import os
@@ -118,7 +146,9 @@ class PixelPerceiver(Perceiver):
                 max_side=v.max_side,
             )
         )
-        return VLMWorker(client)
+        return Worker(
+            "kibitz-vlm", lambda job: client.report(job.image, question=job.route.question, context=job.context)
+        )
 
     def _load_hud(self, game_id: str) -> None:
         path = hud_spec_path(game_id)
@@ -182,15 +212,19 @@ class PixelPerceiver(Perceiver):
         )
 
     def _maybe_ocr(self, image: RGBImage, t: float, cut: bool) -> None:
-        if self._ocr_at is not None and t - self._ocr_at < self.config.ocr_every_s and not cut:
-            return
+        """Read the screen's text now and then, on the OCR thread (a 720p frame takes ~0.2 s)."""
         if self.ocr is None:
             from kibitz.perception.ocr import OCREngine
 
-            self.ocr = OCREngine()
-        self._ocr_at = t
-        boxes = self.ocr.read(image, max_side=self.config.ocr_max_side)
-        self.text = tuple(b.text for b in boxes[:20])
+            engine = OCREngine()
+            max_side = self.config.ocr_max_side
+            self.ocr = Worker("kibitz-ocr", lambda im: engine.read(im, max_side=max_side))
+        for _, boxes in self.ocr.done():
+            if boxes is not None:
+                self.text = tuple(b.text for b in boxes[:20])
+        due = self._ocr_at is None or t - self._ocr_at >= self.config.ocr_every_s or cut
+        if due and self.ocr.submit(image.copy()):
+            self._ocr_at = t
 
     # --- slow path ---------------------------------------------------------------------------------------
     def _consider_vlm(self, image: RGBImage, t: float, cut: bool, question: str | None = None) -> Route:
@@ -214,11 +248,7 @@ class PixelPerceiver(Perceiver):
     def _collect_vlm(self) -> None:
         if self.vlm is None:
             return
-        while True:
-            try:
-                job, result = self.vlm.results.get_nowait()
-            except queue.Empty:
-                return
+        for job, result in self.vlm.done():
             if result is None:
                 continue
             self.router.observe_latency(result.latency_s)
@@ -236,6 +266,11 @@ class PixelPerceiver(Perceiver):
                 parts.append("it suggests: " + r.suggestion)
             self.vlm_description = "; ".join(parts) + "."
             self.vlm_answered.append((job.route.question or "", self.vlm_description))
+
+    def close(self) -> None:
+        for worker in (self.ocr, self.vlm):
+            if worker is not None:
+                worker.close()
 
     def readings(self) -> dict[str, Reading]:
         return {} if self._last is None else dict(self._last.fields)
