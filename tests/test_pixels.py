@@ -114,3 +114,18 @@ def test_generic_mode_reads_screen_text_off_the_loop(home: Path, monkeypatch: py
         time.sleep(0.02)
     joined = " ".join(texts).lower()
     assert "continue" in joined and "ignore previous" in joined
+
+
+def test_a_known_game_is_recognised_and_its_hud_read_without_being_named(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KIBITZ_HOME", str(home))
+    perceiver = PixelPerceiver(None, PerceptionConfig(recognise_every_s=0.5))
+    truth = list(collect("breakout", 1, 20.0, every=2))
+    hits = 0
+    for i, s in enumerate(truth):
+        obs = perceiver.perceive(Frame(t=s.t, image=s.image, source="screen", index=i))
+        hits += obs.value("score") == s.hud["score"]
+    perceiver.close()
+    assert obs.game == "breakout"
+    assert hits / len(truth) >= 0.9  # from the first recognition on (within half a second)

@@ -18,7 +18,7 @@ from kibitz.brain.companion import Companion
 from kibitz.brain.policy import SpeakPolicy
 from kibitz.core.config import KibitzConfig
 from kibitz.core.records import Event, Frame, Observation, Utterance
-from kibitz.games.base import DetectorSpec, GameAdapter
+from kibitz.games.base import GAMES, DetectorSpec, GameAdapter
 from kibitz.outputs.sinks import Output
 from kibitz.perception.base import PERCEIVERS, Perceiver
 from kibitz.state.detectors import GENERIC_DETECTORS, PRIORITY
@@ -95,8 +95,10 @@ class Session:
         if obs is None:
             return "Nothing seen yet."
         parts: list[str] = []
-        if self.game is not None and obs.fields:
-            parts.append(self.game.describe(obs, precise))
+        # A game named by the player, or one pixel perception recognised on its own (its HUD is being read).
+        game = self.game or (GAMES.get(obs.game)() if obs.game is not None and obs.game in GAMES else None)
+        if game is not None and obs.fields:
+            parts.append(game.describe(obs, precise))
         else:
             what = self.game.title if self.game else (f"the game {obs.game}" if obs.game else "the screen")
             parts.append(f"Watching {what}; the screen shows: {obs.scene}.")

@@ -110,6 +110,7 @@ class PixelPerceiver(Perceiver):
         self._recognised_at: float | None = None
         self.reader: HudReader | None = None
         self.smoother: HudSmoother | None = None
+        self._hud_game: str | None = self.game.id if self.game is not None else None
         if self.game is not None:
             self._load_hud(self.game.id)
         self.ocr: Worker[RGBImage, list[Any]] | None = None
@@ -184,6 +185,8 @@ class PixelPerceiver(Perceiver):
         if change.blank:  # nothing to recognise on a blank screen: it is the game's loading scene
             scene = self.game.blank_scene if self.game is not None else "loading"
         game_id = self.game.id if self.game is not None else (rec.game if rec else None)
+        if self.game is None and not self.generic and rec is not None and rec.game_confidence >= 0.9:
+            self._follow(rec.game)
         fields: dict[str, Reading] = {}
         if self.reader is not None and self.smoother is not None:
             fields = self.smoother.update(frame.t, self.reader.read(image, scene))
@@ -202,6 +205,15 @@ class PixelPerceiver(Perceiver):
         )
         self._last = obs
         return obs
+
+    def _follow(self, game_id: str | None) -> None:
+        """No game was named, but the screen is clearly a game kibitz knows: read that game's HUD."""
+        if game_id is None or game_id == self._hud_game:
+            return
+        self._hud_game = game_id
+        self.reader = self.smoother = None
+        self._load_hud(game_id)
+        log.info("The screen shows %s; reading its HUD.", game_id)
 
     def _unchanged(self, frame: Frame) -> Observation:
         last = self._last
