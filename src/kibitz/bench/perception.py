@@ -18,6 +18,7 @@ import numpy as np
 
 from kibitz.core.records import RGBImage
 from kibitz.perception.assets import Sample, collect, pick_prototypes
+from kibitz.perception.change import is_blank
 from kibitz.perception.classifier import Embedder, PrototypeBank, Vectors, canonical_scene
 from kibitz.perception.hud import HudReader, HudSmoother, hud_spec_path, learn_glyphs, load_hud_spec
 
@@ -48,7 +49,8 @@ def hud_bench(game_id: str, train_s: float, test_s: float, seed: int = 0) -> Hud
     """Learn the glyphs on one run, read every frame of another, compare with RAM.
 
     A reading counts as exact when it equals the true value of this frame or of the one before: the
-    consoles draw the HUD from the previous frame's memory.
+    consoles draw the HUD from the previous frame's memory. Fields are scored on frames whose scene shows
+    them and that are not blank.
     """
     path = hud_spec_path(game_id)
     if path is None:
@@ -66,9 +68,10 @@ def hud_bench(game_id: str, train_s: float, test_s: float, seed: int = 0) -> Hud
         values = smoother.update(s.t, raw)
         result.ms.append((time.perf_counter() - t0) * 1000)
         result.frames += 1
+        blank = is_blank(s.image)
         for name, f in spec.fields.items():
-            if (f.scenes is not None and s.scene not in f.scenes) or s.hud.get(name) is None:
-                continue
+            if blank or (f.scenes is not None and s.scene not in f.scenes) or s.hud.get(name) is None:
+                continue  # not on screen (a black frame shows no HUD): nothing to read
             truth = {s.hud[name], prev.get(name, s.hud[name])}
             result.shown[name] += 1
             result.exact[name] += name in values and values[name].value in truth
