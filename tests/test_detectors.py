@@ -81,3 +81,35 @@ def test_milestone_burst_gives_one_event_with_the_highest_mark() -> None:
     seq += [obs(3.5, score=11000)] * 3 + [obs(12, score=11000)] * 2
     events = [e for o in seq for e in d.update(o)]
     assert [e.data["mark"] for e in events] == [1000, 11000]
+
+
+def screen(t: float, scene: str = "gameplay", text: tuple[str, ...] = ()) -> Observation:
+    return Observation(t=t, frame_index=int(t * 10), game=None, game_confidence=0.0, scene=scene, text=text)
+
+
+def test_text_change_ignores_ticking_numbers_and_names_big_moments() -> None:
+    from kibitz.state.detectors import TextChangeDetector
+
+    d = TextChangeDetector(min_gap_s=1.0)
+    assert d.update(screen(0.0, text=("Game Type Help", "[0:00] Marked: 0 / 10"))) == []  # the starting picture
+    for i in range(1, 30):
+        assert d.update(screen(i / 10, text=("Game Type Help", f"[0:{i:02d}] Marked: {i % 3} / 10"))) == []
+    (dead,) = d.update(screen(5.0, text=("Game Type Help", "[0:05] DEAD! Deaths: 1")))
+    assert dead.type == "death" and "DEAD" not in dead.summary  # screen text never goes into a summary
+    (over,) = d.update(screen(7.0, text=("GAME OVER", "Press start")))
+    assert over.type == "game_over"
+    (plain,) = d.update(screen(9.0, text=("Shop", "Buy a sword")))
+    assert plain.type == "text_change"
+
+
+def test_scene_change_needs_the_new_scene_to_hold() -> None:
+    from kibitz.state.detectors import SceneChangeDetector
+
+    d = SceneChangeDetector(hold_frames=3)
+    events = [
+        e
+        for i, sc in enumerate(["menu"] * 5 + ["gameplay"] * 2 + ["menu"] * 2 + ["gameplay"] * 4)
+        for e in d.update(screen(i / 10, sc))
+    ]
+    assert [(e.data["before"], e.data["after"]) for e in events] == [("menu", "gameplay")]
+    assert d.update(screen(5.0, "unknown")) == []

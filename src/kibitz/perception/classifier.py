@@ -15,7 +15,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +183,8 @@ class PrototypeBank:
     games: npt.NDArray[np.str_]
     scenes: npt.NDArray[np.str_]
     unknown_below: float = 0.6
+    sure_above: float = 0.9
+    """Similarity from which a game match counts as certain (confidence scales from unknown_below to here)."""
     """A frame whose nearest example is less similar than this is from an unknown game."""
     k: int = 5
     generic_scene_min: float = 0.8
@@ -209,31 +211,17 @@ class PrototypeBank:
             raise KibitzError(
                 f"Cannot mix prototypes made with {other.embedder} and {self.embedder}; rebuild them with one embedder."
             )
-        return PrototypeBank(
-            other.embedder if not len(self) else self.embedder,
-            np.concatenate([self.vectors, other.vectors]),
-            np.concatenate([self.games, other.games]),
-            np.concatenate([self.scenes, other.scenes]),
-            self.unknown_below,
-            self.k,
-            self.generic_scene_min,
-            self.own_scenes_above,
-            self.generic_scene_similarity,
+        return replace(
+            self,
+            embedder=other.embedder if not len(self) else self.embedder,
+            vectors=np.concatenate([self.vectors, other.vectors]),
+            games=np.concatenate([self.games, other.games]),
+            scenes=np.concatenate([self.scenes, other.scenes]),
         )
 
     def without(self, game: str) -> PrototypeBank:
         keep = self.games != game
-        return PrototypeBank(
-            self.embedder,
-            self.vectors[keep],
-            self.games[keep],
-            self.scenes[keep],
-            self.unknown_below,
-            self.k,
-            self.generic_scene_min,
-            self.own_scenes_above,
-            self.generic_scene_similarity,
-        )
+        return replace(self, vectors=self.vectors[keep], games=self.games[keep], scenes=self.scenes[keep])
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -275,7 +263,10 @@ class PrototypeBank:
         ranked = sorted(per_game.items(), key=lambda kv: -kv[1])
         game: str | None = game_hint or ranked[0][0]
         margin = ranked[0][1] - (ranked[1][1] if len(ranked) > 1 else 0.0)
-        confidence = 1.0 if game_hint else float(min(1.0, 0.5 + margin * 5))
+        # Sure only when the nearest example is both close (a known game's frames sit at ~0.95) and clearly
+        # closer than any other game's: a screen kibitz never saw can still be nearest to some game.
+        closeness = (best - self.unknown_below) / (self.sure_above - self.unknown_below)
+        confidence = 1.0 if game_hint else float(np.clip(min(1.0, 0.5 + margin * 5) * closeness, 0.0, 1.0))
         if game_hint is None and best < self.unknown_below:
             game, confidence = None, 0.0
         # Scene: vote among that game's examples when the game is clear; otherwise among every game's examples

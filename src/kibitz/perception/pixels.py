@@ -184,7 +184,8 @@ class PixelPerceiver(Perceiver):
         scene = rec.scene if rec is not None else "unknown"
         if change.blank:  # nothing to recognise on a blank screen: it is the game's loading scene
             scene = self.game.blank_scene if self.game is not None else "loading"
-        game_id = self.game.id if self.game is not None else (rec.game if rec else None)
+        named = rec is not None and rec.game_confidence >= 0.5  # a screen merely nearest to a game is not it
+        game_id = self.game.id if self.game is not None else (rec.game if rec is not None and named else None)
         if self.game is None and not self.generic and rec is not None and rec.game_confidence >= 0.9:
             self._follow(rec.game)
         fields: dict[str, Reading] = {}
@@ -233,7 +234,7 @@ class PixelPerceiver(Perceiver):
             self.ocr = Worker("kibitz-ocr", lambda im: engine.read(im, max_side=max_side))
         for _, boxes in self.ocr.done():
             if boxes is not None:
-                self.text = tuple(b.text for b in boxes[:20])
+                self.text = tuple(b.text for b in boxes if len(b.text) > 1)[:20]
         due = self._ocr_at is None or t - self._ocr_at >= self.config.ocr_every_s or cut
         if due and self.ocr.submit(image.copy()):
             self._ocr_at = t

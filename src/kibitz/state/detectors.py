@@ -7,6 +7,7 @@ before it fires, so one flickering frame never makes an event.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections import deque
 from typing import Any
@@ -25,6 +26,7 @@ PRIORITY = {
     "coin_streak": 3,
     "score_milestone": 2,
     "scene_change": 4,
+    "text_change": 3,
 }
 
 PLAYING = ("gameplay", "dying", "transition", "level_end")
@@ -274,7 +276,60 @@ class SceneChangeDetector(Detector):
         return []
 
 
-GENERIC_DETECTORS: tuple[tuple[str, dict[str, Any]], ...] = (("scene_change", {}), ("game_over", {}))
+TEXT_KEYWORDS: dict[str, list[str]] = {
+    "game_over": ["game over", "you lose", "you lost", "continue?"],
+    "death": ["dead", "died", "you died", "killed", "wasted", "deaths"],
+    "level_change": ["level complete", "stage clear", "level up", "you win", "victory", "completed"],
+}
+TEXT_EVENT_SUMMARY = {
+    "game_over": "The screen says the game is over.",
+    "death": "The screen says the player died.",
+    "level_change": "The screen announces a level cleared or a win.",
+}
+
+
+class TextChangeDetector(Detector):
+    """New text appears on screen (a status line, a dialogue, "GAME OVER") — read by OCR in generic mode.
+
+    The event's summary never quotes the text: screen text is untrusted and reaches prompts only inside
+    the quoted state block.
+    """
+
+    def __init__(
+        self, min_gap_s: float = 5.0, memory: int = 50, keywords: dict[str, list[str]] | None = None
+    ) -> None:
+        self.keywords = keywords if keywords is not None else TEXT_KEYWORDS
+        self.min_gap_s = min_gap_s
+        self.seen: deque[str] = deque(maxlen=memory)
+        self.last_t: float | None = None
+        self.first = True
+
+    def update(self, obs: Observation) -> list[Event]:
+        # Digits are masked so a ticking clock or a counter ("[1:14] Marked: 0/10") is not new text.
+        keys = {re.sub(r"\d+", "#", line.lower()) for line in obs.text}
+        fresh = [k for k in keys if k not in self.seen]
+        self.seen.extend(fresh)
+        if not fresh:
+            return []
+        if self.first:  # the first reading is the starting picture, not a change
+            self.first = False
+            return []
+        if self.last_t is not None and obs.t - self.last_t < self.min_gap_s:
+            return []
+        self.last_t = obs.t
+        for kind, words in self.keywords.items():  # words any game uses for its big moments
+            if any(re.search(rf"\b{re.escape(w)}\b", line) for line in fresh for w in words):
+                return [self._event(obs, kind, TEXT_EVENT_SUMMARY[kind], from_text=True)]
+        n = len(fresh)
+        summary = "New text appeared on screen." if n == 1 else f"{n} new lines of text appeared on screen."
+        return [self._event(obs, "text_change", summary, lines=n)]
+
+
+GENERIC_DETECTORS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("scene_change", {}),
+    ("game_over", {}),
+    ("text_change", {}),
+)
 """What any screen gets when no game adapter is known: (detector, parameters)."""
 
 DETECTORS: Registry[type[Detector]] = Registry("detector")
@@ -287,3 +342,4 @@ DETECTORS.register("stall", StallDetector, "no progress for a while")
 DETECTORS.register("low_value", LowValueDetector, "a value running low (time, health)")
 DETECTORS.register("milestone", MilestoneDetector, "a score milestone")
 DETECTORS.register("scene_change", SceneChangeDetector, "the screen's scene changes and holds (generic mode)")
+DETECTORS.register("text_change", TextChangeDetector, "new text on screen, read by OCR (generic mode)")
