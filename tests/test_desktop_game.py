@@ -148,3 +148,71 @@ def test_desktop_game_window_is_captured_read_and_its_changes_seen(mines: tuple[
         assert np.abs(opened.astype(int) - frame.image.astype(int)).max() > 50  # cells were opened
     finally:
         source.close()
+
+
+@pytest.mark.display
+def test_watch_comments_on_a_desktop_game_from_pixels_alone(mines: tuple[int, int, int, int], tmp_path: Path) -> None:
+    """`kibitz watch --source screen --window Mines`: a player clicks until a mine goes off; kibitz sees it."""
+    import json
+    import sys
+
+    pytest.importorskip("mss", reason="install kibitz[capture] for screen capture")
+    pytest.importorskip("rapidocr", reason="install kibitz[vision] for OCR")
+    from fake_openai import FakeOpenAI
+
+    left, top, width, height = mines
+    with FakeOpenAI() as server:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kibitz",
+                "watch",
+                "--source",
+                "screen",
+                "--window",
+                "Mines",
+                "--fps",
+                "10",
+                "--max-seconds",
+                "40",
+                "--jsonl",
+                "--backend",
+                "openai",
+                "--base-url",
+                server.base_url,
+                "--model",
+                "f",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "KIBITZ_HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()  # the first route record: perception is running
+            assert first.strip(), proc.communicate(timeout=60)[1]
+            assert json.loads(first) == {"kind": "route", "t": 0.0, "path": "fast", "reason": "no VLM configured"}
+            time.sleep(4)  # let the first OCR read set the starting text
+            # Click every cell, row by row, as an impatient player would: one of the 10 mines goes off.
+            for row in range(9):
+                for col in range(9):
+                    x = left + round(width * (40 + 20 * col) / 240)
+                    y = top + round(height * (65 + 20 * row) / 302)
+                    subprocess.run(["xdotool", "mousemove", "--sync", str(x), str(y), "click", "1"], check=True)
+                    time.sleep(0.12)
+            rest, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, err
+    rows = [json.loads(line) for line in (first + rest).splitlines() if line.strip()]
+    events = [r for r in rows if r["kind"] == "event"]
+    assert any(e["type"] == "death" and e["data"].get("from_text") for e in events), events
+    lines = [r for r in rows if r["kind"] == "utterance"]
+    assert lines and all(u["text"] for u in lines)
+    # The screen's words reached the model only inside the quoted state block, never as an instruction.
+    prompts = [r["messages"][-1]["content"] for r in server.requests if "GAME STATE" in r["messages"][-1]["content"]]
+    dead = [p for p in prompts if "DEAD" in p.upper()]
+    assert dead and all(p.upper().index("DEAD") < p.rindex('"""') for p in dead)

@@ -174,9 +174,10 @@ class PixelPerceiver(Perceiver):
         self._image = image
         change = self.change.update(image, frame.t)
         due = self._recognised_at is None or frame.t - self._recognised_at >= self.config.recognise_every_s
-        if self.bank is not None and (due or change.cut):
-            hint = self.game.id if self.game is not None else None
-            self.recognition = self.bank.classify(self.embedder.embed([image])[0], game_hint=hint)
+        if due or change.cut:
+            if self.bank is not None:
+                hint = self.game.id if self.game is not None else None
+                self.recognition = self.bank.classify(self.embedder.embed([image])[0], game_hint=hint)
             self._recognised_at = frame.t
             self._consider_vlm(image, frame.t, change.cut)
         self._collect_vlm()

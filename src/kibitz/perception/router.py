@@ -69,9 +69,11 @@ class Router:
             return fast("a question the game state answers")
         if self.last_slow_t is not None and t - self.last_slow_t < self.min_interval_s:
             return fast(f"the VLM looked {t - self.last_slow_t:.1f} s ago")
-        if recognition is not None and (recognition.game is None or recognition.game_confidence < 0.5):
+        if recognition is None:
+            return self._slow("nothing recognised (no game prototypes learnt)", t)
+        if recognition.game is None or recognition.game_confidence < 0.5:
             return self._slow(f"an unknown game (nearest example similarity {recognition.similarity:.2f})", t)
-        if recognition is not None and recognition.scene_confidence < self.unsure_below:
+        if recognition.scene_confidence < self.unsure_below:
             return self._slow(f"unsure of the scene ({recognition.scene} at {recognition.scene_confidence:.2f})", t)
         if cut:
             return self._slow("a new scene", t)

@@ -295,9 +295,7 @@ class TextChangeDetector(Detector):
     the quoted state block.
     """
 
-    def __init__(
-        self, min_gap_s: float = 5.0, memory: int = 50, keywords: dict[str, list[str]] | None = None
-    ) -> None:
+    def __init__(self, min_gap_s: float = 5.0, memory: int = 200, keywords: dict[str, list[str]] | None = None) -> None:
         self.keywords = keywords if keywords is not None else TEXT_KEYWORDS
         self.min_gap_s = min_gap_s
         self.seen: deque[str] = deque(maxlen=memory)
@@ -305,10 +303,15 @@ class TextChangeDetector(Detector):
         self.first = True
 
     def update(self, obs: Observation) -> list[Event]:
-        # Digits are masked so a ticking clock or a counter ("[1:14] Marked: 0/10") is not new text.
-        keys = {re.sub(r"\d+", "#", line.lower()) for line in obs.text}
-        fresh = [k for k in keys if k not in self.seen]
-        self.seen.extend(fresh)
+        # Novelty is by word, with numbers left out: a ticking clock ("[1:14] Marked: 0/10") or OCR cutting a
+        # line differently ("Game Type Help" / "Game", "Type Help") is not new text.
+        fresh = []
+        for line in obs.text:
+            line_words = set(re.findall(r"[^\W\d_]{2,}", line.lower()))
+            new = line_words - set(self.seen)
+            if new:
+                fresh.append(line.lower())
+                self.seen.extend(sorted(new))
         if not fresh:
             return []
         if self.first:  # the first reading is the starting picture, not a change
