@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fake_openai import FakeOpenAI
@@ -203,3 +204,39 @@ def test_image_folder_without_state_still_answers(fake_server: FakeOpenAI, tmp_p
     assert any(r["kind"] == "route" and r["reason"] == "no VLM configured" for r in rows)
     asked = [r["messages"][-1]["content"] for r in fake_server.requests if "asks you" in r["messages"][-1]["content"]]
     assert asked and "Watching the screen" in asked[0]
+
+
+def test_watch_routes_a_question_about_the_picture_to_the_vlm(fake_server: FakeOpenAI, tmp_path: Path) -> None:
+    """An unknown screen and a question about it: the router takes the slow path, the answer uses the VLM's look."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(tmp_path / f"{i:03d}.png")
+    result = kibitz(
+        "watch",
+        "--source",
+        "images",
+        "--path",
+        str(tmp_path),
+        "--fps",
+        "10",
+        "--jsonl",
+        "--vlm-url",
+        fake_server.base_url,
+        "--vlm-model",
+        "fake-vl",
+        *fake_backend(fake_server),
+        stdin="what is that on the screen?\n",
+        env={"KIBITZ_HOME": str(tmp_path / "home")},
+    )
+    assert result.returncode == 0, result.stderr
+    rows = jsonl(result.stdout)
+    routes = [r for r in rows if r["kind"] == "route"]
+    assert any(r["path"] == "slow" and r["reason"] == "a question about what is on screen" for r in routes)
+    vlm_calls = [r for r in fake_server.requests if not r.get("stream")]
+    assert vlm_calls and any(p.get("type") == "image_url" for p in vlm_calls[0]["messages"][1]["content"])
+    asked = [r["messages"][-1]["content"] for r in fake_server.requests if "asks you" in str(r["messages"][-1])]
+    assert asked and "A vision model looking at the screen sees" in asked[0]
+    answers = [r for r in rows if r["kind"] == "utterance" and r["trigger"] == "question"]
+    assert len(answers) == 1

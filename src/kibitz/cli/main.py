@@ -46,6 +46,13 @@ ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="Threads for t
 LogOpt = Annotated[str | None, typer.Option("--log-dir", help="Also write the session as JSONL into this folder.")]
 RegionOpt = Annotated[str | None, typer.Option("--region", help="Screen region LEFT,TOP,WIDTH,HEIGHT.")]
 WindowOpt = Annotated[str | None, typer.Option("--window", help="Screen: capture the window whose title has this.")]
+VlmUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--vlm-url", help="A vision model's OpenAI-compatible server (vLLM, llama.cpp server...).", show_default=False
+    ),
+]
+VlmModelOpt = Annotated[str | None, typer.Option("--vlm-model", help="The vision model's name on that server.")]
 PerceptionOpt = Annotated[
     str | None,
     typer.Option(
@@ -115,6 +122,8 @@ def watch(
     region: RegionOpt = None,
     window: WindowOpt = None,
     perception: PerceptionOpt = None,
+    vlm_url: VlmUrlOpt = None,
+    vlm_model: VlmModelOpt = None,
     config: ConfigOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Detect and print events, but do not speak.")] = False,
 ) -> None:
@@ -135,6 +144,8 @@ def watch(
                 "source.region": _region(region),
                 "source.window": window,
                 "perception.mode": perception,
+                "perception.vlm.base_url": vlm_url,
+                "perception.vlm.model": vlm_model,
                 "llm.n_threads": threads,
                 "output.log_dir": log_dir,
                 "output.jsonl": jsonl or None,
