@@ -175,6 +175,12 @@ def test_chat_answers_questions_without_reacting(fake_server: FakeOpenAI) -> Non
     assert "Breakout: score" in asked[0]  # questions get the precise state, score included
 
 
+def watch_images(folder: Path, server: FakeOpenAI, question: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """`kibitz watch` over a folder of images with one question typed, nothing learnt in its KIBITZ_HOME."""
+    args = ("watch", "--source", "images", "--path", str(folder), "--jsonl", *options, *fake_backend(server))
+    return kibitz(*args, stdin=question + "\n", env={"KIBITZ_HOME": str(folder / "home")})
+
+
 def test_image_folder_without_state_still_answers(fake_server: FakeOpenAI, tmp_path: Path) -> None:
     from itertools import islice
 
@@ -185,19 +191,8 @@ def test_image_folder_without_state_still_answers(fake_server: FakeOpenAI, tmp_p
 
     for frame in islice(EmulatorSource(get_game("breakout"), fps=10, realtime=False).frames(), 20):
         Image.fromarray(frame.image).save(tmp_path / f"{frame.index:05d}.png")
-    result = kibitz(
-        "watch",
-        "--source",
-        "images",
-        "--path",
-        str(tmp_path),
-        "--fps",
-        "20",
-        "--jsonl",
-        *fake_backend(fake_server),
-        stdin="what is on screen?\n",
-        env={"KIBITZ_HOME": str(tmp_path / "empty-home")},  # nothing learnt: no game or scene can be recognised
-    )
+    # Nothing learnt (an empty KIBITZ_HOME): no game or scene can be recognised.
+    result = watch_images(tmp_path, fake_server, "what is on screen?", "--fps", "20")
     assert result.returncode == 0, result.stderr
     rows = jsonl(result.stdout)
     assert [r["type"] for r in rows if r["kind"] == "event"] == ["question"]  # no game state, no game events
@@ -213,23 +208,8 @@ def test_watch_routes_a_question_about_the_picture_to_the_vlm(fake_server: FakeO
     rng = np.random.default_rng(0)
     for i in range(40):
         Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(tmp_path / f"{i:03d}.png")
-    result = kibitz(
-        "watch",
-        "--source",
-        "images",
-        "--path",
-        str(tmp_path),
-        "--fps",
-        "10",
-        "--jsonl",
-        "--vlm-url",
-        fake_server.base_url,
-        "--vlm-model",
-        "fake-vl",
-        *fake_backend(fake_server),
-        stdin="what is that on the screen?\n",
-        env={"KIBITZ_HOME": str(tmp_path / "home")},
-    )
+    vlm = ("--vlm-url", fake_server.base_url, "--vlm-model", "fake-vl")
+    result = watch_images(tmp_path, fake_server, "what is that on the screen?", "--fps", "10", *vlm)
     assert result.returncode == 0, result.stderr
     rows = jsonl(result.stdout)
     routes = [r for r in rows if r["kind"] == "route"]
