@@ -88,7 +88,6 @@ class Session:
         self.prefetch = True
         self.prefetch_every_s = 1.0
         self._last_prefetch = 0.0
-        self._routes_seen = 0
         self._waiting: list[tuple[str, float]] = []
 
     def describe(self, obs: Observation | None, precise: bool = False) -> str:
@@ -116,9 +115,8 @@ class Session:
                 mode = "ram" if frame.state is not None and self.game is not None else "pixels"
             self.perceiver = PERCEIVERS.get(mode)(self.game, self.config.perception)
         obs = self.perceiver.perceive(frame)
-        for route in getattr(self.perceiver, "routes", [])[self._routes_seen :]:
-            self.output.record(route.to_json())
-        self._routes_seen = len(getattr(self.perceiver, "routes", []))
+        for note in self.perceiver.notes():
+            self.output.record(note)
         return obs
 
     def _question_event(self, text: str, obs: Observation) -> Event:
@@ -177,18 +175,17 @@ class Session:
         timeout), so the answer can use it; every other question is answered from the state at once.
         """
         asked: list[Event] = []
-        ask = getattr(self.perceiver, "ask", None)
         while True:
             try:
                 text = self.questions.get_nowait()
             except queue.Empty:
                 break
-            route = ask(text, obs.t) if ask is not None else None
+            route = self.perceiver.ask(text, obs.t) if self.perceiver is not None else None
             if route is not None and route.path == "slow":
                 self._waiting.append((text, time.perf_counter() + self.config.perception.vlm_budget_s))
             else:
                 asked.append(self._question_event(text, obs))
-        answered = {q for q, _ in getattr(self.perceiver, "vlm_answered", [])}
+        answered = self.perceiver.answered() if self.perceiver is not None else set()
         now = time.perf_counter()
         for text, deadline in list(self._waiting):
             if text in answered or now >= deadline:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 from kibitz.core.config import PerceptionConfig
 from kibitz.core.records import Frame, Observation
 from kibitz.core.registry import Registry
 from kibitz.games.base import GameAdapter
+from kibitz.perception.router import Route
 
 
 class Perceiver(ABC):
@@ -21,6 +23,18 @@ class Perceiver(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Stop any background work (OCR, VLM threads)."""
+
+    def ask(self, question: str, t: float) -> Route | None:
+        """A player's question: the route it takes (None: perception has no slow path to offer)."""
+        return None
+
+    def answered(self) -> set[str]:
+        """Questions whose slow-path look has come back (or failed) and may now be answered."""
+        return set()
+
+    def notes(self) -> list[dict[str, Any]]:
+        """Machine-readable records (route decisions) since the last call, for the session log."""
+        return []
 
 
 class RamPerceiver(Perceiver):

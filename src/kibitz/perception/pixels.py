@@ -12,7 +12,9 @@ from __future__ import annotations
 import atexit
 import logging
 import queue
+import re
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -116,7 +118,9 @@ class PixelPerceiver(Perceiver):
         self.ocr: Worker[RGBImage, list[Any]] | None = None
         self.text: tuple[str, ...] = ()
         self._ocr_at: float | None = None
-        self.routes: list[Route] = []
+        self.routes: deque[Route] = deque(maxlen=100)
+        """Recent route decisions (the log gets each change of decision, not every tick)."""
+        self._notes: list[dict[str, Any]] = []
         self.router = Router(
             vlm_available=self.config.vlm is not None,
             budget_s=self.config.vlm_budget_s,
@@ -125,7 +129,7 @@ class PixelPerceiver(Perceiver):
         )
         self.vlm: Worker[VLMJob, Any] | None = self._make_vlm()
         self.vlm_description: str | None = None
-        self.vlm_answered: list[tuple[str, str | None]] = []
+        self.vlm_answered: deque[str] = deque(maxlen=20)
         self.bad_frames = 0
         self._last: Observation | None = None
         self._image: RGBImage | None = None
@@ -243,9 +247,13 @@ class PixelPerceiver(Perceiver):
     # --- slow path ---------------------------------------------------------------------------------------
     def _consider_vlm(self, image: RGBImage, t: float, cut: bool, question: str | None = None) -> Route:
         route = self.router.decide(t, self.recognition, question=question, cut=cut)
-        if route.path == "slow" or question is not None or not self.routes or self.routes[-1].reason != route.reason:
-            self.routes.append(route)  # every change of decision (and every question) is logged
+        # Log each change of decision (and every question); "looked 2.3 s ago" and "3.1 s ago" are one kind.
+        kind = re.sub(r"[\d.]+", "#", route.reason)
+        last = self.routes[-1] if self.routes else None
+        if route.path == "slow" or question is not None or last is None or re.sub(r"[\d.]+", "#", last.reason) != kind:
+            self._notes.append(route.to_json())
             log.info("route %s: %s", route.path, route.reason)
+        self.routes.append(route)
         if route.path == "slow" and self.vlm is not None:
             context = "\n".join(self.text) if self.text else None
             if not self.vlm.submit(VLMJob(image.copy(), route, context)):
@@ -268,7 +276,7 @@ class PixelPerceiver(Perceiver):
             self.router.observe_latency(result.latency_s)
             if result.report is None:
                 log.warning("The VLM look failed: %s", result.error)
-                self.vlm_answered.append((job.route.question or "", None))
+                self.vlm_answered.append(job.route.question or "")
                 continue
             r = result.report
             parts = [f"A vision model looking at the screen sees: {r.scene}"]
@@ -279,7 +287,14 @@ class PixelPerceiver(Perceiver):
             if r.suggestion:
                 parts.append("it suggests: " + r.suggestion)
             self.vlm_description = "; ".join(parts) + "."
-            self.vlm_answered.append((job.route.question or "", self.vlm_description))
+            self.vlm_answered.append(job.route.question or "")
+
+    def answered(self) -> set[str]:
+        return set(self.vlm_answered)
+
+    def notes(self) -> list[dict[str, Any]]:
+        out, self._notes = self._notes, []
+        return out
 
     def close(self) -> None:
         for worker in (self.ocr, self.vlm):
