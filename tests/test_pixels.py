@@ -51,6 +51,17 @@ def test_pixel_perceiver_reads_a_known_game(home: Path, monkeypatch: pytest.Monk
         after = perceiver.perceive(Frame(t=31.0, image=bad, source="test", index=9999))
         assert after.value("score") == obs.value("score")
     assert perceiver.bad_frames == 3
+    # Odd but usable frames: huge, greyscale, float, with alpha: perceived, no wild values.
+    odd = [
+        np.zeros((3000, 4000, 3), np.uint8),
+        truth[-1].image.mean(axis=2).astype(np.uint8),
+        truth[-1].image.astype(np.float32) / 255.0,
+        np.dstack([truth[-1].image, np.full(truth[-1].image.shape[:2], 255, np.uint8)]),
+    ]
+    for i, image in enumerate(odd):
+        seen = perceiver.perceive(Frame(t=32.0 + i, image=image, source="test", index=10000 + i))
+        assert seen.value("score") in (None, obs.value("score"))
+    assert perceiver.bad_frames == 3
 
 
 def test_unknown_screen_recognised_as_no_known_game(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,3 +140,43 @@ def test_a_known_game_is_recognised_and_its_hud_read_without_being_named(
     perceiver.close()
     assert obs.game == "breakout"
     assert hits / len(truth) >= 0.9  # from the first recognition on (within half a second)
+
+
+def modern_frame(score: int, hp: int, seed: int) -> np.ndarray:
+    """A made-up game with a smooth-font HUD (what OCR fields are for): a landscape and two numbers."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    rng = np.random.default_rng(seed)
+    canvas = Image.new("RGB", (640, 360), (40, 90, 160))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((0, 260, 640, 360), fill=(60, 140, 60))
+    for _ in range(6):
+        x, y = (int(v) for v in rng.integers(0, 600, 2))
+        draw.ellipse((x, 150 + y % 100, x + 30, 180 + y % 100), fill=(200, 60, 60))
+    font = ImageFont.load_default(size=28)
+    draw.text((20, 12), f"SCORE {score:,}", font=font, fill="white")
+    draw.text((480, 12), f"HP {hp}", font=font, fill="yellow")
+    return np.asarray(canvas)
+
+
+def test_an_added_game_reads_its_smooth_font_hud_by_ocr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    from kibitz.perception.assets import add_game
+
+    monkeypatch.setenv("KIBITZ_HOME", str(tmp_path / "home"))
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for i in range(5):
+        Image.fromarray(modern_frame(1000 * i, 90 - i, i)).save(shots / f"{i}.png")
+    (shots / "hud.yaml").write_text(
+        "game: skyland\nsize: [640, 360]\nfields:\n"
+        "  score: {box: [10, 6, 300, 44], method: ocr, max: 9999999}\n"
+        "  hp: {box: [470, 6, 160, 44], method: ocr, max: 100}\n"
+    )
+    add_game("skyland", shots, EMBEDDERS.get("efficientnet-lite0")())
+    perceiver = PixelPerceiver(None, PerceptionConfig())
+    obs = perceiver.perceive(Frame(t=0.0, image=modern_frame(12345, 73, 99), source="screen", index=0))
+    perceiver.close()
+    assert obs.game == "skyland"
+    assert obs.value("score") == 12345 and obs.value("hp") == 73

@@ -103,9 +103,10 @@ def remove(
     name: Annotated[str, typer.Argument(help="A game id added with `kibitz games add`, or a built-in.")],
 ) -> None:
     """Forget what pixel perception learnt about a game (its prototypes and HUD font)."""
-    from kibitz.perception.assets import glyph_path, prototype_path
+    from kibitz.perception.assets import glyph_path, prototype_path, user_hud_dir
 
-    gone = [p for p in (prototype_path(name), glyph_path(name)) if p.is_file()]
+    paths = (prototype_path(name), glyph_path(name), user_hud_dir() / f"{name}.hud.yaml")
+    gone = [p for p in paths if p.is_file()]
     if not gone:
         raise KibitzError(f"Nothing is learnt about {name!r}; `kibitz games` lists what is.")
     for p in gone:

@@ -38,6 +38,11 @@ def glyph_path(game_id: str) -> Path:
     return vision_home() / "glyphs" / f"{game_id}.npz"
 
 
+def user_hud_dir() -> Path:
+    """HUD files of games added with `kibitz games add` (copied from their screenshot folder)."""
+    return vision_home() / "hud"
+
+
 def prototype_path(game_id: str) -> Path:
     return vision_home() / "prototypes" / f"{game_id}.npz"
 
@@ -141,7 +146,8 @@ def add_game(name: str, folder: Path, embedder: Embedder, progress: Progress | N
     """Prototypes for a new game from a folder of screenshots; returns (frames used, problems skipped).
 
     Sub-folders named after scenes (gameplay, menu, pause, death, ...) label their frames; loose images are
-    gameplay. Unreadable files are skipped with a reason, never fatal.
+    gameplay. Unreadable files are skipped with a reason, never fatal. A `hud.yaml` in the folder (fields
+    with `method: ocr`) makes kibitz read the game's HUD numbers too.
     """
     if not name.replace("_", "").replace("-", "").isalnum():
         raise KibitzError(f"Game names use letters, digits, - and _ only; {name!r} does not.")
@@ -169,6 +175,15 @@ def add_game(name: str, folder: Path, embedder: Embedder, progress: Progress | N
     if not images:
         raise KibitzError(f"No usable screenshots in {folder} (.png or .jpg, optionally in scene sub-folders).")
     bank = PrototypeBank.build(embedder, images, [name] * len(images), scenes)
+    hud = folder / "hud.yaml"
+    if hud.is_file():  # the HUD's boxes; smooth fonts are read by OCR, no learning needed
+        spec = load_hud_spec(hud)
+        if any(f.method == "glyphs" for f in spec.fields.values()):
+            raise KibitzError(
+                f"{hud}: added games read their HUD with `method: ocr` (glyphs are learnt from emulators)."
+            )
+        user_hud_dir().mkdir(parents=True, exist_ok=True)
+        (user_hud_dir() / f"{name}.hud.yaml").write_text(hud.read_text(encoding="utf-8"), encoding="utf-8")
     bank.save(prototype_path(name))
     return len(images), problems
 

@@ -17,11 +17,12 @@ keeps its last value, marked stale. Every rejection is logged with its reason.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +46,10 @@ class FieldSpec(BaseModel):
 
     box: tuple[int, int, int, int]
     """x, y, width, height in the game's native resolution."""
+    method: Literal["glyphs", "ocr"] = "glyphs"
+    """glyphs: learnt bitmaps (pixel fonts, exact); ocr: text recognition on the crop (smooth fonts)."""
+    upscale: int = Field(1, ge=1, le=8)
+    """ocr: enlarge the crop this many times first (small HUD text reads better bigger)."""
     cells: int | None = None
     """Fixed-pitch font: the box holds this many equal-width cells. None: glyphs are split at blank columns."""
     font: str = "default"
@@ -221,6 +226,7 @@ class HudReader:
     def __init__(self, spec: HudSpec, book: GlyphBook) -> None:
         self.spec = spec
         self.book = book
+        self.ocr: Any = None
 
     def glyph_masks(self, native: RGBImage, f: FieldSpec) -> list[Mask | None]:
         x, y, w, h = f.box
@@ -228,6 +234,8 @@ class HudReader:
         return split_glyphs(ink_mask(crop, f.ink, f.ink_tolerance), f.cells)
 
     def read_field(self, native: RGBImage, f: FieldSpec) -> RawRead:
+        if f.method == "ocr":
+            return self._read_ocr(native, f)
         glyphs = self.glyph_masks(native, f)
         chars: list[str] = []
         for g in glyphs:
@@ -244,6 +252,25 @@ class HudReader:
         if not text.lstrip("-").isdigit():
             return RawRead(None, text, f"not a number: {text!r}")
         return RawRead(int(text), text)
+
+    def _read_ocr(self, native: RGBImage, f: FieldSpec) -> RawRead:
+        """A smooth-font field: recognition only (no detection) on the known box, ~15 ms; digits kept."""
+        if self.ocr is None:
+            from kibitz.perception.ocr import OCREngine
+
+            self.ocr = OCREngine()
+        x, y, w, h = f.box
+        crop = native[y : y + h, x : x + w]
+        if f.upscale > 1:
+            crop = crop.repeat(f.upscale, axis=0).repeat(f.upscale, axis=1)
+        text, score = self.ocr.recognize(crop)
+        if not text:
+            return RawRead(None, "", "not shown" if score == 0.0 else f"unsure OCR reading (score {score:.2f})")
+        digits = re.sub(r"(?<=\d)[,.'\s](?=\d{3})", "", text)  # 12,345 / 12.345 / 12 345
+        found = re.findall(r"-?\d+", digits)
+        if len(found) != 1:
+            return RawRead(None, text, f"not one number: {text!r}")
+        return RawRead(int(found[0]), text)
 
     def read(self, image: RGBImage, scene: str | None = None) -> dict[str, RawRead]:
         """Raw readings of every field shown in this scene (scene None: all fields)."""
@@ -338,7 +365,9 @@ def learn_glyphs(
         native = to_native(image, spec.size)
         reader = HudReader(spec, GlyphBook())
         for name, f in spec.fields.items():
-            if name not in truth or truth[name] is None or (f.scenes is not None and scene not in f.scenes):
+            if f.method != "glyphs" or name not in truth or truth[name] is None:
+                continue
+            if f.scenes is not None and scene not in f.scenes:
                 continue
             glyphs = [g for g in reader.glyph_masks(native, f) if g is not None]
             digits = str(int(truth[name]))

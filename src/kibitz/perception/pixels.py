@@ -22,10 +22,10 @@ from typing import Any, Generic, TypeVar
 from kibitz.core.config import PerceptionConfig
 from kibitz.core.records import Frame, Observation, Reading, RGBImage
 from kibitz.games.base import GameAdapter
-from kibitz.perception.assets import load_bank, load_glyphs
+from kibitz.perception.assets import load_bank, load_glyphs, user_hud_dir
 from kibitz.perception.base import Perceiver
 from kibitz.perception.classifier import EMBEDDERS, Embedder, PrototypeBank, Recognition, canonical_scene, prepare
-from kibitz.perception.hud import HudReader, HudSmoother, hud_spec_path, load_hud_spec
+from kibitz.perception.hud import GlyphBook, HudReader, HudSmoother, hud_spec_path, load_hud_spec
 from kibitz.perception.router import Route, Router
 
 log = logging.getLogger("kibitz.pixels")
@@ -156,15 +156,15 @@ class PixelPerceiver(Perceiver):
         )
 
     def _load_hud(self, game_id: str) -> None:
-        path = hud_spec_path(game_id)
+        path = hud_spec_path(game_id, (user_hud_dir(),))
         if path is None:
             return
+        spec = load_hud_spec(path)
         book = load_glyphs(game_id)
-        if book is None:
+        if book is None and any(f.method == "glyphs" for f in spec.fields.values()):
             log.warning("No HUD font learnt for %s yet: run `kibitz games learn %s` to read its HUD.", game_id, game_id)
             return
-        spec = load_hud_spec(path)
-        self.reader, self.smoother = HudReader(spec, book), HudSmoother(spec)
+        self.reader, self.smoother = HudReader(spec, book or GlyphBook()), HudSmoother(spec)
 
     # --- per frame ---------------------------------------------------------------------------------------
     def perceive(self, frame: Frame) -> Observation:
