@@ -79,6 +79,7 @@ def test_unknown_screen_recognised_as_no_known_game(home: Path, monkeypatch: pyt
 def test_vlm_slow_path_for_an_unknown_game(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KIBITZ_HOME", str(home))
     with FakeOpenAI() as server:
+        server.content = '{"scene": "menu", "objects": ["a start button"], "threats": [], "suggestion": "press start"}'
         config = PerceptionConfig(
             recognise_every_s=0.2, vlm=VLMSection(base_url=server.base_url, model="fake-vl"), vlm_min_interval_s=0
         )
@@ -94,6 +95,10 @@ def test_vlm_slow_path_for_an_unknown_game(home: Path, monkeypatch: pytest.Monke
             i += 1
             time.sleep(0.05)
         assert obs is not None and obs.description and "vision model" in obs.description
+        assert "a start button" in obs.description and "press start" in obs.description
+        # The classifier cannot place this screen; the VLM's fresh look gives its scene.
+        later = perceiver.perceive(Frame(t=i * 0.25 + 0.25, image=noise, source="test", index=i + 1))
+        assert later.scene == "menu"
         assert any(r.path == "slow" and "unknown game" in r.reason for r in perceiver.routes)
         assert server.requests and server.requests[0]["messages"][1]["content"][0]["type"] in ("image_url", "text")
         route = perceiver.ask("what is that on the screen?", 100.0)

@@ -24,11 +24,21 @@ from kibitz.core.records import Frame, Observation, Reading, RGBImage
 from kibitz.games.base import GameAdapter
 from kibitz.perception.assets import load_bank, load_glyphs, user_hud_dir
 from kibitz.perception.base import Perceiver
-from kibitz.perception.classifier import EMBEDDERS, Embedder, PrototypeBank, Recognition, canonical_scene, prepare
+from kibitz.perception.classifier import (
+    EMBEDDERS,
+    SCENES,
+    Embedder,
+    PrototypeBank,
+    Recognition,
+    canonical_scene,
+    prepare,
+)
 from kibitz.perception.hud import GlyphBook, HudReader, HudSmoother, hud_spec_path, load_hud_spec
 from kibitz.perception.router import Route, Router
 
 log = logging.getLogger("kibitz.pixels")
+VLM_SCENE_FRESH_S = 10.0
+"""How long the VLM's scene stands in for an unsure classifier (until a cut)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +139,13 @@ class PixelPerceiver(Perceiver):
         )
         self.vlm: Worker[VLMJob, Any] | None = self._make_vlm()
         self.vlm_description: str | None = None
+        self.vlm_scene: tuple[str, float] | None = None
+        """The VLM's last scene in the shared vocabulary, and the time of the frame it looked at."""
         self.vlm_answered: deque[str] = deque(maxlen=20)
         self.bad_frames = 0
         self._last: Observation | None = None
         self._image: RGBImage | None = None
+        self._cut_at = float("-inf")
 
     def _make_vlm(self) -> Worker[VLMJob, Any] | None:
         if self.config.vlm is None:
@@ -177,6 +190,8 @@ class PixelPerceiver(Perceiver):
             return self._unchanged(frame)
         self._image = image
         change = self.change.update(image, frame.t)
+        if change.cut:
+            self._cut_at = frame.t
         due = self._recognised_at is None or frame.t - self._recognised_at >= self.config.recognise_every_s
         if due or change.cut:
             if self.bank is not None:
@@ -187,6 +202,11 @@ class PixelPerceiver(Perceiver):
         self._collect_vlm()
         rec = self.recognition
         scene = rec.scene if rec is not None else "unknown"
+        unsure = rec is None or rec.game is None or rec.scene_confidence < 0.5
+        # A look taken before the last cut describes another picture; a look too old may too.
+        look = self.vlm_scene
+        if unsure and look is not None and look[1] >= self._cut_at and frame.t - look[1] < VLM_SCENE_FRESH_S:
+            scene = look[0]  # the slow path looked at this screen recently and the classifier cannot say
         if change.blank:  # nothing to recognise on a blank screen: it is the game's loading scene
             scene = self.game.blank_scene if self.game is not None else "loading"
         named = rec is not None and rec.game_confidence >= 0.5  # a screen merely nearest to a game is not it
@@ -279,6 +299,8 @@ class PixelPerceiver(Perceiver):
                 self.vlm_answered.append(job.route.question or "")
                 continue
             r = result.report
+            if r.scene in SCENES:  # a scene the shared vocabulary has: it may stand in for an unsure classifier
+                self.vlm_scene = (r.scene, job.route.t)
             parts = [f"A vision model looking at the screen sees: {r.scene}"]
             if r.objects:
                 parts.append("objects: " + ", ".join(r.objects))
