@@ -130,9 +130,10 @@ class AtariAdapter(GameAdapter):
         v = obs.values()
         if not v:
             return f"{self.title} is starting."
-        if precise:
-            return f"{self.title}: score {v['score']}; {v['lives']} lives left."
-        return f"{self.title}: {v['lives']} lives left."  # the score changes too often to keep the prefix cached
+        lives = f"{v['lives']} lives left" if v.get("lives") is not None else "lives unknown"
+        if precise and v.get("score") is not None:
+            return f"{self.title}: score {v['score']}; {lives}."
+        return f"{self.title}: {lives}."  # the score changes too often to keep the prefix cached
 
 
 class Breakout(AtariAdapter):

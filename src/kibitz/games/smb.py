@@ -259,11 +259,25 @@ class SuperMarioBros(GameAdapter):
         if not v or obs.scene == "title":
             return "Super Mario Bros. is on its title screen."
         # Reactions get only what rarely changes (level, lives; the clock once it runs low), so the prompt
-        # prefix stays cached between events; answers to questions get every number.
-        text = f"Super Mario Bros., World {v['world']}-{v['stage']}; {v['lives']} lives left."
+        # prefix stays cached between events; answers to questions get every number. Read from pixels, any
+        # field may not be known yet: what is unknown is left out, never guessed.
+        text = "Super Mario Bros."
+        if v.get("world") is not None and v.get("stage") is not None:
+            text = f"Super Mario Bros., World {v['world']}-{v['stage']}"
+        text += f"; {v['lives']} lives left." if v.get("lives") is not None else "."
+        time_left = v.get("time")
         if precise:
-            text += f" Score {v['score']}; {v['coins']} coins; {v['time']} seconds left on the clock."
-        elif v["time"] < 150:
+            known = [
+                f"{label} {v[key]}" if label else f"{v[key]} {unit}"
+                for key, label, unit in (
+                    ("score", "Score", ""),
+                    ("coins", "", "coins"),
+                    ("time", "", "seconds left on the clock"),
+                )
+                if v.get(key) is not None
+            ]
+            text += (" " + "; ".join(known) + ".") if known else ""
+        elif time_left is not None and time_left < 150:
             # Mentioned well before the low-time event (under 100) so the prefix is cached when it fires.
             text += " Under 150 seconds left on the clock."
         return text
