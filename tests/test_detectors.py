@@ -113,3 +113,15 @@ def test_scene_change_needs_the_new_scene_to_hold() -> None:
     ]
     assert [(e.data["before"], e.data["after"]) for e in events] == [("menu", "gameplay")]
     assert d.update(screen(5.0, "unknown")) == []
+
+
+def test_low_time_ignores_a_bonus_draining_the_clock() -> None:
+    from kibitz.state.detectors import LowValueDetector
+
+    d = LowValueDetector("time", below=100, type="low_time", max_fall_per_s=10)
+    # The flagpole: 300 → 0 in 3 s (100 a second) is points being counted, not time running out.
+    drain = [e for i in range(60) for e in d.update(obs(i / 20, time=300 - i * 5))]
+    assert drain == []
+    # The next level's clock, ticking 2.5 a second, does run low.
+    ticks = [e for i in range(320) for e in d.update(obs(10 + i * 0.4, time=400 - i))]
+    assert [e.type for e in ticks] == ["low_time"]

@@ -221,14 +221,26 @@ class StallDetector(Detector):
 class LowValueDetector(Detector):
     """A field falls below a threshold during play (time running out, low health)."""
 
-    def __init__(self, field: str, below: float, type: str = "low_value", confirm: int = 3) -> None:
+    def __init__(
+        self, field: str, below: float, type: str = "low_value", confirm: int = 3, max_fall_per_s: float | None = None
+    ) -> None:
         self.field, self.below, self.type = field, below, type
         self.low = Confirmed(confirm)
+        self.max_fall_per_s = max_fall_per_s
+        self.last: tuple[float, float] | None = None
+        self.draining = False
 
     def update(self, obs: Observation) -> list[Event]:
         value = obs.value(self.field)
         if obs.scene != "gameplay" or value is None or value <= 0:
             return []  # a clock at 0 in play is being reloaded for a new level, not running out
+        last, self.last = self.last, (obs.t, value)
+        if self.max_fall_per_s is not None and last is not None and value != last[1]:
+            # Falling faster than the field ever runs down in play: a bonus count (SMB's clock turned into
+            # points at the flagpole), not the clock running out; until the value goes back up.
+            self.draining = value < last[1] and (last[1] - value) / max(obs.t - last[0], 1e-3) > self.max_fall_per_s
+        if self.draining:
+            return []
         if self.low.feed(value < self.below) and self.low.value:
             return [
                 self._event(obs, self.type, f"{self.field.capitalize()} is running low: {value} left.", value=value)
