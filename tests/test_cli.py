@@ -220,3 +220,19 @@ def test_watch_routes_a_question_about_the_picture_to_the_vlm(fake_server: FakeO
     assert asked and "A vision model looking at the screen sees" in asked[0]
     answers = [r for r in rows if r["kind"] == "utterance" and r["trigger"] == "question"]
     assert len(answers) == 1
+
+
+def test_bench_perception_runs_and_writes_its_figures(tmp_path: Path) -> None:
+    """The pixel-perception benchmark end to end on a small budget (its figures are for the README, not asserted)."""
+    out = tmp_path / "perception.json"
+    result = kibitz(
+        "bench", "perception", "--train-s", "40", "--test-s", "10", "--games", "breakout,seaquest", "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())
+    assert {r["task"] for r in rows} == {"hud", "recognition", "cost"}
+    for r in rows:
+        for key in ("exact", "seen_game", "seen_scene", "unseen_scene", "unseen_game_5shot"):
+            if key in r:
+                assert 0.0 <= r[key] <= 1.0
+    assert "HUD from pixels" in result.stdout and "Recognition" in result.stdout and "Cost" in result.stdout
