@@ -18,7 +18,7 @@ from kibitz.brain.companion import Companion
 from kibitz.brain.policy import SpeakPolicy
 from kibitz.core.config import KibitzConfig
 from kibitz.core.records import Event, Frame, Observation, Utterance
-from kibitz.games.base import GAMES, DetectorSpec, GameAdapter
+from kibitz.games.base import GAMES, DetectorSpec, GameAdapter, get_game
 from kibitz.outputs.sinks import Output
 from kibitz.perception.base import PERCEIVERS, Perceiver
 from kibitz.state.detectors import GENERIC_DETECTORS, PRIORITY
@@ -95,7 +95,7 @@ class Session:
             return "Nothing seen yet."
         parts: list[str] = []
         # A game named by the player, or one pixel perception recognised on its own (its HUD is being read).
-        game = self.game or (GAMES.get(obs.game)() if obs.game is not None and obs.game in GAMES else None)
+        game = self.game or (get_game(obs.game) if obs.game is not None and obs.game in GAMES else None)
         if game is not None and obs.fields:
             parts.append(game.describe(obs, precise))
         else:

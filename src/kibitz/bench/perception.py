@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from kibitz.core.records import RGBImage
-from kibitz.perception.assets import Sample, collect, pick_prototypes
+from kibitz.perception.assets import Sample, collect, learn_hud, pick_prototypes, scene_run_seconds
 from kibitz.perception.change import is_blank
 from kibitz.perception.classifier import Embedder, PrototypeBank, Vectors, canonical_scene
-from kibitz.perception.hud import HudReader, HudSmoother, hud_spec_path, learn_glyphs, load_hud_spec
+from kibitz.perception.hud import HudReader, HudSmoother, hud_spec_path, load_hud_spec
 
 NES_AND_ATARI = ("smb", "breakout", "space_invaders", "seaquest", "ms_pacman", "freeway", "riverraid", "asteroids")
 
@@ -57,8 +57,7 @@ def hud_bench(game_id: str, train_s: float, test_s: float, seed: int = 0) -> Hud
         raise ValueError(f"{game_id} has no HUD file")
     spec = load_hud_spec(path)
     # Two training runs (seeds seed and seed + 2) so more of the font's digits turn up; the test run is seed + 1.
-    train = ((s.image, s.hud, s.scene) for run in (seed, seed + 2) for s in collect(game_id, run, train_s / 2, every=5))
-    book, report = learn_glyphs(spec, train)
+    book, report = learn_hud(game_id, train_s, seeds=(seed, seed + 2))
     reader, smoother = HudReader(spec, book), HudSmoother(spec)
     result = HudResult(game_id, glyphs=report.glyphs, learn_frames=report.samples)
     prev: dict[str, Any] = {}
@@ -113,11 +112,10 @@ def recognition_bench(
     for g in games:
         if progress:
             progress(f"playing {g}")
-        scale = 4.0 if g == "smb" else 1.0  # SMB's scenes other than gameplay need a longer run to be seen
-        run = list(collect(g, seed, train_s * scale, every=5))
+        run = list(collect(g, seed, scene_run_seconds(g, train_s), every=5))
         train += pick_prototypes(run, per_scene)
         five_shot[g] = [run[i] for i in np.linspace(0, len(run) - 1, 5).round().astype(int)]
-        test += list(collect(g, seed + 1, test_s * scale, every=23))
+        test += list(collect(g, seed + 1, scene_run_seconds(g, test_s), every=23))
     if progress:
         progress(f"embedding {len(train) + len(test)} frames")
     t0 = time.perf_counter()
@@ -184,7 +182,7 @@ def cost_bench(embedder: Embedder, recognise_every_s: float = 0.5, ocr_every_s: 
 
     nes = next(s for s in collect("smb", 1, 20.0, every=60) if s.scene == "gameplay" and s.t > 8).image
     spec = load_hud_spec(hud_spec_path("smb"))  # type: ignore[arg-type]
-    book, _ = learn_glyphs(spec, ((s.image, s.hud, s.scene) for s in collect("smb", 0, 30.0, every=6)))
+    book, _ = learn_hud("smb", 30.0, seeds=(0,))
     reader, smoother, change = HudReader(spec, book), HudSmoother(spec), ChangeDetector()
     parts = {
         "change": _median_ms(lambda: change.update(nes, 0.0), 50),

@@ -103,10 +103,14 @@ def learn_hud(game_id: str, seconds: float = 240.0, seeds: tuple[int, ...] = (0,
     return learn_glyphs(spec, samples)
 
 
+def scene_run_seconds(game_id: str, seconds: float) -> float:
+    """How long to play a game to see its scenes: SMB's scenes other than gameplay need a longer run."""
+    return seconds * (4.0 if game_id == "smb" else 1.0)
+
+
 def learn_prototypes(embedder: Embedder, game_id: str, seconds: float = 60.0, per_scene: int = 24) -> PrototypeBank:
     """Scene prototypes of a built-in game from one emulator run (seed 0)."""
-    scale = 4.0 if game_id == "smb" else 1.0  # SMB's scenes other than gameplay need a longer run to be seen
-    picked = pick_prototypes(list(collect(game_id, 0, seconds * scale, every=5)), per_scene)
+    picked = pick_prototypes(list(collect(game_id, 0, scene_run_seconds(game_id, seconds), every=5)), per_scene)
     return PrototypeBank.build(embedder, [s.image for s in picked], [game_id] * len(picked), [s.scene for s in picked])
 
 
