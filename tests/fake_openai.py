@@ -38,6 +38,8 @@ class FakeOpenAI:
         self.reply = reply
         self.delay = delay
         self.content: str | None = None
+        self.reply_fn: Any = None
+        """Optional (request body) -> reply text for streamed requests, overriding `reply`."""
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.images: list[tuple[str, tuple[int, int]]] = []
@@ -104,6 +106,8 @@ class FakeOpenAI:
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def reply_for(self, body: dict[str, Any]) -> str:
+        if self.reply_fn is not None:
+            return str(self.reply_fn(body))
         user = body["messages"][-1]["content"]
         if "asks you" in user:
             return "You have " + ("lives to spare. " if "lives left" in user else "no idea. ") + self.reply

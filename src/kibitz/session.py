@@ -6,6 +6,7 @@ own thread, and the loop only hands it a request when it is free.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -23,6 +24,8 @@ from kibitz.outputs.sinks import Output
 from kibitz.perception.base import PERCEIVERS, Perceiver
 from kibitz.state.detectors import GENERIC_DETECTORS, PRIORITY
 from kibitz.state.tracker import StateTracker
+
+log = logging.getLogger(__name__)
 
 STATS_WINDOW = 60 * 60 * 60
 
@@ -89,6 +92,7 @@ class Session:
         self.prefetch_every_s = 1.0
         self._last_prefetch = 0.0
         self._waiting: list[tuple[str, float]] = []
+        self._followed: str | None = None
 
     def describe(self, obs: Observation | None, precise: bool = False) -> str:
         if obs is None:
@@ -117,7 +121,19 @@ class Session:
         obs = self.perceiver.perceive(frame)
         for note in self.perceiver.notes():
             self.output.record(note)
+        self._follow(obs)
         return obs
+
+    def _follow(self, obs: Observation) -> None:
+        """No game was named, but perception recognised a built-in one and reads its HUD: watch for that game's
+        events (deaths from its lives counter, its level changes...) instead of the generic screen events."""
+        if self.game is not None or obs.game is None or obs.game == self._followed or obs.game not in GAMES:
+            return
+        if not obs.fields:
+            return
+        self._followed = obs.game
+        self.tracker = StateTracker(get_game(obs.game).detectors())
+        log.info("The screen shows %s: watching for its events.", obs.game)
 
     def _question_event(self, text: str, obs: Observation) -> Event:
         return Event(

@@ -182,3 +182,214 @@ def perception(
         )
     console.print(cost_table)
     _save(out, rows)
+
+
+# --- the benchmark suite: build a dataset, run stacks on it, report ------------------------------------------
+
+
+def _dataset_dir(size: str, seed: int, dataset: Path | None) -> Path:
+    from kibitz.bench.dataset import dataset_home
+
+    return dataset if dataset is not None else dataset_home() / f"{size}-seed{seed}"
+
+
+def _build(out: Path, seed: int, size: str, games: str | None) -> dict[str, Any]:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from kibitz.bench.dataset import DEFAULT_GAMES, build
+
+    ids = [g.strip() for g in games.split(",") if g.strip()] if games else list(DEFAULT_GAMES)
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"))
+    with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
+        meta = build(out, seed=seed, size=size, games=ids, progress=progress)
+    table = Table("game", "genre", "split", "items", "build s", title=f"bench dataset {out}")
+    for g, info in meta["games"].items():
+        items = ", ".join(f"{k} {v}" for k, v in sorted(info["items"].items()))
+        table.add_row(g, info["genre"], info["split"], items, f"{info['build_s']:.1f}")
+    for g, reason in meta["missing"].items():
+        table.add_row(g, "", "[red]missing[/red]", reason, "")
+    console.print(table)
+    return meta
+
+
+@bench_app.command()
+def build(
+    seed: Annotated[int, typer.Option(help="Seed for the games and the sampling (same seed, same dataset).")] = 0,
+    size: Annotated[str, typer.Option(help="full (the published figures) or quick (a small subset for CI).")] = "full",
+    games: Annotated[str | None, typer.Option(help="Comma-separated game ids (default: all bench games).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Dataset folder (default ~/.cache/kibitz/bench/datasets/).")] = None,
+) -> None:
+    """Record real games with their true state into a bench dataset: frames, clips, questions, advice."""
+    _build(_dataset_dir(size, seed, out), seed, size, games)
+
+
+@bench_app.command()
+def run(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="The quick dataset (a few items per game; CI runs it).")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Dataset seed (built first if missing).")] = 0,
+    dataset: Annotated[Path | None, typer.Option(help="A dataset folder made by `kibitz bench build`.")] = None,
+    config: Annotated[Path | None, typer.Option(help="kibitz config file for the stacks (llm, persona...).")] = None,
+    backend: Annotated[str | None, typer.Option(help="LLM backend: llamacpp | openai.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name (embedded) or the server's model id.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    stacks: Annotated[str, typer.Option(help="Comma-separated stacks: kibitz, baseline.")] = "kibitz,baseline",
+    baseline_every: Annotated[float, typer.Option(help="Seconds between the baseline's looks.")] = 5.0,
+    tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks (default: all).")] = None,
+    judge: Annotated[
+        list[str] | None,
+        typer.Option(help="Judge backend:model[@url]; give two for agreement (default: the two embedded Qwen)."),
+    ] = None,
+    no_judge: Annotated[bool, typer.Option("--no-judge", help="Skip the LLM judges.")] = False,
+    results: Annotated[Path | None, typer.Option(help="Results database (reruns resume from it).")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write the HTML report here (default: beside the results).")
+    ] = None,
+) -> None:
+    """Run stacks on the bench dataset (every item cached, so a rerun resumes) and write the HTML report."""
+    import os
+    import platform
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from kibitz.bench.dataset import Dataset
+    from kibitz.bench.judge import JudgeSpec
+    from kibitz.bench.runner import derive, run_judges, run_task, summarise
+    from kibitz.bench.stacks import STACKS
+    from kibitz.bench.store import ResultStore
+    from kibitz.bench.tasks import DEFAULT_TASKS, TASKS
+    from kibitz.brain.llm import make_backend
+    from kibitz.core.config import load_config
+
+    started = time.perf_counter()
+    size = "quick" if quick else "full"
+    folder = _dataset_dir(size, seed, dataset)
+    if not (folder / "manifest.jsonl").exists():
+        if dataset is not None:
+            raise typer.BadParameter(f"no bench dataset in {folder}; build it with `kibitz bench build --out {folder}`")
+        console.print(f"[dim]No {size} dataset for seed {seed} yet: building it first.[/dim]")
+        _build(folder, seed, size, None)
+    data = Dataset.load(folder)
+    overrides = {"llm.backend": backend, "llm.model": model, "llm.base_url": base_url}
+    cfg = load_config(config, {k: v for k, v in overrides.items() if v is not None})
+    store = ResultStore(results or folder.parent.parent / "runs" / folder.name / "results.sqlite")
+    llm = make_backend(cfg.llm)
+    chosen = [STACKS.get(s.strip())(cfg, llm, {"every_s": baseline_every}) for s in stacks.split(",") if s.strip()]
+    task_names = [t.strip() for t in tasks.split(",")] if tasks else list(DEFAULT_TASKS)
+    for name in task_names:
+        TASKS.get(name)
+    specs = [] if no_judge else [JudgeSpec.parse(j) for j in (judge or _default_judges(cfg.llm.model))]
+    store.set_meta("machine", f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}")
+    store.set_meta("stacks", {**store.meta().get("stacks", {}), **{s.label: STACKS.help(s.name) for s in chosen}})
+    store.set_meta("judges", [s.label for s in specs])
+    store.set_meta("dataset", str(folder))
+    for s in chosen:
+        s.prepare(data)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        for name in task_names:
+            task = TASKS.get(name)()
+            if task.source is not None:
+                continue
+            for s in chosen:
+                run_task(task, s, data, store, progress)
+        for name in task_names:
+            task = TASKS.get(name)()
+            if task.source is not None:
+                derive(task, store, data)
+        if specs:
+            judges = []
+            for spec in specs:
+                judge_cfg = spec.llm_config(cfg.llm)
+                same = (judge_cfg.backend, judge_cfg.model) == (cfg.llm.backend, cfg.llm.model)
+                try:
+                    judges.append((spec, llm if same else make_backend(judge_cfg)))
+                except Exception as exc:
+                    console.print(f"[red]Judge {spec.label} unavailable:[/red] {exc}")
+            run_judges(judges, [s.label for s in chosen], data, store, progress)
+    for s in chosen:
+        s.close()
+    store.set_meta("finished", time.strftime("%Y-%m-%d %H:%M:%S"))
+    store.set_meta("run_s", round(time.perf_counter() - started, 1))
+    summary = summarise(store, data)
+    _print_summary(summary)
+    out = report or store.path.with_name("report.html")
+    _write_report(summary, out)
+    console.print(f"total {time.perf_counter() - started:.0f} s")
+
+
+def _default_judges(model: str) -> list[str]:
+    return ["llamacpp:qwen2.5-coder-1.5b", "llamacpp:qwen2.5-coder-0.5b"]
+
+
+def _write_report(summary: dict[str, Any], out: Path) -> None:
+    from kibitz.bench.report import render_report
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(render_report(summary), encoding="utf-8")
+    tmp.replace(out)
+    console.print(f"report: {out}")
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table("task", "metric", *[s.split("[")[0] for s in summary["stacks"]], title="bench figures (all games)")
+    keys = sorted({(f["task"], f["metric"], f["aggregation"]) for f in summary["figures"]})
+    for task, metric, agg in keys:
+        cells = []
+        for stack in summary["stacks"]:
+            f = next(
+                (
+                    x
+                    for x in summary["figures"]
+                    if (x["task"], x["metric"], x["aggregation"], x["stack"], x["split"])
+                    == (task, metric, agg, stack, "all")
+                ),
+                None,
+            )
+            text = _fmt(f["value"]) if f else "-"
+            if f and f["failed"]:
+                text += f" [red]({f['failed']} failed)[/red]"
+            cells.append(text)
+        table.add_row(task, f"{metric} ({agg})", *cells)
+    console.print(table)
+    if summary["judge"]["figures"]:
+        jt = Table("stack", "scale", "mean 1-5", "graded", "failed", title="LLM judges")
+        for f in summary["judge"]["figures"]:
+            jt.add_row(f["stack"].split("[")[0], f["metric"], _fmt(f["value"]), str(f["n"]), str(f["failed"]))
+        console.print(jt)
+    if summary["comparison"]:
+        ct = Table("figure", "kibitz", "baseline", "ratio", "better", title="kibitz vs baseline (same run)")
+        for c in summary["comparison"]:
+            ct.add_row(
+                f"{c['task']} {c['metric']} ({c['aggregation']})",
+                _fmt(c["kibitz"]),
+                _fmt(c["baseline"]),
+                "-" if c["ratio"] is None else f"{c['ratio']:.2f}×",
+                "[green]kibitz[/green]" if c["kibitz_better"] else "[red]baseline[/red]",
+            )
+        console.print(ct)
+    if summary["failures"]:
+        console.print(f"[red]{len(summary['failures'])} items failed[/red] (reasons in the report)")
+
+
+@bench_app.command("report")
+def report_cmd(
+    results: Annotated[Path, typer.Option(help="Results database written by `kibitz bench run`.")],
+    dataset: Annotated[Path | None, typer.Option(help="Its dataset folder (default: the one the run used).")] = None,
+    out: Annotated[Path | None, typer.Option(help="HTML file to write (default: beside the results).")] = None,
+) -> None:
+    """Write the single-file HTML report (tables and plots) for every stack in a results database."""
+    from kibitz.bench.dataset import Dataset
+    from kibitz.bench.runner import summarise
+    from kibitz.bench.store import ResultStore
+
+    if not results.exists():
+        raise typer.BadParameter(f"{results} does not exist; run `kibitz bench run` first")
+    store = ResultStore(results)
+    folder = dataset or Path(store.meta().get("dataset", ""))
+    summary = summarise(store, Dataset.load(folder))
+    _print_summary(summary)
+    _write_report(summary, out or results.with_name("report.html"))

@@ -244,7 +244,7 @@ class SuperMarioBros(GameAdapter):
 
     def detectors(self) -> list[DetectorSpec]:
         return [
-            DetectorSpec("death", {"lives": "lives", "dying": "dying"}),
+            DetectorSpec("death", {"lives": "lives", "dying": "dying", "level": ["world", "stage"]}),
             DetectorSpec("game_over", {}),
             DetectorSpec("level_change", {"fields": ["world", "stage"]}),
             DetectorSpec("game_start", {}),

@@ -68,17 +68,34 @@ class Confirmed:
 
 
 class DeathDetector(Detector):
-    """One death per life lost: fires when the dying flag holds (early), or when lives drop (fallback)."""
+    """One death per life lost: fires when the dying flag holds (early), or when lives drop (fallback).
 
-    def __init__(self, lives: str = "lives", dying: str | None = None, confirm: int = 2) -> None:
+    `level` names the fields of the level (world, stage) for games that show the lives only on a card between
+    lives (Super Mario Bros.): watched from the middle of a level, the first card that shows the same level
+    that was being played is a death (a new level would show another one).
+    """
+
+    def __init__(
+        self, lives: str = "lives", dying: str | None = None, confirm: int = 2, level: list[str] | None = None
+    ) -> None:
         self.lives_field, self.dying_field = lives, dying
         self.dying = Confirmed(confirm)
         self.lives = Confirmed(confirm)
         self.armed = True
+        self.level_fields = level
+        self.played: tuple[Any, ...] | None = None
+        """The level seen in play while the lives count was still unknown."""
 
     def update(self, obs: Observation) -> list[Event]:
         events: list[Event] = []
         lives = obs.value(self.lives_field)
+        if self.level_fields and self.lives.value is None:
+            level = tuple(obs.value(f) for f in self.level_fields)
+            if lives is None and obs.scene == "gameplay" and None not in level:
+                self.played = level
+            elif lives is not None and self.played is not None and level == self.played and self.armed:
+                self.armed, self.played = False, None
+                events.append(self._death(obs, lives, early=False))
         dying_changed = self.dying_field is not None and self.dying.feed(bool(obs.value(self.dying_field, False)))
         if dying_changed and self.dying.value and self.armed:
             self.armed = False

@@ -1,0 +1,466 @@
+"""`kibitz bench build`: a dataset of frames, clips, questions and advice items from real games with their truth.
+
+Every game is played by its recorder (a real emulator or game engine, a scripted player, a seed) and sampled:
+
+- frames: single pictures spread over the scenes the run showed, with the scene and the HUD values on screen;
+- clips: short stretches around true events (deaths, kills, captures...), stored at the recorder's clip rate,
+  with every event's time inside the clip;
+- questions: asked on some frames (and just after deaths: "what killed me?"), with exact answers;
+- advice: "what should I do now?" on frames where the game has an answer key (Stockfish's top moves, a useful
+  next Crafter achievement, the monsters that threaten the hero);
+- support: for games kibitz has no assets for (the unseen split), five other pictures of the game, what a
+  user would give `kibitz games add`.
+
+The dataset is files (PNG frames, NPZ clips) plus `manifest.jsonl` (one item per line) and `dataset.json`;
+the same seed gives the same bytes. No game data (ROMs, WADs) is ever written, only what the screen showed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kibitz.bench.recorders import EVENT_TYPES, RECORDERS, Recorder, TrueFrame
+from kibitz.core.errors import KibitzError
+from kibitz.core.records import RGBImage
+
+MANIFEST = "manifest.jsonl"
+META = "dataset.json"
+MAX_CLIP_S = 24.0
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How much of each game a dataset takes."""
+
+    seconds: float
+    """Game time played."""
+    frames: int = 10
+    clips: int = 3
+    questions: int = 8
+    advice: int = 6
+    support: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    name: str
+    seconds: dict[str, float]
+    frames: int
+    clips: int
+    questions: int
+    advice: int
+    support: int = 5
+
+    def plan(self, game: str) -> Plan:
+        return Plan(self.seconds[game], self.frames, self.clips, self.questions, self.advice, self.support)
+
+
+DEFAULT_GAMES = ("smb", "breakout", "space_invaders", "pong", "doom", "crafter", "nethack", "chess")
+"""Seven genres: platformer (SMB), Atari arcade (Breakout, Space Invaders, Pong), first-person shooter (Freedoom),
+survival/crafting (Crafter), roguelike (NetHack), chess."""
+
+SIZES: dict[str, Size] = {
+    "full": Size(
+        "full",
+        {
+            "smb": 150,
+            "breakout": 90,
+            "space_invaders": 90,
+            "pong": 90,
+            "doom": 120,
+            "crafter": 150,
+            "nethack": 300,
+            "chess": 400,
+        },
+        frames=10,
+        clips=3,
+        questions=8,
+        advice=6,
+    ),
+    "quick": Size(
+        "quick",
+        {
+            "smb": 45,
+            "breakout": 40,
+            "space_invaders": 40,
+            "pong": 30,
+            "doom": 45,
+            "crafter": 60,
+            "nethack": 120,
+            "chess": 120,
+        },
+        frames=2,
+        clips=1,
+        questions=2,
+        advice=1,
+        support=3,
+    ),
+}
+
+
+def is_seen(game: str) -> bool:
+    """A game kibitz ships assets for (HUD files, learnt prototypes); the others are the unseen split."""
+    from kibitz.games import GAMES
+
+    return game in GAMES
+
+
+def png_bytes(image: RGBImage) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def read_png(path: Path) -> RGBImage:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except (OSError, ValueError) as exc:
+        raise KibitzError(
+            f"The bench frame {path} is unreadable ({exc}); rebuild the dataset with `kibitz bench build`."
+        ) from exc
+
+
+def load_clip(path: Path) -> tuple[list[RGBImage], list[float]]:
+    """The frames and their times (seconds from the clip start) of a stored clip."""
+    try:
+        with np.load(path) as data:
+            frames, times = data["frames"], data["t"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise KibitzError(
+            f"The bench clip {path} is unreadable ({exc}); rebuild the dataset with `kibitz bench build`."
+        ) from exc
+    return [np.ascontiguousarray(f) for f in frames], [float(t) for t in times]
+
+
+def clip_bytes(frames: list[RGBImage], times: list[float]) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, frames=np.stack(frames), t=np.array(times, dtype=np.float64))
+    return buf.getvalue()
+
+
+@dataclass
+class _Clip:
+    start: float
+    end: float
+    frames: list[RGBImage] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Writer:
+    """Writes files under the dataset folder and remembers each file's hash for the manifest."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def put(self, rel: str, data: bytes) -> dict[str, str]:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return {"file": rel, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _pick_frames(candidates: list[TrueFrame], n: int, rng: random.Random) -> list[TrueFrame]:
+    """n frames spread over the scenes: rare scenes first, then round-robin, random within a scene."""
+    by_scene: dict[str, list[TrueFrame]] = {}
+    for f in candidates:
+        by_scene.setdefault(f.scene, []).append(f)
+    pools = [rng.sample(v, len(v)) for _, v in sorted(by_scene.items(), key=lambda kv: (len(kv[1]), kv[0]))]
+    picked: list[TrueFrame] = []
+    while len(picked) < n and any(pools):
+        for pool in pools:
+            if pool and len(picked) < n:
+                picked.append(pool.pop())
+    return sorted(picked, key=lambda f: f.t)
+
+
+def record_game(
+    recorder: Recorder,
+    plan: Plan,
+    seed: int,
+    writer: _Writer,
+    tick: Callable[[float], None] = lambda t: None,
+) -> list[dict[str, Any]]:
+    """Play one game and return its manifest items (files written through `writer`)."""
+    game = recorder.game
+    rng = random.Random(f"{seed}:{game}")
+    step = max(1, round(recorder.fps / recorder.clip_fps))
+    pre, post = max(6.0, 4 / recorder.clip_fps), max(4.0, 3 / recorder.clip_fps)
+    every = plan.seconds / max(4 * (plan.frames + plan.advice + plan.support), 1)
+    buffer: deque[tuple[float, RGBImage]] = deque()
+    clips: list[_Clip] = []
+    current: _Clip | None = None
+    candidates: list[TrueFrame] = []
+    after_death: list[TrueFrame] = []
+    due: float | None = None
+    next_candidate = every / 2
+    for index, f in enumerate(recorder.frames(seed, plan.seconds)):
+        kept = index % step == 0
+        scored = [e for e in f.events if e in EVENT_TYPES]
+        if current is not None:
+            if kept:
+                current.frames.append(f.image)
+                current.times.append(f.t - current.start)
+            current.events += [{"type": e, "t": round(f.t - current.start, 3)} for e in scored]
+            if scored:
+                current.end = min(max(current.end, f.t + post), current.start + MAX_CLIP_S)
+            if f.t >= current.end:
+                clips.append(current)
+                current = None
+        elif scored and len(clips) < plan.clips:
+            start = buffer[0][0] if buffer else f.t
+            current = _Clip(start, f.t + post)
+            for t, image in buffer:
+                current.frames.append(image)
+                current.times.append(t - start)
+            if kept:
+                current.frames.append(f.image)
+                current.times.append(f.t - start)
+            current.events = [{"type": e, "t": round(f.t - start, 3)} for e in scored]
+        if kept:
+            buffer.append((f.t, f.image))
+            while buffer and buffer[0][0] < f.t - pre:
+                buffer.popleft()
+        if f.t >= next_candidate:
+            candidates.append(f)
+            next_candidate += every
+        if "death" in f.events:
+            due = f.t + 1.0
+        if due is not None and f.t >= due:
+            after_death.append(f)
+            due = None
+        if index % 64 == 0:
+            tick(f.t)
+    if current is not None and current.frames:
+        clips.append(current)
+    tick(plan.seconds)
+
+    split = "seen" if is_seen(game) else "unseen"
+    base = {"game": game, "split": split, "genre": recorder.genre, "title": recorder.title}
+    items: list[dict[str, Any]] = []
+    frames = _pick_frames(candidates, plan.frames, rng)
+    for n, f in enumerate(frames):
+        labels = {k: list(recorder.hud_labels.get(k, ())) for k in f.hud}
+        items.append(
+            {
+                "id": f"{game}/frame/{n:03d}",
+                "kind": "frame",
+                **base,
+                **writer.put(f"frames/{game}/{n:03d}.png", png_bytes(f.image)),
+                "t": round(f.t, 3),
+                "scene": f.scene,
+                "hud": f.hud,
+                "hud_alt": f.facts.get("hud_alt", {}),
+                "labels": labels,
+            }
+        )
+    for n, c in enumerate(clips):
+        items.append(
+            {
+                "id": f"{game}/clip/{n:03d}",
+                "kind": "clip",
+                **base,
+                **writer.put(f"clips/{game}/{n:03d}.npz", clip_bytes(c.frames, c.times)),
+                "t0": round(c.start, 3),
+                "duration": round(c.times[-1], 3) if c.times else 0.0,
+                "fps": recorder.clip_fps,
+                "events": c.events,
+            }
+        )
+    asked: list[tuple[TrueFrame, Any]] = []
+    for f in after_death:
+        asked += [(f, qa) for qa in recorder.questions(f, rng) if qa.kind != "count"]
+    pool = [(f, qa) for f in rng.sample(candidates, len(candidates)) for qa in recorder.questions(f, rng)]
+    asked = asked[: max(1, plan.questions // 3)] + pool
+    seen_questions: set[tuple[float, str]] = set()
+    n = 0
+    for f, qa in asked:
+        if n >= plan.questions or (f.t, qa.question) in seen_questions:
+            continue
+        seen_questions.add((f.t, qa.question))
+        items.append(
+            {
+                "id": f"{game}/question/{n:03d}",
+                "kind": "question",
+                **base,
+                **writer.put(f"questions/{game}/{n:03d}.png", png_bytes(f.image)),
+                "t": round(f.t, 3),
+                "question": qa.question,
+                "answers": list(qa.answers),
+                "qkind": qa.kind,
+                "hud": f.hud,
+            }
+        )
+        n += 1
+    n = 0
+    for f in rng.sample(candidates, len(candidates)):
+        if n >= plan.advice:
+            break
+        key = recorder.advice(f)
+        if key is None or not key.good:
+            continue
+        items.append(
+            {
+                "id": f"{game}/advice/{n:03d}",
+                "kind": "advice",
+                **base,
+                **writer.put(f"advice/{game}/{n:03d}.png", png_bytes(f.image)),
+                "t": round(f.t, 3),
+                "question": key.question,
+                "advice_kind": key.kind,
+                "good": list(key.good),
+                "facts": key.facts,
+                "hud": f.hud,
+            }
+        )
+        n += 1
+    if split == "unseen":
+        used = {f.t for f in frames}
+        spare = [f for f in candidates if f.t not in used]
+        for n, f in enumerate(_pick_frames(spare, plan.support, rng)):
+            items.append(
+                {
+                    "id": f"{game}/support/{n:03d}",
+                    "kind": "support",
+                    **base,
+                    **writer.put(f"support/{game}/{n:03d}.png", png_bytes(f.image)),
+                    "scene": f.scene,
+                }
+            )
+    return items
+
+
+def dataset_home() -> Path:
+    from kibitz.perception.assets import vision_home
+
+    return vision_home().parent / "bench" / "datasets"
+
+
+def build(
+    out: Path,
+    seed: int = 0,
+    size: str = "full",
+    games: Iterable[str] = DEFAULT_GAMES,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Build a dataset into `out` (replaced atomically) and return its metadata."""
+    if size not in SIZES:
+        raise KibitzError(f"Unknown bench size {size!r}; use one of: {', '.join(SIZES)}.")
+    spec = SIZES[size]
+    games = list(games)
+    for game in games:
+        if game not in RECORDERS:  # unknown ids fail before anything is played
+            RECORDERS.get(game)
+    tmp = out.with_name(out.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    writer = _Writer(tmp)
+    items: list[dict[str, Any]] = []
+    meta: dict[str, Any] = {"seed": seed, "size": size, "games": {}, "missing": {}}
+    started = time.perf_counter()
+    for game in games:
+        plan = spec.plan(game) if game in spec.seconds else Plan(90.0)
+        try:
+            recorder = RECORDERS.get(game)()
+        except ImportError as exc:
+            reason = f"The bench recorder for {game} cannot be loaded ({exc}); reinstall kibitz with its bench extra."
+            meta["missing"][game] = reason
+            items.append({"id": f"{game}/missing", "kind": "missing", "game": game, "reason": reason})
+            continue
+        task = progress.add_task(f"recording {recorder.title}", total=plan.seconds) if progress else None
+
+        def tick(t: float, task: Any = task, total: float = plan.seconds) -> None:
+            if progress is not None:
+                progress.update(task, completed=min(t, total))
+
+        try:
+            recorder.check_installed()
+            game_start = time.perf_counter()
+            got = record_game(recorder, plan, seed, writer, tick)
+        except KibitzError as exc:
+            meta["missing"][game] = exc.message
+            items.append({"id": f"{game}/missing", "kind": "missing", "game": game, "reason": exc.message})
+            continue
+        finally:
+            recorder.close()
+        items += got
+        counts: dict[str, int] = {}
+        for item in got:
+            counts[item["kind"]] = counts.get(item["kind"], 0) + 1
+        meta["games"][game] = {
+            "title": recorder.title,
+            "genre": recorder.genre,
+            "split": "seen" if is_seen(game) else "unseen",
+            "seconds": plan.seconds,
+            "items": counts,
+            "build_s": round(time.perf_counter() - game_start, 1),
+        }
+    meta["build_s"] = round(time.perf_counter() - started, 1)
+    (tmp / MANIFEST).write_text("".join(json.dumps(i, sort_keys=True) + "\n" for i in items))
+    (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.replace(out)
+    return meta
+
+
+@dataclass
+class Dataset:
+    """A built dataset: its folder, metadata and items."""
+
+    root: Path
+    meta: dict[str, Any]
+    items: list[dict[str, Any]]
+
+    @classmethod
+    def load(cls, root: Path) -> Dataset:
+        manifest = root / MANIFEST
+        if not manifest.exists():
+            raise KibitzError(f"No bench dataset in {root}; build one with `kibitz bench build --out {root}`.")
+        items = []
+        for n, line in enumerate(manifest.read_text().splitlines(), 1):
+            try:
+                items.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise KibitzError(
+                    f"Line {n} of {manifest} is not JSON; rebuild the dataset with `kibitz bench build`."
+                ) from exc
+        meta = json.loads((root / META).read_text()) if (root / META).exists() else {}
+        return cls(root, meta, items)
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [i for i in self.items if i["kind"] == kind]
+
+    def path(self, item: dict[str, Any]) -> Path:
+        """The item's file, checked against the manifest's hash (a changed file is an error, not a score)."""
+        path = self.root / item["file"]
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise KibitzError(f"The bench file {path} is missing ({exc.strerror}); rebuild the dataset.") from exc
+        if hashlib.sha256(data).hexdigest() != item["sha256"]:
+            raise KibitzError(f"The bench file {path} changed since the dataset was built; rebuild the dataset.")
+        return path
+
+    def image(self, item: dict[str, Any]) -> RGBImage:
+        return read_png(self.path(item))
+
+    def clip(self, item: dict[str, Any]) -> tuple[list[RGBImage], list[float]]:
+        return load_clip(self.path(item))

@@ -1,0 +1,113 @@
+"""Recorders: play one real game deterministically and hand over every frame with its true state.
+
+A recorder is the bench's view of a game with ground truth: what the screen shows (the picture), what a
+player would read on it (HUD fields, scene), what just happened (events), and facts for questions and advice
+(the killer, the chess position, the monsters in view, the next useful achievement). The dataset builder
+(`kibitz.bench.dataset`) samples frames, clips, questions and advice items from these streams; recorders never
+write files and never ship game data.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from kibitz.core.records import RGBImage
+from kibitz.core.registry import Registry
+
+EVENT_TYPES: dict[str, str] = {
+    "death": "the player lost a life or died",
+    "game_over": "the game ended (no lives left, checkmate, the character died for good)",
+    "level_change": "a new level, stage, world or dungeon level began",
+    "kill": "the player killed an enemy",
+    "achievement": "a goal was reached for the first time (Crafter achievements)",
+    "capture": "a piece was captured (chess)",
+    "check": "a king was put in check (chess)",
+    "damage": "the player lost health without dying",
+}
+"""The event vocabulary of the bench's ground truth (stacks may report others; only these are scored)."""
+
+
+@dataclass(slots=True)
+class TrueFrame:
+    """One frame of a real game with what is true at that moment."""
+
+    t: float
+    """Seconds of game time since the run started."""
+    image: RGBImage
+    """H×W×3 uint8 RGB, as a player sees it (a copy the recorder will not overwrite)."""
+    scene: str
+    """gameplay, title, menu, transition, game_over, death, map, ... (what the screen shows)."""
+    hud: dict[str, Any]
+    """The values a player can read on this frame (fields the screen does not show are left out)."""
+    events: list[str] = field(default_factory=list)
+    """EVENT_TYPES that happened on this frame (at most a frame late)."""
+    facts: dict[str, Any] = field(default_factory=dict)
+    """Other true facts, JSON-serialisable (used by questions() and advice())."""
+
+
+@dataclass(frozen=True, slots=True)
+class QA:
+    """A question about the state with its exact answer(s)."""
+
+    question: str
+    answers: tuple[str, ...]
+    """Accepted answers; a reply is right when it contains one of them (numbers as whole numbers)."""
+    kind: str
+    """count, name, yes_no, ... (for reporting per kind)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdviceKey:
+    """What a useful piece of advice names here, from the game's own truth."""
+
+    kind: str
+    """chess_move (Stockfish's top moves), achievement (a useful next Crafter achievement), threat (a monster)."""
+    good: tuple[str, ...]
+    """Names that count as useful: SAN moves, achievement words, monster names (matched case-insensitively)."""
+    question: str = "What should I do now?"
+    facts: dict[str, Any] = field(default_factory=dict)
+    """Extra truth for the report (e.g. Stockfish's evaluation)."""
+
+
+class Recorder(ABC):
+    """One real game with true state, played by a built-in player."""
+
+    game: ClassVar[str]
+    """Id used in the dataset (a built-in kibitz game id where one exists, e.g. smb, breakout)."""
+    title: ClassVar[str]
+    genre: ClassVar[str]
+    """platformer, atari-arcade, fps, roguelike, survival-crafting, chess, ..."""
+    fps: ClassVar[float]
+    """Frames per second of game time the recorder yields."""
+    clip_fps: ClassVar[float] = 15.0
+    """Frames per second kept in stored clips (every frame when fps ≤ clip_fps)."""
+    install_hint: ClassVar[str] = ""
+    """The command that installs what this recorder needs (shown when check_installed fails)."""
+    hud_labels: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """How each HUD field is labelled on screen ("hp": ("HP",)), for readers that look for labels."""
+
+    @abstractmethod
+    def check_installed(self) -> None:
+        """Raise a KibitzError naming the install command when the game package is missing."""
+
+    @abstractmethod
+    def frames(self, seed: int, seconds: float) -> Iterator[TrueFrame]:
+        """Play from a fresh start (deterministic for a seed) and yield every frame up to `seconds`."""
+
+    def questions(self, frame: TrueFrame, rng: random.Random) -> list[QA]:
+        """Questions a player could ask on this frame, with exact answers from the truth."""
+        return []
+
+    def advice(self, frame: TrueFrame) -> AdviceKey | None:
+        """The answer key for "what should I do now?" on this frame, where the game has one."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Free the emulator."""
+
+
+RECORDERS: Registry[type[Recorder]] = Registry("bench game")

@@ -1,0 +1,263 @@
+"""`kibitz bench run`: every task × item × stack, cached in the results store; then the judges; then figures.
+
+A failure (a missing game package, a backend that errors, a corrupt file, a judge that answers nonsense) marks
+that one item failed with its reason and the run goes on; the report lists failures next to the figures.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from kibitz.bench.dataset import Dataset
+from kibitz.bench.judge import JudgeSpec, agreement, judge_messages, lines_to_judge, parse_grades
+from kibitz.bench.stacks import Stack, generate
+from kibitz.bench.store import ResultStore
+from kibitz.bench.tasks import TASKS, Task, aggregate
+from kibitz.brain.llm.base import LLMBackend
+from kibitz.core.errors import KibitzError
+
+log = logging.getLogger(__name__)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KibitzError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run_task(
+    task: Task, stack: Stack, dataset: Dataset, store: ResultStore, progress: Any = None, rerun_failed: bool = True
+) -> tuple[int, int]:
+    """Run one task for one stack over the dataset; returns (done now, failed now)."""
+    items = dataset.of_kind(task.item_kind)
+    missing = dataset.of_kind("missing")
+    bar = progress.add_task(f"{task.name} · {stack.label}", total=len(items)) if progress else None
+    done = failed = 0
+    for item in missing:  # a game that could not be recorded fails every task, visibly
+        store.put(task.name, item, stack.label, error=item["reason"])
+    for item in items:
+        cached = store.get(task.name, item["id"], stack.label)
+        if cached is not None and (cached["status"] == "ok" or not rerun_failed):
+            if progress:
+                progress.advance(bar)
+            continue
+        start = time.perf_counter()
+        try:
+            output = task.run(stack, dataset, item)
+            scores = task.score(output, item)
+            store.put(task.name, item, stack.label, output=output, scores=scores, seconds=time.perf_counter() - start)
+            done += 1
+        except Exception as exc:  # one bad item must not end the run: record why and go on
+            log.warning("%s %s on %s failed: %s", task.name, item["id"], stack.label, _reason(exc))
+            store.put(task.name, item, stack.label, error=_reason(exc), seconds=time.perf_counter() - start)
+            failed += 1
+        if progress:
+            progress.advance(bar)
+    return done, failed
+
+
+def derive(task: Task, store: ResultStore, dataset: Dataset) -> None:
+    """Score a derived task (latency) from the stored outputs of its source task."""
+    assert task.source is not None
+    items = {i["id"]: i for i in dataset.items}
+    for row in store.rows(task.source):
+        item = items.get(row["item"], {"id": row["item"], "game": row["game"], "split": row["split"]})
+        if row["status"] == "ok" and row["output"] is not None and row["item"] in items:
+            store.put(task.name, item, row["stack"], scores=task.score(row["output"], item), seconds=0.0)
+        else:
+            store.put(task.name, item, row["stack"], error=row["error"] or "its source task failed")
+
+
+def run_judges(
+    judges: Sequence[tuple[JudgeSpec, LLMBackend]],
+    stacks: Sequence[str],
+    dataset: Dataset,
+    store: ResultStore,
+    progress: Any = None,
+) -> None:
+    """Grade every line of the given stacks with every judge (cached per line and judge)."""
+    import threading
+
+    items = {i["id"]: i for i in dataset.items}
+    lock = threading.Lock()
+    for stack in stacks:
+        lines = list(lines_to_judge(store.rows("events", stack) + store.rows("advice", stack), items))
+        for spec, backend in judges:
+            bar = progress.add_task(f"judge {spec.label} · {stack}", total=len(lines)) if progress else None
+            for key, moment, line in lines:
+                item_id = f"{key}|{spec.label}"
+                source = items.get(key.split("#")[0], {"game": "", "split": ""})
+                cached = store.get("judge", item_id, stack)
+                if cached is None or cached["status"] != "ok":
+                    start = time.perf_counter()
+                    try:
+                        out = generate(backend, judge_messages(moment, line), 40, 0.0, lock)
+                        grades = parse_grades(out.text)
+                        store.put(
+                            "judge",
+                            source,
+                            stack,
+                            output={"moment": moment, "line": line, "reply": out.text},
+                            scores=dict(grades),
+                            seconds=time.perf_counter() - start,
+                            item_id=item_id,
+                        )
+                    except Exception as exc:
+                        store.put("judge", source, stack, error=_reason(exc), item_id=item_id)
+                if progress:
+                    progress.advance(bar)
+
+
+JUDGE_METRICS = (("naturalness", "mean judge grade, 1-5"), ("usefulness", "mean judge grade, 1-5"))
+
+
+def summarise(store: ResultStore, dataset: Dataset, tasks: Sequence[str] | None = None) -> dict[str, Any]:
+    """Every figure of the run: per task, metric, stack and split (all, seen, unseen), and per game."""
+    names = list(tasks) if tasks is not None else [t for t in TASKS.names() if store.rows(t)]
+    stacks = store.stacks()
+    figures: list[dict[str, Any]] = []
+    per_game: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    games = sorted({i["game"] for i in dataset.items})
+    for name in names:
+        task = TASKS.get(name)()
+        rows = store.rows(name)
+        for metric in task.metrics:
+            for stack in stacks:
+                mine = [r for r in rows if r["stack"] == stack]
+                ok = [r for r in mine if r["status"] == "ok"]
+                for split in ("all", "seen", "unseen"):
+                    chosen = [r for r in ok if split == "all" or r["split"] == split]
+                    figures.append(
+                        {
+                            "task": name,
+                            "metric": metric.name,
+                            "aggregation": metric.aggregation,
+                            "higher_is_better": metric.higher_is_better,
+                            "understanding": metric.understanding,
+                            "help": metric.help,
+                            "stack": stack,
+                            "split": split,
+                            "value": aggregate(metric, [r["scores"] for r in chosen]),
+                            "n": len(chosen),
+                            "failed": sum(1 for r in mine if r["status"] == "failed" and split in ("all", r["split"])),
+                        }
+                    )
+                for game in games:
+                    chosen = [r for r in ok if r["game"] == game]
+                    if chosen:
+                        per_game.append(
+                            {
+                                "task": name,
+                                "metric": metric.name,
+                                "aggregation": metric.aggregation,
+                                "stack": stack,
+                                "game": game,
+                                "value": aggregate(metric, [r["scores"] for r in chosen]),
+                                "n": len(chosen),
+                            }
+                        )
+        failures += [
+            {"task": name, "stack": r["stack"], "item": r["item"], "error": r["error"]}
+            for r in rows
+            if r["status"] == "failed"
+        ]
+    judge_rows = store.rows("judge")
+    judge: dict[str, Any] = {"agreement": agreement(judge_rows), "figures": []}
+    for stack in stacks:
+        mine = [r for r in judge_rows if r["stack"] == stack]
+        ok = [r["scores"] for r in mine if r["status"] == "ok"]
+        for scale, help_text in JUDGE_METRICS:
+            values = [s[scale] for s in ok]
+            judge["figures"].append(
+                {
+                    "stack": stack,
+                    "metric": scale,
+                    "value": sum(values) / len(values) if values else None,
+                    "n": len(values),
+                    "failed": sum(1 for r in mine if r["status"] == "failed"),
+                    "help": help_text,
+                }
+            )
+    failures += [
+        {"task": "judge", "stack": r["stack"], "item": r["item"], "error": r["error"]}
+        for r in judge_rows
+        if r["status"] == "failed"
+    ]
+    items = {i["id"]: i for i in dataset.items}
+    examples = []
+    for stack in stacks:
+        said = lines_to_judge(store.rows("events", stack) + store.rows("advice", stack), items)
+        examples += [{"stack": stack, "item": key, "moment": m, "line": line} for key, m, line in list(said)[:8]]
+    return {
+        "stacks": stacks,
+        "examples": examples,
+        "figures": figures,
+        "per_game": per_game,
+        "failures": failures,
+        "judge": judge,
+        "latency": latency_samples(store, stacks),
+        "comparison": compare(figures, stacks),
+        "meta": store.meta(),
+        "dataset": dataset.meta,
+    }
+
+
+def latency_samples(store: ResultStore, stacks: Sequence[str]) -> dict[str, dict[str, list[float]]]:
+    out: dict[str, dict[str, list[float]]] = {}
+    for stack in stacks:
+        first: list[float] = []
+        full: list[float] = []
+        for r in store.rows("latency", stack):
+            if r["status"] == "ok" and r["scores"]:
+                first += r["scores"].get("first_token_s", [])
+                full += r["scores"].get("line_s", [])
+        out[stack] = {"first_token_s": first, "line_s": full}
+    return out
+
+
+def compare(figures: list[dict[str, Any]], stacks: Sequence[str]) -> list[dict[str, Any]]:
+    """kibitz's stack against the baseline on each understanding figure and on latency p95, in this run."""
+    kibitz = [s for s in stacks if s.startswith("kibitz")]
+    baseline = [s for s in stacks if s.startswith("baseline")]
+    if not kibitz or not baseline:
+        return []
+    k, b = kibitz[0], baseline[0]
+    rows = []
+    for f in figures:
+        if f["stack"] != k or f["split"] != "all":
+            continue
+        if not (f["understanding"] or (f["task"] == "latency" and f["aggregation"] == "p95")):
+            continue
+        other = next(
+            (
+                g
+                for g in figures
+                if g["stack"] == b
+                and g["split"] == "all"
+                and (g["task"], g["metric"], g["aggregation"]) == (f["task"], f["metric"], f["aggregation"])
+            ),
+            None,
+        )
+        if other is None or f["value"] is None or other["value"] is None:
+            continue
+        kv, bv = f["value"], other["value"]
+        better = kv > bv if f["higher_is_better"] else kv < bv
+        ratio = (bv / kv if kv else None) if not f["higher_is_better"] else (kv / bv if bv else None)
+        rows.append(
+            {
+                "task": f["task"],
+                "metric": f["metric"],
+                "aggregation": f["aggregation"],
+                "kibitz": kv,
+                "baseline": bv,
+                "kibitz_better": better,
+                "ratio": ratio,
+                "kibitz_stack": k,
+                "baseline_stack": b,
+            }
+        )
+    return rows

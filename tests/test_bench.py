@@ -1,0 +1,270 @@
+"""kibitz bench: the dataset from real games, the tasks' scoring, the runner's cache and failures, the report.
+
+The LLM is the fake OpenAI-compatible server (the process edge); games, OCR, perception and SQLite are real.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from fake_openai import FakeOpenAI
+from kibitz.bench.dataset import Dataset, build
+from kibitz.bench.judge import JudgeSpec, agreement, parse_grades, quadratic_kappa
+from kibitz.bench.recorders import RECORDERS, Recorder
+from kibitz.bench.stacks import events_in_line, parse_recognition
+from kibitz.bench.tasks import (
+    MATCH_AFTER_S,
+    Advice,
+    Events,
+    Metric,
+    Questions,
+    Recognition,
+    aggregate,
+    match_events,
+    mentions,
+    reaction_latencies,
+)
+from kibitz.cli.main import app
+from kibitz.core.errors import KibitzError
+from kibitz.perception.labels import read_labelled
+from kibitz.perception.ocr import TextBox
+
+pytest.importorskip("ale_py")
+
+
+class BrokenRecorder(Recorder):
+    game = "broken_game"
+    title = "Broken"
+    genre = "test"
+    fps = 1.0
+
+    def check_installed(self) -> None:
+        raise KibitzError("Broken needs the brokengame package: pip install brokengame.")
+
+    def frames(self, seed: int, seconds: float) -> Iterator[Any]:
+        raise AssertionError("never played")
+
+
+if "broken_game" not in RECORDERS:
+    RECORDERS.register("broken_game", BrokenRecorder, "a game whose package is missing")
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench") / "ds"
+    build(out, seed=0, size="quick", games=["breakout", "pong", "broken_game"])
+    return out
+
+
+def test_dataset_is_files_and_a_manifest_with_truth(dataset_dir: Path) -> None:
+    ds = Dataset.load(dataset_dir)
+    kinds = {(i["game"], i["kind"]) for i in ds.items}
+    assert {("breakout", "frame"), ("breakout", "clip"), ("breakout", "question"), ("pong", "frame")} <= kinds
+    assert ("pong", "support") in kinds and ("breakout", "support") not in kinds  # support only for unseen games
+    assert ds.meta["games"]["breakout"]["split"] == "seen" and ds.meta["games"]["pong"]["split"] == "unseen"
+    assert "pip install brokengame" in ds.meta["missing"]["broken_game"]
+    frame = ds.of_kind("frame")[0]
+    image = ds.image(frame)
+    assert image.ndim == 3 and image.shape[2] == 3 and image.std() > 0
+    clip = next(i for i in ds.items if i["kind"] == "clip")
+    frames, times = ds.clip(clip)
+    assert len(frames) == len(times) > 10 and times == sorted(times)
+    assert clip["events"] and all(0 <= e["t"] <= times[-1] + 1 for e in clip["events"])
+    for q in ds.of_kind("question"):
+        assert q["answers"] and any(str(v) in q["answers"] for v in q["hud"].values())
+    assert not list(dataset_dir.rglob("*.bin")) and not list(dataset_dir.rglob("*.a26"))  # no ROMs
+
+
+def test_same_seed_same_bytes_other_seed_other_data(dataset_dir: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    build(again, seed=0, size="quick", games=["breakout", "pong", "broken_game"])
+    assert (again / "manifest.jsonl").read_text() == (dataset_dir / "manifest.jsonl").read_text()
+    other = tmp_path / "other"
+    build(other, seed=1, size="quick", games=["breakout"])
+    first = [json.loads(line)["sha256"] for line in (dataset_dir / "manifest.jsonl").read_text().splitlines()[:3]]
+    second = [json.loads(line)["sha256"] for line in (other / "manifest.jsonl").read_text().splitlines()[:3]]
+    assert first != second
+
+
+def test_a_changed_file_is_an_error_not_a_score(dataset_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset_dir, copy)
+    ds = Dataset.load(copy)
+    frame = ds.of_kind("frame")[0]
+    (copy / frame["file"]).write_bytes(b"not a png")
+    with pytest.raises(KibitzError, match="changed since the dataset was built"):
+        ds.image(frame)
+    with pytest.raises(KibitzError, match="kibitz bench build"):
+        Dataset.load(tmp_path / "nothing")
+
+
+def test_event_matching_and_latency() -> None:
+    truth = [{"type": "death", "t": 5.0}, {"type": "kill", "t": 8.0}]
+    said = [{"type": "death", "t": 5.4}, {"type": "death", "t": 9.0}, {"type": "scene_change", "t": 5.0}]
+    tp, fp, fn, errors = match_events(truth, said)
+    assert (tp, fp, fn) == (1, 1, 1)  # scene_change is not a scored type
+    assert errors == [pytest.approx(0.4)]
+    assert match_events(truth, [{"type": "death", "t": 5.0 + MATCH_AFTER_S + 0.1}])[:3] == (0, 1, 2)
+    lines = [
+        {"t": 4.5, "trigger": "tick", "first_token_s": 0.2, "total_s": 0.5},  # before the event: not about it
+        {"t": 7.0, "trigger": "tick", "first_token_s": 0.3, "total_s": 0.9},
+    ]
+    first, full = reaction_latencies(truth[:1], lines)
+    assert first == [pytest.approx(2.3)] and full == [pytest.approx(2.9)]
+    early = [{"t": 4.8, "trigger": "death", "first_token_s": 0.4, "total_s": 1.0}]  # set off by the event itself
+    assert reaction_latencies(truth[:1], early)[0] == [pytest.approx(0.4)]
+
+
+def test_aggregations() -> None:
+    scores = [{"tp": 2, "fp": 1, "fn": 0}, {"tp": 0, "fp": 0, "fn": 1}]
+    assert aggregate(Metric("f1", "f1", True, ""), scores) == pytest.approx(4 / 6)
+    assert aggregate(Metric("precision", "precision", True, ""), scores) == pytest.approx(2 / 3)
+    assert aggregate(Metric("recall", "recall", True, ""), scores) == pytest.approx(2 / 3)
+    assert aggregate(Metric("x", "mean", True, ""), [{"x": 1.0}, {"x": None}, {"x": 0.0}]) == 0.5
+    assert aggregate(Metric("x", "p50", False, ""), [{"x": [1.0, 3.0]}, {"x": [2.0]}]) == 2.0
+    assert aggregate(Metric("x", "mean", True, ""), []) is None
+
+
+def test_answers_are_matched_as_whole_numbers_and_words() -> None:
+    assert mentions("You have 3 lives left!", "3")
+    assert not mentions("Score 300 already", "3") and not mentions("Only 13 left", "3")
+    assert mentions("Watch out for that Jackal.", "jackal") and not mentions("jackals", "jackal")
+    item = {"question": "Best move?", "good": ["Nf3+", "e4"]}
+    assert Advice().score({"text": "Play Nf3 now."}, item)["useful"] == 1.0
+    assert Advice().score({"text": "Push a pawn."}, item)["useful"] == 0.0
+    q = {"answers": ["2", "two"]}
+    assert Questions().score({"text": "Two lives left.", "first_token_s": 0.2}, q)["accuracy"] == 1.0
+
+
+def test_recognition_score_accepts_the_hud_of_the_frame_before() -> None:
+    item = {"game": "smb", "scene": "transition", "hud": {"score": 200, "time": 300}, "hud_alt": {"time": 301}}
+    out = {"game": "smb", "scene": "loading", "hud": {"score": 200, "time": 301}}
+    scores = Recognition().score(out, item)
+    assert scores == {"game": 1.0, "scene": 1.0, "hud": 1.0}  # transition and loading are one shared scene
+    assert Recognition().score({"game": None, "scene": "menu", "hud": {}}, item)["hud"] == 0.0
+
+
+def test_events_task_scores_a_watch() -> None:
+    item = {"events": [{"type": "death", "t": 3.0}]}
+    out = {"events": [{"type": "death", "t": 3.2}], "lines": [{"t": 3.2, "trigger": "death", "first_token_s": 0.5}]}
+    s = Events().score(out, item)
+    assert (s["tp"], s["fp"], s["fn"]) == (1, 0, 0) and s["first_token_s"] == [pytest.approx(0.7)]
+
+
+def test_baseline_reading_of_free_text() -> None:
+    games = {"pong": "Pong", "breakout": "Breakout"}
+    assert parse_recognition('{"game": "Pong", "scene": "Gameplay", "fields": {"score": "12 points"}}', games) == {
+        "game": "pong",
+        "scene": "gameplay",
+        "hud": {"score": 12},
+    }
+    assert parse_recognition("This is Pong, a bit like Breakout.", games)["game"] == "pong"
+    assert parse_recognition("no idea", games)["game"] is None
+    assert "death" in events_in_line("Oh no, you died!") and "game_over" in events_in_line("Game over, friend.")
+    assert "check" not in events_in_line("Check out that jump!")
+
+
+def test_labelled_numbers_from_screen_text() -> None:
+    boxes = [
+        TextBox("Dlvl:3 $:42 HP:12(14) Pw:2(2)", (0, 400, 600, 416), 0.9),
+        TextBox("87%", (100, 300, 140, 320), 0.9),
+        TextBox("HEALTH", (95, 322, 150, 340), 0.9),
+    ]
+    labels = {"depth": ["Dlvl"], "gold": ["$"], "hp": ["HP"], "health": ["HEALTH"], "armor": ["ARMOR"]}
+    assert read_labelled(boxes, labels) == {"depth": 3, "gold": 42, "hp": 12, "health": 87}
+
+
+def test_judge_grades_and_agreement() -> None:
+    assert parse_grades('Sure! {"naturalness": 4, "usefulness": 2}') == {"naturalness": 4, "usefulness": 2}
+    assert parse_grades("Naturalness: 5\nUsefulness - 3") == {"naturalness": 5, "usefulness": 3}
+    for nonsense in ("I liked it a lot", '{"naturalness": 9, "usefulness": 1}', ""):
+        with pytest.raises(KibitzError, match="not a pair of 1-5 grades"):
+            parse_grades(nonsense)
+    assert quadratic_kappa([1, 2, 3, 4, 5], [1, 2, 3, 4, 5]) == pytest.approx(1.0)
+    assert quadratic_kappa([1, 2, 3, 4, 5], [5, 4, 3, 2, 1]) == pytest.approx(-1.0)
+    rows = [
+        {"status": "ok", "stack": "k", "item": f"x#{n}|{judge}", "scores": {"naturalness": g, "usefulness": g}}
+        for n, g in enumerate((2, 4, 5))
+        for judge in ("a", "b")
+    ]
+    agree = agreement(rows)
+    assert agree["pairs"] == 3 and agree["naturalness"]["exact"] == 1.0
+    assert JudgeSpec.parse("openai:gpt-x@http://h:1/v1") == JudgeSpec("openai", "gpt-x", "http://h:1/v1")
+    with pytest.raises(KibitzError, match="backend:model"):
+        JudgeSpec.parse("justaname")
+
+
+def _replies(body: dict[str, Any]) -> str:
+    system = body["messages"][0]["content"]
+    if "You grade lines" in system:
+        return '{"naturalness": 4, "usefulness": 3}' if body["model"] == "judge-a" else "I think it is lovely."
+    if "Which game is this" in body["messages"][-1]["content"]:
+        return '{"game": "Breakout", "scene": "gameplay", "fields": {}}'
+    return "Ouch, you died there! Shake it off."
+
+
+def _run(args: list[str]) -> Any:
+    result = CliRunner().invoke(app, ["bench", "run", *args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+def _rows(db: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as con:
+        return con.execute("SELECT task, item, stack, status, error, created FROM results ORDER BY 1, 2, 3").fetchall()
+
+
+def test_run_resumes_marks_failures_and_writes_the_report(dataset_dir: Path, tmp_path: Path) -> None:
+    """Both stacks on real frames and clips; a backend that fails, then recovers; one judge that talks nonsense."""
+    results = tmp_path / "results.sqlite"
+    with FakeOpenAI() as fake:
+        fake.reply_fn = _replies
+        common = [
+            "--dataset",
+            str(dataset_dir),
+            "--backend",
+            "openai",
+            "--model",
+            "companion",
+            "--base-url",
+            fake.base_url,
+            "--results",
+            str(results),
+        ]
+        judges = ["--judge", f"openai:judge-a@{fake.base_url}", "--judge", f"openai:judge-b@{fake.base_url}"]
+        fake.mode = "http500"
+        _run([*common, "--no-judge", "--tasks", "recognition,questions"])
+        failed = [r for r in _rows(results) if r[3] == "failed"]
+        assert any("500" in (r[4] or "") for r in failed)  # the backend's error, as the reason
+        assert any(r[1] == "broken_game/missing" and "brokengame" in r[4] for r in failed)
+        kibitz_ok = {r[1]: r[5] for r in _rows(results) if r[0] == "recognition" and r[2].startswith("kibitz")}
+        assert kibitz_ok  # kibitz recognises without the LLM: those items are done despite the backend
+        fake.mode = "ok"
+        result = _run([*common, *judges])
+        rows = _rows(results)
+    again = {r[1]: r[5] for r in rows if r[0] == "recognition" and r[2].startswith("kibitz") and r[3] == "ok"}
+    for item, created in kibitz_ok.items():
+        if item in again:
+            assert again[item] == created  # cached: not run again
+    llm_rows = [r for r in rows if r[0] in ("questions", "events") and not r[1].endswith("/missing")]
+    assert llm_rows and all(r[3] == "ok" for r in llm_rows)  # the failed items were retried and now pass
+    judge_rows = [r for r in rows if r[0] == "judge"]
+    assert any(r[3] == "ok" for r in judge_rows)
+    assert any(r[3] == "failed" and "1-5 grades" in r[4] for r in judge_rows)  # judge-b's nonsense
+    assert "kibitz vs baseline" in result.output
+    report = (tmp_path / "report.html").read_text()
+    for part in ("kibitz vs the baseline", "data:image/png;base64", "Failures", "brokengame", "The rubric"):
+        assert part in report
+    # The report command rebuilds the same report from the database alone.
+    out = tmp_path / "again.html"
+    rep = CliRunner().invoke(app, ["bench", "report", "--results", str(results), "--out", str(out)])
+    assert rep.exit_code == 0, rep.output
+    assert "kibitz vs the baseline" in out.read_text()
