@@ -22,7 +22,7 @@ from kibitz.core.records import Event, Frame, Observation, Utterance
 from kibitz.games.base import GAMES, DetectorSpec, GameAdapter, get_game
 from kibitz.outputs.sinks import Output
 from kibitz.perception.base import PERCEIVERS, Perceiver
-from kibitz.state.detectors import GENERIC_DETECTORS, PRIORITY
+from kibitz.state.detectors import GENERIC_DETECTORS, PRIORITY, labelled_detectors
 from kibitz.state.tracker import StateTracker
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,8 @@ class Session:
         self.companion = companion
         self.output = output
         self.react = react
-        specs = game.detectors() if game else [DetectorSpec(kind, params) for kind, params in GENERIC_DETECTORS]
+        generic = [*GENERIC_DETECTORS, *labelled_detectors(config.perception.labels)]
+        specs = game.detectors() if game else [DetectorSpec(kind, params) for kind, params in generic]
         self.tracker = StateTracker(specs)
         self.policy = SpeakPolicy(config.policy)
         self.questions: queue.Queue[str] = queue.Queue()

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from kibitz.bench.recorders import EVENT_TYPES, RECORDERS, Recorder, TrueFrame
+from kibitz.bench.recorders import RECORDERS, SCORED_EVENTS, Recorder, TrueFrame
 from kibitz.core.errors import KibitzError
 from kibitz.core.records import RGBImage
 
@@ -213,7 +213,7 @@ def record_game(
     next_candidate = every / 2
     for index, f in enumerate(recorder.frames(seed, plan.seconds)):
         kept = index % step == 0
-        scored = [e for e in f.events if e in EVENT_TYPES]
+        scored = [e for e in f.events if e in SCORED_EVENTS]
         if current is not None:
             if kept:
                 current.frames.append(f.image)
@@ -254,6 +254,8 @@ def record_game(
 
     split = "seen" if is_seen(game) else "unseen"
     base = {"game": game, "split": split, "genre": recorder.genre, "title": recorder.title}
+    labels = {k: list(v) for k, v in recorder.hud_labels.items()}
+    """How the game labels its numbers on screen: a hint both stacks get (a player could tell kibitz as much)."""
     items: list[dict[str, Any]] = []
     frames = _pick_frames(candidates, plan.frames, rng)
     for n, f in enumerate(frames):
@@ -282,6 +284,7 @@ def record_game(
                 "duration": round(c.times[-1], 3) if c.times else 0.0,
                 "fps": recorder.clip_fps,
                 "events": c.events,
+                "labels": labels,
             }
         )
     asked: list[tuple[TrueFrame, Any]] = []
@@ -306,6 +309,7 @@ def record_game(
                 "answers": list(qa.answers),
                 "qkind": qa.kind,
                 "hud": f.hud,
+                "labels": labels,
             }
         )
         n += 1
@@ -328,6 +332,7 @@ def record_game(
                 "good": list(key.good),
                 "facts": key.facts,
                 "hud": f.hud,
+                "labels": labels,
             }
         )
         n += 1

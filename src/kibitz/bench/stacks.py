@@ -268,12 +268,15 @@ class KibitzStack(Stack):
 
         config = self.config.model_copy(deep=True)
         config.perception.mode = "pixels"
+        # The numbers a player would point kibitz at by their labels (the same hint the baseline gets).
+        config.perception.labels = {k: list(v) for k, v in item.get("labels", {}).items()}
         companion = Companion(self.backend, self.persona, config.llm.max_tokens, config.llm.temperature)
         output = _Lines()
         session = Session(config, None, companion, output)
         session.perceiver = _BenchPerceiver(self, config)
         with self.lock:
-            companion.start(warm=False)
+            # As in a live session, the fixed system prompt is evaluated once before play (not counted).
+            companion.start(warm=True)
             started = time.perf_counter()
             result = session.run(Frame(t, f, "bench", n) for n, (t, f) in enumerate(zip(times, frames, strict=True)))
             companion.stop(close_backend=False)
@@ -314,7 +317,7 @@ class _BenchPerceiver:
                 due = self._ocr_at is None or t - self._ocr_at >= self.config.ocr_every_s or cut
                 if due:
                     self._ocr_at = t
-                    self.text = tuple(b.text for b in stack.ocr.read(image) if len(b.text) > 1)[:20]
+                    self.take_text(stack.ocr.read(image))
 
         perceiver = Perceiver(None, config.perception)
         perceiver.bank = stack.bank
@@ -375,6 +378,8 @@ class BaselineStack(Stack):
         # Where the ticks fall relative to the events is chance in real life: a phase drawn per clip.
         tick = random.Random(item["id"]).uniform(0, self.every_s)
         lines, events = [], []
+        with self.lock:  # a companion that has been running has its system prompt cached too (not counted)
+            self.backend.warm(self._messages(render(self.prompts["react"], screen="")))
         i = 0
         while tick <= (times[-1] if times else 0.0):
             while i + 1 < len(times) and times[i + 1] <= tick:

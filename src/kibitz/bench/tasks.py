@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kibitz.bench.dataset import Dataset
-from kibitz.bench.recorders.base import EVENT_TYPES
+from kibitz.bench.recorders.base import SCORED_EVENTS
 from kibitz.bench.stacks import Stack
 from kibitz.core.registry import Registry
 
@@ -138,7 +138,8 @@ class Recognition(Task):
 
 def match_events(truth: list[dict[str, Any]], said: list[dict[str, Any]]) -> tuple[int, int, int, list[float]]:
     """Greedy one-to-one matching by type within the window: (tp, fp, fn, |time errors|)."""
-    scored = [e for e in said if e["type"] in EVENT_TYPES]
+    scored = [e for e in said if e["type"] in SCORED_EVENTS]
+    truth = [e for e in truth if e["type"] in SCORED_EVENTS]
     used: set[int] = set()
     errors: list[float] = []
     for ev in sorted(truth, key=lambda e: e["t"]):
@@ -196,8 +197,9 @@ class Events(Task):
         return stack.watch(frames, times, item)
 
     def score(self, output: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
-        tp, fp, fn, errors = match_events(item["events"], output.get("events", []))
-        first, full = reaction_latencies(item["events"], output.get("lines", []))
+        truth = [e for e in item["events"] if e["type"] in SCORED_EVENTS]
+        tp, fp, fn, errors = match_events(truth, output.get("events", []))
+        first, full = reaction_latencies(truth, output.get("lines", []))
         return {
             "tp": tp,
             "fp": fp,

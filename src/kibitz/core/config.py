@@ -106,6 +106,9 @@ class PerceptionConfig(Section):
     ocr_every_s: float = Field(3.0, gt=0)
     """Generic mode: how often the screen's text is read (also after a scene cut)."""
     ocr_max_side: int = Field(960, ge=160)
+    labels: dict[str, list[str]] = Field(default_factory=dict)
+    """Generic mode: on-screen labels of numbers to read from the screen text, e.g. {hp: [HP], depth: [Dlvl]}.
+    Fields named lives, hp/health and dlvl/depth/floor/world/stage also get death and level-change events."""
     vlm: VLMSection | None = None
     vlm_budget_s: float = Field(3.0, gt=0)
     """The slow path (VLM) is used only when it is expected to answer within this many seconds."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from kibitz.core.config import PerceptionConfig
-from kibitz.core.records import Frame, Observation, Reading, RGBImage
+from kibitz.core.records import Frame, Observation, Provenance, Reading, RGBImage
 from kibitz.games.base import GameAdapter
 from kibitz.perception.assets import load_bank, load_glyphs, user_hud_dir
 from kibitz.perception.base import Perceiver
@@ -127,6 +127,8 @@ class PixelPerceiver(Perceiver):
             self._load_hud(self.game.id)
         self.ocr: Worker[RGBImage, list[Any]] | None = None
         self.text: tuple[str, ...] = ()
+        self.labelled: dict[str, int] = {}
+        self._labelled_fresh = False
         self._ocr_at: float | None = None
         self.routes: deque[Route] = deque(maxlen=100)
         """Recent route decisions (the log gets each change of decision, not every tick)."""
@@ -216,6 +218,10 @@ class PixelPerceiver(Perceiver):
         fields: dict[str, Reading] = {}
         if self.reader is not None and self.smoother is not None:
             fields = self.smoother.update(frame.t, self.reader.read(image, scene))
+        elif self.labelled:  # numbers read by their labels: fresh on the frame their text was read
+            sure = 1.0 if self._labelled_fresh else 0.9
+            fields = {k: Reading(v, Provenance.OCR, sure) for k, v in self.labelled.items()}
+            self._labelled_fresh = False
         if self.generic or self.game is None:
             self._maybe_ocr(image, frame.t, change.cut)
             scene = canonical_scene(scene)
@@ -259,10 +265,19 @@ class PixelPerceiver(Perceiver):
             self.ocr = Worker("kibitz-ocr", lambda im: engine.read(im, max_side=max_side))
         for _, boxes in self.ocr.done():
             if boxes is not None:
-                self.text = tuple(b.text for b in boxes if len(b.text) > 1)[:20]
+                self.take_text(boxes)
         due = self._ocr_at is None or t - self._ocr_at >= self.config.ocr_every_s or cut
         if due and self.ocr.submit(image.copy()):
             self._ocr_at = t
+
+    def take_text(self, boxes: list[Any]) -> None:
+        """A new reading of the screen's text (and of the numbers named by their labels, if any)."""
+        self.text = tuple(b.text for b in boxes if len(b.text) > 1)[:20]
+        if self.config.labels:
+            from kibitz.perception.labels import read_labelled
+
+            self.labelled = read_labelled(boxes, self.config.labels)
+            self._labelled_fresh = True
 
     # --- slow path ---------------------------------------------------------------------------------------
     def _consider_vlm(self, image: RGBImage, t: float, cut: bool, question: str | None = None) -> Route:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 from kibitz.core.records import Event, Observation
@@ -27,6 +28,7 @@ PRIORITY = {
     "score_milestone": 2,
     "scene_change": 4,
     "text_change": 3,
+    "kill": 4,
 }
 
 PLAYING = ("gameplay", "dying", "transition", "level_end")
@@ -76,9 +78,16 @@ class DeathDetector(Detector):
     """
 
     def __init__(
-        self, lives: str = "lives", dying: str | None = None, confirm: int = 2, level: list[str] | None = None
+        self,
+        lives: str = "lives",
+        dying: str | None = None,
+        confirm: int = 2,
+        level: list[str] | None = None,
+        zero_only: bool = False,
     ) -> None:
         self.lives_field, self.dying_field = lives, dying
+        self.zero_only = zero_only
+        """The field is health, not lives: only a fall to zero is a death."""
         self.dying = Confirmed(confirm)
         self.lives = Confirmed(confirm)
         self.armed = True
@@ -107,7 +116,7 @@ class DeathDetector(Detector):
         if lives is not None:
             before = self.lives.value
             if self.lives.feed(lives):
-                lost = before is not None and (lives < before or (before > 0 and lives == 0))
+                lost = before is not None and ((lives < before and not self.zero_only) or (before > 0 and lives <= 0))
                 if lost and self.armed and obs.scene != "title":
                     events.append(self._death(obs, lives, early=False))
                 self.armed = True  # a new life (or a new game) re-arms the detector
@@ -307,11 +316,13 @@ class SceneChangeDetector(Detector):
 
 TEXT_KEYWORDS: dict[str, list[str]] = {
     "game_over": ["game over", "you lose", "you lost", "continue?"],
+    "kill": ["you kill", "you destroy", "you defeat"],
     "death": ["dead", "died", "you died", "killed", "wasted", "deaths"],
     "level_change": ["level complete", "stage clear", "level up", "you win", "victory", "completed"],
 }
 TEXT_EVENT_SUMMARY = {
     "game_over": "The screen says the game is over.",
+    "kill": "The screen says the player defeated an enemy.",
     "death": "The screen says the player died.",
     "level_change": "The screen announces a level cleared or a win.",
 }
@@ -363,6 +374,25 @@ GENERIC_DETECTORS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("text_change", {}),
 )
 """What any screen gets when no game adapter is known: (detector, parameters)."""
+
+LEVEL_FIELDS = ("dlvl", "depth", "floor", "world", "stage", "area")
+
+
+def labelled_detectors(fields: Iterable[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Detectors for numbers read by their on-screen labels in generic mode, chosen by the field's name:
+    lives (a life lost), hp/health (a fall to zero), a level field (a new level). Read every few seconds by
+    OCR, one reading is enough to believe."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for name in fields:
+        low = name.lower()
+        if low == "lives":
+            out.append(("death", {"lives": name, "confirm": 1}))
+        elif low in ("hp", "health"):
+            out.append(("death", {"lives": name, "confirm": 1, "zero_only": True}))
+        elif low in LEVEL_FIELDS:
+            out.append(("level_change", {"fields": [name], "confirm": 1}))
+    return out
+
 
 DETECTORS: Registry[type[Detector]] = Registry("detector")
 DETECTORS.register("death", DeathDetector, "a life lost")

@@ -1,6 +1,6 @@
 """Real games with ground truth for the bench, by id (imported lazily: each needs its own game package)."""
 
-from kibitz.bench.recorders.base import EVENT_TYPES, QA, RECORDERS, AdviceKey, Recorder, TrueFrame
+from kibitz.bench.recorders.base import EVENT_TYPES, QA, RECORDERS, SCORED_EVENTS, AdviceKey, Recorder, TrueFrame
 
 RECORDERS.register("smb", "kibitz.bench.recorders.emulated:SMBRecorder", "Super Mario Bros. (NES platformer)")
 for _atari in ("breakout", "space_invaders", "seaquest", "ms_pacman", "riverraid", "asteroids", "freeway"):
@@ -13,4 +13,4 @@ RECORDERS.register("crafter", "kibitz.bench.recorders.crafter:CrafterRecorder", 
 RECORDERS.register("nethack", "kibitz.bench.recorders.nethack:NetHackRecorder", "NetHack through MiniHack (roguelike)")
 RECORDERS.register("chess", "kibitz.bench.recorders.chess:ChessRecorder", "Chess with Stockfish as the answer key")
 
-__all__ = ["EVENT_TYPES", "QA", "RECORDERS", "AdviceKey", "Recorder", "TrueFrame"]
+__all__ = ["EVENT_TYPES", "QA", "RECORDERS", "SCORED_EVENTS", "AdviceKey", "Recorder", "TrueFrame"]

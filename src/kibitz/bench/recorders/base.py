@@ -28,7 +28,11 @@ EVENT_TYPES: dict[str, str] = {
     "check": "a king was put in check (chess)",
     "damage": "the player lost health without dying",
 }
-"""The event vocabulary of the bench's ground truth (stacks may report others; only these are scored)."""
+"""The event vocabulary of the bench's ground truth (stacks may report others, which are not scored)."""
+
+SCORED_EVENTS = ("death", "game_over", "level_change", "kill", "achievement", "capture", "check")
+"""The events the events task scores: what a companion should notice. Damage is kept in the truth (the judges
+see it) but not scored: a companion is not expected to remark on every hit."""
 
 
 @dataclass(slots=True)
