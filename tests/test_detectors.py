@@ -125,3 +125,27 @@ def test_low_time_ignores_a_bonus_draining_the_clock() -> None:
     # The next level's clock, ticking 2.5 a second, does run low.
     ticks = [e for i in range(320) for e in d.update(obs(10 + i * 0.4, time=400 - i))]
     assert [e.type for e in ticks] == ["low_time"]
+
+
+def test_first_lives_card_mid_level_is_a_death_and_a_new_level_card_is_not() -> None:
+    """Watched from the middle of a level (pixels), SMB shows the lives only on the card between lives."""
+    d = DeathDetector(lives="lives", level=["world", "stage"])
+    play = [obs(t, world=1, stage=1) for t in (0, 1, 2)]
+    card = [obs(t, scene="transition", world=1, stage=1, lives=2) for t in (3, 3.1, 3.2)]
+    assert [e.type for o in play + card for e in d.update(o)] == ["death"]
+    d = DeathDetector(lives="lives", level=["world", "stage"])
+    next_level = [obs(t, scene="transition", world=1, stage=2, lives=3) for t in (3, 3.1, 3.2)]
+    assert [e for o in play + next_level for e in d.update(o)] == []
+
+
+def test_labelled_health_dies_only_at_zero_and_levels_come_from_level_fields() -> None:
+    from kibitz.state.detectors import DETECTORS, labelled_detectors
+
+    specs = dict(labelled_detectors(["hp", "dlvl", "level", "gold"]))
+    assert set(specs) == {"death", "level_change"} and specs["level_change"]["fields"] == ["dlvl"]
+    d = DETECTORS.get("death")(**specs["death"])
+    seq = [obs(0, hp=12), obs(3, hp=5), obs(6, hp=9), obs(9, hp=0)]
+    events = [(o.t, e.type) for o in seq for e in d.update(o)]
+    assert events == [(9, "death")]  # losing health is not dying
+    lv = DETECTORS.get("level_change")(**specs["level_change"])
+    assert [e.type for o in (obs(0, dlvl=1), obs(3, dlvl=2)) for e in lv.update(o)] == ["level_change"]
