@@ -12,4 +12,10 @@ fi
 .venv/bin/ruff check src tests
 .venv/bin/ruff format --check src tests
 .venv/bin/mypy
+# The bench's quick subset end to end (real games, perception, both stacks, a judge) with the test model.
+BENCH_OUT="$(mktemp -d)"
+.venv/bin/kibitz bench run --quick --model smollm2-135m --judge llamacpp:smollm2-135m \
+  --results "$BENCH_OUT/results.sqlite" >"$BENCH_OUT/log.txt" 2>&1 \
+  || { cat "$BENCH_OUT/log.txt"; echo "kibitz bench run --quick failed"; exit 1; }
+grep -E "^total|report:" "$BENCH_OUT/log.txt"
 .venv/bin/python -m pytest -q "$@"

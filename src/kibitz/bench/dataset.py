@@ -84,10 +84,10 @@ SIZES: dict[str, Size] = {
             "nethack": 300,
             "chess": 400,
         },
-        frames=10,
+        frames=8,
         clips=3,
-        questions=8,
-        advice=6,
+        questions=6,
+        advice=4,
     ),
     "quick": Size(
         "quick",
@@ -352,6 +352,21 @@ def record_game(
     return items
 
 
+def fingerprint() -> str:
+    """A hash of the code that decides what a dataset holds (recorders, the sampling, the games' adapters and HUD
+    files): a dataset built by other code is stale and `kibitz bench run` rebuilds it."""
+    from importlib import resources
+
+    digest = hashlib.sha256()
+    for package in ("kibitz.bench.recorders", "kibitz.games", "kibitz.games.data"):
+        root = resources.files(package)
+        for entry in sorted(root.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith((".py", ".yaml")):
+                digest.update(entry.name.encode() + entry.read_bytes())
+    digest.update(resources.files("kibitz.bench").joinpath("dataset.py").read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def dataset_home() -> Path:
     from kibitz.perception.assets import vision_home
 
@@ -378,7 +393,7 @@ def build(
     tmp.mkdir(parents=True)
     writer = _Writer(tmp)
     items: list[dict[str, Any]] = []
-    meta: dict[str, Any] = {"seed": seed, "size": size, "games": {}, "missing": {}}
+    meta: dict[str, Any] = {"seed": seed, "size": size, "games": {}, "missing": {}, "fingerprint": fingerprint()}
     started = time.perf_counter()
     for game in games:
         plan = spec.plan(game) if game in spec.seconds else Plan(90.0)

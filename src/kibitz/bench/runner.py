@@ -7,6 +7,7 @@ that one item failed with its reason and the run goes on; the report lists failu
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -77,14 +78,17 @@ def run_judges(
     dataset: Dataset,
     store: ResultStore,
     progress: Any = None,
+    max_lines: int | None = 40,
 ) -> None:
-    """Grade every line of the given stacks with every judge (cached per line and judge)."""
+    """Grade the lines of the given stacks (at most max_lines each) with every judge (cached per line and judge)."""
     import threading
 
     items = {i["id"]: i for i in dataset.items}
     lock = threading.Lock()
     for stack in stacks:
         lines = list(lines_to_judge(store.rows("events", stack) + store.rows("advice", stack), items))
+        if max_lines is not None and len(lines) > max_lines:  # a fixed sample: the same lines on every rerun
+            lines = random.Random(stack).sample(lines, max_lines)
         for spec, backend in judges:
             bar = progress.add_task(f"judge {spec.label} · {stack}", total=len(lines)) if progress else None
             for key, moment, line in lines:

@@ -254,7 +254,7 @@ def run(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from kibitz.bench.dataset import Dataset
+    from kibitz.bench.dataset import Dataset, fingerprint
     from kibitz.bench.judge import JudgeSpec
     from kibitz.bench.runner import derive, run_judges, run_task, summarise
     from kibitz.bench.stacks import STACKS
@@ -272,6 +272,13 @@ def run(
         console.print(f"[dim]No {size} dataset for seed {seed} yet: building it first.[/dim]")
         _build(folder, seed, size, None)
     data = Dataset.load(folder)
+    if data.meta.get("fingerprint") != fingerprint():
+        if dataset is not None:
+            console.print(f"[yellow]{folder} was built by other recorder code; rebuild it to score today's.[/yellow]")
+        else:
+            console.print(f"[dim]The {size} dataset was built by other recorder code: rebuilding it.[/dim]")
+            _build(folder, seed, size, None)
+            data = Dataset.load(folder)
     overrides = {"llm.backend": backend, "llm.model": model, "llm.base_url": base_url}
     cfg = load_config(config, {k: v for k, v in overrides.items() if v is not None})
     store = ResultStore(results or folder.parent.parent / "runs" / folder.name / "results.sqlite")
