@@ -206,7 +206,7 @@ def _replies(body: dict[str, Any]) -> str:
     system = body["messages"][0]["content"]
     if "You grade lines" in system:
         return '{"naturalness": 4, "usefulness": 3}' if body["model"] == "judge-a" else "I think it is lovely."
-    if "Which game is this" in body["messages"][-1]["content"]:
+    if "Which game is on the screen" in body["messages"][-1]["content"]:
         return '{"game": "Breakout", "scene": "gameplay", "fields": {}}'
     return "Ouch, you died there! Shake it off."
 

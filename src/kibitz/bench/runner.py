@@ -14,7 +14,7 @@ from typing import Any
 
 from kibitz.bench.dataset import Dataset
 from kibitz.bench.judge import JudgeSpec, agreement, judge_messages, lines_to_judge, parse_grades
-from kibitz.bench.stacks import Stack, generate
+from kibitz.bench.stacks import Stack, generate, json_closed
 from kibitz.bench.store import ResultStore
 from kibitz.bench.tasks import TASKS, Task, aggregate
 from kibitz.brain.llm.base import LLMBackend
@@ -98,7 +98,7 @@ def run_judges(
                 if cached is None or cached["status"] != "ok":
                     start = time.perf_counter()
                     try:
-                        out = generate(backend, judge_messages(moment, line), 40, 0.0, lock)
+                        out = generate(backend, judge_messages(moment, line), 40, 0.0, lock, json_closed)
                         grades = parse_grades(out.text)
                         store.put(
                             "judge",
@@ -225,11 +225,16 @@ def latency_samples(store: ResultStore, stacks: Sequence[str]) -> dict[str, dict
 
 def compare(figures: list[dict[str, Any]], stacks: Sequence[str]) -> list[dict[str, Any]]:
     """kibitz's stack against the baseline on each understanding figure and on latency p95, in this run."""
-    kibitz = [s for s in stacks if s.startswith("kibitz")]
-    baseline = [s for s in stacks if s.startswith("baseline")]
-    if not kibitz or not baseline:
-        return []
-    k, b = kibitz[0], baseline[0]
+    rows: list[dict[str, Any]] = []
+    for k in (s for s in stacks if s.startswith("kibitz")):
+        backend = k.partition("[")[2]  # kibitz[llamacpp:model] pairs with baseline-5s[llamacpp:model]
+        same = [s for s in stacks if s.startswith("baseline") and s.partition("[")[2] == backend]
+        if same:
+            rows += _compare_pair(figures, k, same[0])
+    return rows
+
+
+def _compare_pair(figures: list[dict[str, Any]], k: str, b: str) -> list[dict[str, Any]]:
     rows = []
     for f in figures:
         if f["stack"] != k or f["split"] != "all":

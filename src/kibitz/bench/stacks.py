@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, ClassVar
@@ -50,10 +51,21 @@ class Generated:
     total_s: float
 
 
+def json_closed(text: str) -> bool:
+    """The reply holds a complete JSON object: nothing after it is needed."""
+    start = text.find("{")
+    return start >= 0 and text.count("}", start) >= text.count("{", start)
+
+
 def generate(
-    backend: LLMBackend, messages: list[Message], max_tokens: int, temperature: float, lock: threading.Lock
+    backend: LLMBackend,
+    messages: list[Message],
+    max_tokens: int,
+    temperature: float,
+    lock: threading.Lock,
+    done: Callable[[str], bool] | None = None,
 ) -> Generated:
-    """One streamed completion, timed (a backend failure raises a KibitzError with its reason)."""
+    """One streamed completion, timed, stopped early once `done(text)` (a backend failure raises a KibitzError)."""
     with lock:
         start = time.perf_counter()
         first: float | None = None
@@ -62,6 +74,8 @@ def generate(
             if first is None and piece.strip():
                 first = time.perf_counter() - start
             text += piece
+            if done is not None and done(text):
+                break
         return Generated(text.strip(), first, time.perf_counter() - start)
 
 
@@ -104,7 +118,11 @@ class Stack(ABC):
         self.games = {g: info.get("title", g) for g, info in dataset.meta.get("games", {}).items()}
 
     def llm(
-        self, messages: list[Message], max_tokens: int | None = None, temperature: float | None = None
+        self,
+        messages: list[Message],
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        done: Callable[[str], bool] | None = None,
     ) -> Generated:
         return generate(
             self.backend,
@@ -112,6 +130,7 @@ class Stack(ABC):
             max_tokens or self.config.llm.max_tokens,
             self.config.llm.temperature if temperature is None else temperature,
             self.lock,
+            done,
         )
 
     @abstractmethod
@@ -365,7 +384,7 @@ class BaselineStack(Stack):
             scenes=self.scenes,
             fields=item.get("labels", {}),
         )
-        out = self.llm(self._messages(user), max_tokens=96, temperature=0.0)
+        out = self.llm(self._messages(user), max_tokens=80, temperature=0.0, done=json_closed)
         return {**parse_recognition(out.text, self.games), "raw": out.text}
 
     def answer(self, image: RGBImage, question: str, item: dict[str, Any]) -> dict[str, Any]:
