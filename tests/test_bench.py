@@ -121,6 +121,8 @@ def test_event_matching_and_latency() -> None:
     assert first == [pytest.approx(2.3)] and full == [pytest.approx(2.9)]
     early = [{"t": 4.8, "trigger": "death", "first_token_s": 0.4, "total_s": 1.0}]  # set off by the event itself
     assert reaction_latencies(truth[:1], early)[0] == [pytest.approx(0.4)]
+    other = [{"t": 5.5, "trigger": "text_change", "first_token_s": 0.4, "total_s": 1.0}]  # about something else
+    assert reaction_latencies(truth[:1], other) == ([], [])
 
 
 def test_aggregations() -> None:

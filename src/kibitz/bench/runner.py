@@ -42,6 +42,13 @@ def run_task(
     for item in items:
         cached = store.get(task.name, item["id"], stack.label)
         if cached is not None and (cached["status"] == "ok" or not rerun_failed):
+            if cached["status"] == "ok" and cached["output"] is not None:
+                # Scoring is cheap and may have changed since: score the stored output again.
+                scores = task.score(cached["output"], item)
+                if scores != cached["scores"]:
+                    store.put(
+                        task.name, item, stack.label, output=cached["output"], scores=scores, seconds=cached["seconds"]
+                    )
             if progress:
                 progress.advance(bar)
             continue

@@ -158,20 +158,29 @@ def match_events(truth: list[dict[str, Any]], said: list[dict[str, Any]]) -> tup
     return tp, len(scored) - tp, len(truth) - tp, errors
 
 
+def reacts_to(line: dict[str, Any], event: dict[str, Any]) -> bool:
+    """Whether a line can be the companion's reaction to a true event.
+
+    A line on a timer ("tick": the baseline looks every few seconds and speaks whatever it sees) reacts to
+    whatever happened since its last look, so any tick line after the event counts — generous to the
+    baseline, whose line need not mention the event. An event-driven line (kibitz) reacts to the event that
+    set it off: it counts for a true event of the same type, even detected a little early (clips are stored
+    at a few frames a second); a line set off by something else (new text, a scene cut) is not a reaction to
+    this event, whose miss shows in the recall instead.
+    """
+    if line.get("first_token_s") is None or line["t"] > event["t"] + MATCH_AFTER_S:
+        return False
+    if line.get("trigger") == "tick":
+        return line["t"] >= event["t"]
+    return line.get("trigger") == event["type"] and line["t"] >= event["t"] - MATCH_BEFORE_S
+
+
 def reaction_latencies(truth: list[dict[str, Any]], lines: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
-    """For each true event, the first line the companion started at or after it (within the window):
-    seconds from the event to that line's first token, and to its end."""
+    """For each true event, the first line that reacts to it (see `reacts_to`): seconds from the event to that
+    line's first token, and to its end."""
     first, full = [], []
     for ev in truth:
-        # A line started before the event cannot be about it, unless it was set off by that very event
-        # detected a little early (clips are stored at a few frames a second).
-        later = [
-            line
-            for line in lines
-            if line.get("first_token_s") is not None
-            and line["t"] <= ev["t"] + MATCH_AFTER_S
-            and (line["t"] >= ev["t"] or (line.get("trigger") == ev["type"] and line["t"] >= ev["t"] - MATCH_BEFORE_S))
-        ]
+        later = [line for line in lines if reacts_to(line, ev)]
         if later:
             line = min(later, key=lambda x: x["t"])
             wait = max(0.0, line["t"] - ev["t"])
