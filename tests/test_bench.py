@@ -139,6 +139,7 @@ def test_answers_are_matched_as_whole_numbers_and_words() -> None:
     assert mentions("You have 3 lives left!", "3")
     assert not mentions("Score 300 already", "3") and not mentions("Only 13 left", "3")
     assert mentions("Watch out for that Jackal.", "jackal") and not mentions("jackals", "jackal")
+    assert mentions("You have 1,531 gold.", "1531") and not mentions("You have 1,5312 gold.", "1531")
     item = {"question": "Best move?", "good": ["Nf3+", "e4"]}
     assert Advice().score({"text": "Play Nf3 now."}, item)["useful"] == 1.0
     assert Advice().score({"text": "Push a pawn."}, item)["useful"] == 0.0

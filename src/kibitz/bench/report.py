@@ -155,15 +155,16 @@ def latency_plot(summary: dict[str, Any]) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(13, 3.8))
     keys = (("first_token_s", "event → first token"), ("line_s", "event → full line"))
     for ax, (key, title) in zip(axes, keys, strict=True):
-        for s, values in enumerate(samples.values()):
+        for s, (stack, values) in enumerate(samples.items()):
             v = np.sort(np.array(values[key]))
             if len(v):
-                ax.step(v, np.arange(1, len(v) + 1) / len(v), where="post", color=COLOURS[s % len(COLOURS)])
-                ax.axvline(float(np.percentile(v, 95)), color=COLOURS[s % len(COLOURS)], ls=":", lw=1)
+                colour = COLOURS[s % len(COLOURS)]
+                ax.step(v, np.arange(1, len(v) + 1) / len(v), where="post", color=colour, label=_short(stack))
+                ax.axvline(float(np.percentile(v, 95)), color=colour, ls=":", lw=1)
         ax.set_title(f"{title} (dotted: p95)")
         ax.set_xlabel("seconds")
         ax.set_ylabel("share of events")
-        ax.legend([_short(s) for s in samples], fontsize=8)
+        ax.legend(fontsize=8)
     return _png(fig)
 
 

@@ -231,6 +231,7 @@ class KibitzStack(Stack):
         from kibitz.perception.change import is_blank
         from kibitz.perception.classifier import canonical_scene, prepare
         from kibitz.perception.labels import read_labelled
+        from kibitz.perception.ocr import worth_keeping
 
         img = prepare(image)
         rec = self.bank.classify(self.embedder.embed([img])[0])
@@ -249,7 +250,7 @@ class KibitzStack(Stack):
         else:
             scene = canonical_scene(scene) if game is None else scene
             boxes = self.ocr.read(img)
-            text = tuple(b.text for b in boxes if len(b.text) > 1)[:20]
+            text = tuple(b.text for b in boxes if worth_keeping(b.text))[:20]
             for name, value in read_labelled(boxes, labels).items():
                 fields[name] = Reading(value, Provenance.OCR, 0.8)
         return Observation(0.0, 0, game, rec.game_confidence, scene, fields, text)
@@ -264,6 +265,8 @@ class KibitzStack(Stack):
             parts = [f"Watching {title or 'a game'}; the screen shows: {obs.scene}."]
             if obs.fields:
                 parts.append("Read on screen: " + ", ".join(f"{k} {v}" for k, v in obs.values().items()) + ".")
+            elif not obs.text:
+                parts.append("No text or numbers could be read on screen.")
         if obs.text:
             parts.append("Text on screen: " + " | ".join(obs.text[:8]))
         return " ".join(parts)

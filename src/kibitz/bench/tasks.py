@@ -241,9 +241,11 @@ class Latency(Task):
 
 
 def mentions(text: str, answer: str) -> bool:
-    """The reply names the answer: whole numbers as numbers (12 ≠ 120), words on word boundaries."""
+    """The reply names the answer: whole numbers as numbers (12 ≠ 120; "1,531" is 1531), words on word
+    boundaries."""
     if re.fullmatch(r"-?\d+", answer):
-        return re.search(rf"(?<![\d.]){re.escape(answer)}(?![\d])", text) is not None
+        plain = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
+        return re.search(rf"(?<![\d.]){re.escape(answer)}(?![\d])", plain) is not None
     return re.search(rf"(?<!\w){re.escape(answer.lower())}(?!\w)", text.lower()) is not None
 
 

@@ -177,3 +177,9 @@ class OCREngine:
         score = round(float(scores[0]), 4)
         text = clean(str(txts[0]), self.max_chars)
         return (text, score) if score >= self.min_score and text else ("", score)
+
+
+def worth_keeping(text: str) -> bool:
+    """A line of screen text worth passing on: words of two characters or more, or a number of any length
+    (a lone "5" is Pong's score; a lone "x" is noise)."""
+    return len(text) > 1 or text.isdigit()

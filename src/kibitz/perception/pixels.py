@@ -272,7 +272,9 @@ class PixelPerceiver(Perceiver):
 
     def take_text(self, boxes: list[Any]) -> None:
         """A new reading of the screen's text (and of the numbers named by their labels, if any)."""
-        self.text = tuple(b.text for b in boxes if len(b.text) > 1)[:20]
+        from kibitz.perception.ocr import worth_keeping
+
+        self.text = tuple(b.text for b in boxes if worth_keeping(b.text))[:20]
         if self.config.labels:
             from kibitz.perception.labels import read_labelled
 
