@@ -46,6 +46,15 @@ class JudgeSpec:
         return base.model_copy(update=update)
 
 
+def rubric_version() -> str:
+    """A short hash of the judge's prompt file (grades are cached per rubric)."""
+    import hashlib
+    from importlib import resources
+
+    data = resources.files("kibitz.bench").joinpath("prompts", "judge.yaml").read_bytes()
+    return hashlib.sha256(data).hexdigest()[:8]
+
+
 def judge_messages(moment: str, line: str) -> list[Any]:
     from kibitz.brain.prompts import quote_untrusted
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kibitz.bench.dataset import Dataset
-from kibitz.bench.judge import JudgeSpec, agreement, judge_messages, lines_to_judge, parse_grades
+from kibitz.bench.judge import JudgeSpec, agreement, judge_messages, lines_to_judge, parse_grades, rubric_version
 from kibitz.bench.stacks import Stack, generate, json_closed
 from kibitz.bench.store import ResultStore
 from kibitz.bench.tasks import TASKS, Task, aggregate
@@ -92,6 +92,7 @@ def run_judges(
 
     items = {i["id"]: i for i in dataset.items}
     lock = threading.Lock()
+    rubric = rubric_version()
     for stack in stacks:
         lines = list(lines_to_judge(store.rows("events", stack) + store.rows("advice", stack), items))
         if max_lines is not None and len(lines) > max_lines:  # a fixed sample: the same lines on every rerun
@@ -99,7 +100,7 @@ def run_judges(
         for spec, backend in judges:
             bar = progress.add_task(f"judge {spec.label} · {stack}", total=len(lines)) if progress else None
             for key, moment, line in lines:
-                item_id = f"{key}|{spec.label}"
+                item_id = f"{key}|{spec.label}#{rubric}"  # a changed rubric grades the lines anew
                 source = items.get(key.split("#")[0], {"game": "", "split": ""})
                 cached = store.get("judge", item_id, stack)
                 if cached is None or cached["status"] != "ok":
@@ -176,7 +177,7 @@ def summarise(store: ResultStore, dataset: Dataset, tasks: Sequence[str] | None 
             for r in rows
             if r["status"] == "failed"
         ]
-    judge_rows = store.rows("judge")
+    judge_rows = [r for r in store.rows("judge") if r["item"].endswith("#" + rubric_version())]  # today's rubric
     judge: dict[str, Any] = {"agreement": agreement(judge_rows), "figures": []}
     for stack in stacks:
         mine = [r for r in judge_rows if r["stack"] == stack]

@@ -231,7 +231,7 @@ class KibitzStack(Stack):
         from kibitz.perception.change import is_blank
         from kibitz.perception.classifier import canonical_scene, prepare
         from kibitz.perception.labels import read_labelled
-        from kibitz.perception.ocr import worth_keeping
+        from kibitz.perception.ocr import screen_lines
 
         img = prepare(image)
         rec = self.bank.classify(self.embedder.embed([img])[0])
@@ -250,7 +250,7 @@ class KibitzStack(Stack):
         else:
             scene = canonical_scene(scene) if game is None else scene
             boxes = self.ocr.read(img)
-            text = tuple(b.text for b in boxes if worth_keeping(b.text))[:20]
+            text = screen_lines(b.text for b in boxes)
             for name, value in read_labelled(boxes, labels).items():
                 fields[name] = Reading(value, Provenance.OCR, 0.8)
         return Observation(0.0, 0, game, rec.game_confidence, scene, fields, text)

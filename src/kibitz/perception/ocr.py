@@ -21,6 +21,7 @@ import math
 import os
 import threading
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,7 +180,8 @@ class OCREngine:
         return (text, score) if score >= self.min_score and text else ("", score)
 
 
-def worth_keeping(text: str) -> bool:
-    """A line of screen text worth passing on: words of two characters or more, or a number of any length
-    (a lone "5" is Pong's score; a lone "x" is noise)."""
-    return len(text) > 1 or text.isdigit()
+def screen_lines(texts: Iterable[str], limit: int = 20) -> tuple[str, ...]:
+    """The lines of screen text worth passing on, words first: lines of two characters or more, then lone
+    numbers (a lone "5" is Pong's score, but a Minesweeper board is full of them; a lone "x" is noise)."""
+    kept = [t for t in texts if len(t) > 1 or t.isdigit()]
+    return tuple([t for t in kept if not t.isdigit()] + [t for t in kept if t.isdigit()])[:limit]

@@ -272,9 +272,9 @@ class PixelPerceiver(Perceiver):
 
     def take_text(self, boxes: list[Any]) -> None:
         """A new reading of the screen's text (and of the numbers named by their labels, if any)."""
-        from kibitz.perception.ocr import worth_keeping
+        from kibitz.perception.ocr import screen_lines
 
-        self.text = tuple(b.text for b in boxes if worth_keeping(b.text))[:20]
+        self.text = screen_lines(b.text for b in boxes)
         if self.config.labels:
             from kibitz.perception.labels import read_labelled
 
