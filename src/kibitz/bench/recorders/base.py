@@ -77,6 +77,19 @@ class AdviceKey:
     """Extra truth for the report (e.g. Stockfish's evaluation)."""
 
 
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def count_answers(n: int) -> tuple[str, ...]:
+    """A count as digits and, for small numbers, as a word ("3", "three")."""
+    return (str(n), NUMBER_WORDS[n]) if 0 <= n < len(NUMBER_WORDS) else (str(n),)
+
+
+def hud_questions(hud: dict[str, Any], asks: dict[str, str]) -> list[QA]:
+    """A count question for every HUD field on screen that has one ({field: question})."""
+    return [QA(q, count_answers(hud[k]), "count") for k, q in asks.items() if isinstance(hud.get(k), int)]
+
+
 class Recorder(ABC):
     """One real game with true state, played by a built-in player."""
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from kibitz.bench.recorders.base import QA, AdviceKey, Recorder, TrueFrame
+from kibitz.bench.recorders.base import QA, AdviceKey, Recorder, TrueFrame, hud_questions
 from kibitz.core.errors import KibitzError
 
 INSTALL_HINT = "pip install crafter==1.8.3"
@@ -332,15 +332,15 @@ class CrafterRecorder(Recorder):
         new = frame.facts.get("new_achievement")
         if new:
             qas.append(QA("What did I just unlock?", achievement_answers(new), "name"))
-        asks = [
-            ("health", "What's my health?"),
-            ("wood", "How much wood do I have?"),
-            ("food", "How much food do I have?"),
-            ("drink", "How much water do I have?"),
-            ("stone", "How much stone do I have?"),
-            ("sapling", "How many saplings do I have?"),
-        ]
-        counts = [QA(q, _count(frame.hud[k]), "count") for k, q in asks if isinstance(frame.hud.get(k), int)]
+        asks = {
+            "health": "What's my health?",
+            "wood": "How much wood do I have?",
+            "food": "How much food do I have?",
+            "drink": "How much water do I have?",
+            "stone": "How much stone do I have?",
+            "sapling": "How many saplings do I have?",
+        }
+        counts = hud_questions(frame.hud, asks)
         rng.shuffle(counts)
         return (qas + counts)[:3]
 
@@ -396,10 +396,3 @@ def advice_words(inv: dict[str, int], unlocked: set[str], nearby: set[str], near
     if inv.get("energy", 9) <= 2:
         words.append("sleep")
     return list(dict.fromkeys(words))
-
-
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-
-
-def _count(n: int) -> tuple[str, ...]:
-    return (str(n), NUMBER_WORDS[n]) if 0 <= n < len(NUMBER_WORDS) else (str(n),)

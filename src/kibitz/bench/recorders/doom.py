@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from kibitz.bench.recorders.base import QA, AdviceKey, Recorder, TrueFrame
+from kibitz.bench.recorders.base import QA, AdviceKey, Recorder, TrueFrame, count_answers, hud_questions
 from kibitz.core.errors import KibitzError
 
 INSTALL_HINT = "pip install vizdoom==1.3.2"
@@ -287,13 +287,9 @@ class DoomRecorder(Recorder):
     # -- questions and advice ----------------------------------------------------------------------------
 
     def questions(self, frame: TrueFrame, rng: random.Random) -> list[QA]:
-        qas: list[QA] = []
-        if isinstance(frame.hud.get("health"), int):
-            qas.append(QA("How much health do I have?", (str(frame.hud["health"]),), "count"))
-        if isinstance(frame.hud.get("ammo"), int):
-            qas.append(QA("How much ammo is left?", (str(frame.hud["ammo"]),), "count"))
+        qas = hud_questions(frame.hud, {"health": "How much health do I have?", "ammo": "How much ammo is left?"})
         if frame.scene == "gameplay" and frame.facts.get("countable"):
-            qas.append(QA("How many enemies can you see?", _count(len(frame.facts["monsters"])), "count"))
+            qas.append(QA("How many enemies can you see?", count_answers(len(frame.facts["monsters"])), "count"))
         rng.shuffle(qas)
         killer = frame.facts.get("killer_class")
         if frame.scene == "death" and killer:
@@ -318,10 +314,3 @@ def _monsters(state: Any) -> list[Visible]:
         Visible(lb.object_name, int(lb.object_id), int(lb.x), int(lb.width), int(lb.height), int(pixels[lb.value]))
         for lb in labels
     ]
-
-
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-
-
-def _count(n: int) -> tuple[str, ...]:
-    return (str(n), NUMBER_WORDS[n]) if 0 <= n < len(NUMBER_WORDS) else (str(n),)

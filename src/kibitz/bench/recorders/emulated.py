@@ -7,20 +7,13 @@ import random
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from kibitz.bench.recorders.base import QA, Recorder, TrueFrame
+from kibitz.bench.recorders.base import QA, Recorder, TrueFrame, count_answers
 from kibitz.games import get_game
 from kibitz.games.atari import INSTALL_HINT as ATARI_HINT
 from kibitz.games.atari import AtariAdapter, RandomFirePlayer
 from kibitz.games.base import GameAdapter
 from kibitz.perception.change import is_blank
 from kibitz.perception.hud import hud_spec_path, load_hud_spec
-
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-
-
-def count_answers(n: int) -> tuple[str, ...]:
-    """A count as digits and, for small numbers, as a word."""
-    return (str(n), NUMBER_WORDS[n]) if 0 <= n < len(NUMBER_WORDS) else (str(n),)
 
 
 class EmulatedRecorder(Recorder):

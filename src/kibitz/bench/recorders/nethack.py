@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from kibitz.bench.recorders.base import QA, AdviceKey, Recorder, TrueFrame
+from kibitz.bench.recorders.base import QA, AdviceKey, Recorder, TrueFrame, hud_questions
 from kibitz.core.errors import KibitzError
 from kibitz.core.records import RGBImage
 
@@ -672,7 +672,7 @@ class NetHackRecorder(Recorder):
             "dlvl": "What dungeon level am I on?",
             "gold": "How much gold do I have?",
         }
-        qas = [QA(q, (str(frame.hud[k]),), "count") for k, q in asks.items() if isinstance(frame.hud.get(k), int)]
+        qas = hud_questions(frame.hud, asks)
         rng.shuffle(qas)
         killers = frame.facts.get("killers")
         if frame.scene == "death" and killers:
