@@ -18,6 +18,7 @@ import pytest
 pytest.importorskip("vizdoom")
 
 from kibitz.bench.recorders import RECORDERS, TrueFrame
+from kibitz.bench.recorders.base import count_answers
 from kibitz.bench.recorders.doom import MONSTER_NAMES, DoomRecorder, monster_names, obituary_killer
 from kibitz.core.errors import KibitzError
 
@@ -160,9 +161,9 @@ def test_questions_match_the_truth(run: Run) -> None:
             asked.add(qa.question)
             assert qa.kind in ("count", "name") and qa.answers
             if qa.question == "How much health do I have?":
-                assert qa.answers == (str(frame.hud["health"]),)
+                assert qa.answers == count_answers(frame.hud["health"])
             elif qa.question == "How much ammo is left?":
-                assert qa.answers == (str(frame.hud["ammo"]),)
+                assert qa.answers == count_answers(frame.hud["ammo"])
             elif qa.question == "How many enemies can you see?":
                 assert frame.scene == "gameplay" and frame.facts["countable"]
                 assert qa.answers[0] == str(len(frame.facts["monsters"]))

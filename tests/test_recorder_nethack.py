@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kibitz.bench.recorders import nethack
-from kibitz.bench.recorders.base import EVENT_TYPES, TrueFrame
+from kibitz.bench.recorders.base import EVENT_TYPES, TrueFrame, count_answers
 from kibitz.bench.recorders.nethack import CELL_H, NetHackRecorder, monster_names, render_tty
 from kibitz.core.errors import KibitzError
 
@@ -107,11 +107,11 @@ def test_questions_have_the_true_answers(run: list[TrueFrame]) -> None:
             assert qa.kind in {"count", "name"}
             status = frame.facts.get("status", {})
             if qa.question == "How many hit points do I have?":
-                assert qa.answers == (str(status["hp"]),)
+                assert qa.answers == count_answers(status["hp"])
             elif qa.question == "What dungeon level am I on?":
-                assert qa.answers == (str(status["dlvl"]),)
+                assert qa.answers == count_answers(status["dlvl"])
             elif qa.question == "How much gold do I have?":
-                assert qa.answers == (str(status["gold"]),)
+                assert qa.answers == count_answers(status["gold"])
             else:
                 assert qa.question == "What killed me?" and frame.scene == "death"
                 assert frame.facts["killer"] in qa.answers
