@@ -11,7 +11,12 @@ from rich.console import Console
 from rich.table import Table
 
 bench_app = typer.Typer(
-    help="Benchmarks that print figures: latency, loop rate, event detection.", no_args_is_help=True
+    help=(
+        "Benchmarks that print figures. The bench proper: `build` a dataset from real games, `run` kibitz and a "
+        "baseline on it (recognition, events, questions, advice, latency, LLM judges), `report` as one HTML file. "
+        "Single figures: latency, events, perception."
+    ),
+    no_args_is_help=True,
 )
 console = Console(highlight=False)
 
