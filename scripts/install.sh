@@ -47,8 +47,13 @@ $PIP install --no-deps gym-super-mario-bros==7.4.0
 if [ -n "$MODEL" ]; then
   .venv/bin/kibitz models install "$MODEL"
 fi
-# Pixel perception: learn the built-in games' HUD fonts and scenes from their emulators (~1.5 min, once).
-if [ ! -d "$CACHE/vision/prototypes" ] || [ -z "$(ls -A "$CACHE/vision/prototypes" 2>/dev/null)" ]; then
+# Pixel perception: learn the built-in games' HUD fonts and scenes from their emulators (~1.5 min), once, and
+# again whenever the HUD files changed since (a new field needs its digits learnt).
+STAMP="$CACHE/vision/hud-files.sha256"
+HUDS=$(cat src/kibitz/games/data/*.hud.yaml | sha256sum | cut -d' ' -f1)
+if [ ! -d "$CACHE/vision/prototypes" ] || [ -z "$(ls -A "$CACHE/vision/prototypes" 2>/dev/null)" ] \
+  || [ "$(cat "$STAMP" 2>/dev/null)" != "$HUDS" ]; then
   .venv/bin/kibitz games learn
+  echo "$HUDS" > "$STAMP"
 fi
 echo "kibitz is installed in .venv (try: .venv/bin/kibitz --help)"
