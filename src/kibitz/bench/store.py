@@ -41,7 +41,7 @@ class ResultStore:
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise KibitzError(
-                f"The bench results file {path} cannot be used ({exc}); move it away or pass another --out."
+                f"The bench results file {path} cannot be used ({exc}); move it away or pass another --results."
             ) from exc
         self.db.row_factory = sqlite3.Row
 

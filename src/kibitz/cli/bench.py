@@ -287,11 +287,14 @@ def run(
     overrides = {"llm.backend": backend, "llm.model": model, "llm.base_url": base_url}
     cfg = load_config(config, {k: v for k, v in overrides.items() if v is not None})
     store = ResultStore(results or folder.parent.parent / "runs" / folder.name / "results.sqlite")
-    llm = make_backend(cfg.llm)
-    chosen = [STACKS.get(s.strip())(cfg, llm, {"every_s": baseline_every}) for s in stacks.split(",") if s.strip()]
+    stack_names = [s.strip() for s in stacks.split(",") if s.strip()]
     task_names = [t.strip() for t in tasks.split(",")] if tasks else list(DEFAULT_TASKS)
+    for name in stack_names:  # unknown names fail before the model loads
+        STACKS.get(name)
     for name in task_names:
         TASKS.get(name)
+    llm = make_backend(cfg.llm)
+    chosen = [STACKS.get(name)(cfg, llm, {"every_s": baseline_every}) for name in stack_names]
     specs = [] if no_judge else [JudgeSpec.parse(j) for j in (judge or _default_judges(cfg.llm.model))]
     store.set_meta("machine", f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}")
     store.set_meta("stacks", {**store.meta().get("stacks", {}), **{s.label: STACKS.help(s.name) for s in chosen}})
