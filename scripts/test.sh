@@ -14,7 +14,8 @@ fi
 .venv/bin/mypy
 # The bench's quick subset end to end (real games, perception, both stacks, a judge) with the test model.
 BENCH_OUT="$(mktemp -d)"
-.venv/bin/kibitz bench run --quick --model smollm2-135m --judge llamacpp:smollm2-135m \
+# --strict: any failed item (a game package missing, a crash) fails CI; the tiny model's judge grades may fail.
+.venv/bin/kibitz bench run --quick --strict --model smollm2-135m --judge llamacpp:smollm2-135m \
   --results "$BENCH_OUT/results.sqlite" >"$BENCH_OUT/log.txt" 2>&1 \
   || { cat "$BENCH_OUT/log.txt"; echo "kibitz bench run --quick failed"; exit 1; }
 grep -E "^total|report:" "$BENCH_OUT/log.txt"

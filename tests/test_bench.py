@@ -253,6 +253,9 @@ def test_run_resumes_marks_failures_and_writes_the_report(dataset_dir: Path, tmp
         fake.mode = "ok"
         result = _run([*common, *judges])
         rows = _rows(results)
+        # --strict (CI): the missing game's items fail the run, with their reason.
+        strict = CliRunner().invoke(app, ["bench", "run", *common, *judges, "--strict"])
+        assert strict.exit_code == 1 and "brokengame" in strict.output
     again = {r[1]: r[5] for r in rows if r[0] == "recognition" and r[2].startswith("kibitz") and r[3] == "ok"}
     for item, created in kibitz_ok.items():
         if item in again:

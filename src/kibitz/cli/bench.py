@@ -251,6 +251,9 @@ def run(
     report: Annotated[
         Path | None, typer.Option(help="Write the HTML report here (default: beside the results).")
     ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit with 1 if any task item failed (judges excepted): for CI.")
+    ] = False,
 ) -> None:
     """Run stacks on the bench dataset (every item cached, so a rerun resumes) and write the HTML report."""
     import os
@@ -333,6 +336,11 @@ def run(
     out = report or store.path.with_name("report.html")
     _write_report(summary, out)
     console.print(f"total {time.perf_counter() - started:.0f} s")
+    failed = [f for f in summary["failures"] if f["task"] != "judge"]
+    if strict and failed:
+        for f in failed[:10]:
+            console.print(f"[red]failed[/red] {f['task']} {f['item']} ({f['stack']}): {f['error']}")
+        raise typer.Exit(1)
 
 
 def _default_judges(model: str) -> list[str]:
