@@ -197,11 +197,13 @@ def personas() -> None:
 
 from kibitz.cli.bench import bench_app  # noqa: E402
 from kibitz.cli.games import games_app  # noqa: E402
+from kibitz.cli.memory import memory_app  # noqa: E402
 from kibitz.cli.models import models_app  # noqa: E402
 
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 app.add_typer(games_app, name="games")
+app.add_typer(memory_app, name="memory")
 
 
 def main() -> None:
