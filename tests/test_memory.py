@@ -149,3 +149,14 @@ def test_memory_cli_show_export_forget(tmp_path: Path) -> None:
     assert "forgot 1 memory" in run("forget", "--user", "ann", "--all")
     nothing = runner.invoke(app, ["memory", "forget", "--user", "ann", "--db", str(db)])
     assert isinstance(nothing.exception, KibitzError) and "--id N, --game NAME or --all" in str(nothing.exception)
+
+
+def test_memory_speed_bench_runs_small() -> None:
+    from kibitz.bench.memory import memory_speed_bench
+
+    cores = os.sched_getaffinity(0)
+    figures = memory_speed_bench(memories=300, queries=5, writes=3)
+    assert os.sched_getaffinity(0) == cores  # the one-core pin is undone
+    assert figures["memories"] == 300
+    assert 0 < figures["search_p50_ms"] <= figures["search_p95_ms"]
+    assert figures["write_store_only_p50_ms"] < figures["write_with_embedding_p50_ms"]

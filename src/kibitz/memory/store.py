@@ -69,12 +69,15 @@ def default_path() -> Path:
 
 @dataclass
 class _UserIndex:
-    """One user's memory vectors in memory, for brute-force search (rebuilt after that user's writes)."""
+    """One user's memory vectors in memory, for brute-force search (rebuilt after that user's writes).
+    Games and topics are kept as codes into small name lists, so scoring 100,000 memories stays vectorised."""
 
     ids: np.ndarray
     vectors: Vectors
-    games: np.ndarray
-    topics: np.ndarray
+    game_names: list[str]
+    game_codes: np.ndarray
+    topic_names: list[str]
+    topic_codes: np.ndarray
     updated: np.ndarray
     importance: np.ndarray
 
@@ -99,15 +102,19 @@ class MemoryStore:
         self._index: dict[str, _UserIndex] = {}
 
     # --- writing -----------------------------------------------------------------------------------------
-    def remember(self, memory: Memory, now: float | None = None) -> Memory:
-        """Store a memory, or update the one that says the same thing; returns it with its id."""
+    def remember(self, memory: Memory, now: float | None = None, vector: Vectors | None = None) -> Memory:
+        """Store a memory, or update the one that says the same thing; returns it with its id.
+
+        `vector` is the text's embedding when the caller has it already (embedding is most of a write's time)."""
         if not memory.user:
             raise KibitzError("A memory needs a user; pass --user NAME.")
         if memory.kind not in KINDS:
             raise KibitzError(f"Unknown memory kind {memory.kind!r}; use one of: {', '.join(KINDS)}.")
         now = time.time() if now is None else now
         norm = normalise(memory.text)
-        vector = self.embedder.passages([memory.text])[0].astype(np.float32).tobytes()
+        if vector is None:
+            vector = self.embedder.passages([memory.text])[0]
+        blob = np.asarray(vector, dtype=np.float32).tobytes()
         try:
             with self._transaction():
                 row = self.db.execute(
@@ -129,7 +136,7 @@ class MemoryStore:
                             now,
                             now,
                             memory.source,
-                            vector,
+                            blob,
                         ),
                     )
                     memory.id, memory.created = cur.lastrowid, now
@@ -138,7 +145,7 @@ class MemoryStore:
                     memory.importance = max(memory.importance, row["importance"])
                     self.db.execute(
                         "UPDATE memories SET text=?, kind=?, importance=?, updated=?, source=?, vector=? WHERE id=?",
-                        (memory.text, memory.kind, memory.importance, now, memory.source, vector, memory.id),
+                        (memory.text, memory.kind, memory.importance, now, memory.source, blob, memory.id),
                     )
                 memory.updated = now
                 self._summarise(memory.user, memory.game, memory.topic, now)
@@ -146,6 +153,35 @@ class MemoryStore:
             raise _explain(exc, self.path) from exc
         self._index.pop(memory.user, None)
         return memory
+
+    def load(self, memories: list[Memory], vectors: Vectors, now: float | None = None) -> None:
+        """Add many new memories at once with their embeddings, in one transaction (imports, benchmarks)."""
+        now = time.time() if now is None else now
+        with self._transaction():
+            self.db.executemany(
+                "INSERT OR IGNORE INTO memories (user, game, topic, kind, text, norm, importance, created, updated,"
+                " source, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (
+                        m.user,
+                        m.game,
+                        m.topic,
+                        m.kind,
+                        m.text,
+                        normalise(m.text),
+                        m.importance,
+                        m.created or now,
+                        m.updated or now,
+                        m.source,
+                        np.asarray(v, dtype=np.float32).tobytes(),
+                    )
+                    for m, v in zip(memories, vectors, strict=True)
+                ),
+            )
+            for user, game, topic in {(m.user, m.game, m.topic) for m in memories}:
+                self._summarise(user, game, topic, now)
+        for user in {m.user for m in memories}:
+            self._index.pop(user, None)
 
     def _summarise(self, user: str, game: str, topic: str, now: float) -> None:
         """Rebuild the topic's summary from its current memories (newest first)."""
@@ -193,11 +229,15 @@ class MemoryStore:
                 "SELECT id, vector, game, topic, updated, importance FROM memories WHERE user=?", (user,)
             ).fetchall()
             dim = self.embedder.dim
+            game_names, game_codes = np.unique([r["game"] for r in rows], return_inverse=True)
+            topic_names, topic_codes = np.unique([r["topic"].lower() for r in rows], return_inverse=True)
             index = _UserIndex(
                 np.array([r["id"] for r in rows], dtype=np.int64),
                 np.frombuffer(b"".join(r["vector"] for r in rows), dtype=np.float32).reshape(len(rows), dim),
-                np.array([r["game"] for r in rows], dtype=object),
-                np.array([r["topic"].lower() for r in rows], dtype=object),
+                [str(g) for g in game_names],
+                game_codes.astype(np.int32),
+                [str(t) for t in topic_names],
+                topic_codes.astype(np.int32),
                 np.array([r["updated"] for r in rows], dtype=np.float64),
                 np.array([r["importance"] for r in rows], dtype=np.float64),
             )
@@ -214,7 +254,8 @@ class MemoryStore:
         sims = index.vectors @ self.embedder.query(query)
         recency = np.exp(-np.maximum(now - index.updated, 0.0) * math.log(2) / HALF_LIFE_S)
         low = query.lower()
-        topic = np.array([1.0 if t != "general" and t in low else 0.0 for t in index.topics])
+        named = np.array([1.0 if t != "general" and t in low else 0.0 for t in index.topic_names])
+        topic = named[index.topic_codes]
         score = (
             WEIGHTS["similarity"] * sims
             + WEIGHTS["recency"] * recency
@@ -222,8 +263,11 @@ class MemoryStore:
             + WEIGHTS["topic"] * topic
         )
         if game is not None:
-            score = np.where((index.games == game) | (index.games == ""), score, score * 0.5)
-        top = np.argsort(-score)[:k]
+            here = np.array([g in (game, "") for g in index.game_names])[index.game_codes]
+            score = np.where(here, score, score * 0.5)
+        k = min(k, len(score))
+        top = np.argpartition(-score, k - 1)[:k]
+        top = top[np.argsort(-score[top])]
         by_id = {m.id: m for m in self._by_ids(user, [int(index.ids[i]) for i in top])}
         return [
             Hit(by_id[int(index.ids[i])], float(score[i]), float(sims[i]), float(recency[i]), float(topic[i]))
