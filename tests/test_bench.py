@@ -274,3 +274,18 @@ def test_run_resumes_marks_failures_and_writes_the_report(dataset_dir: Path, tmp
     rep = CliRunner().invoke(app, ["bench", "report", "--results", str(results), "--out", str(out)])
     assert rep.exit_code == 0, rep.output
     assert "kibitz vs the baseline" in out.read_text()
+
+
+def test_live_and_bench_describe_labelled_numbers_the_same_way() -> None:
+    """Generic mode's numbers read by their labels reach the prompt's state, in a session as in the bench."""
+    from kibitz.core.records import Observation, Provenance, Reading
+    from kibitz.session import describe_observation
+
+    obs = Observation(0.0, 0, "nethack", 0.9, "gameplay", {"hp": Reading(6, Provenance.OCR)}, ("Dlvl:2 HP:6(12)",))
+    text = describe_observation(obs, title="NetHack")
+    assert text.startswith("Watching NetHack; the screen shows: gameplay. Read on screen: hp 6.")
+    assert "Text on screen: Dlvl:2 HP:6(12)" in text
+    blank = Observation(0.0, 0, None, 0.0, "gameplay")
+    assert describe_observation(blank) == (
+        "Watching the screen; the screen shows: gameplay. No text or numbers could be read on screen."
+    )

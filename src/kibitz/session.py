@@ -68,6 +68,31 @@ def read_questions(stream: TextIO, into: queue.Queue[str]) -> threading.Thread:
     return thread
 
 
+def describe_observation(
+    obs: Observation, game: GameAdapter | None = None, precise: bool = False, title: str | None = None
+) -> str:
+    """The game state for prompts: the game's own account when its HUD is read, otherwise what generic perception
+    saw (scene, numbers read by their labels, the screen's text, the VLM's look). `title` names a game kibitz has
+    no adapter for."""
+    parts: list[str] = []
+    # A game named by the player, or one pixel perception recognised on its own (its HUD is being read).
+    game = game or (get_game(obs.game) if obs.game is not None and obs.game in GAMES else None)
+    if game is not None and obs.fields:
+        parts.append(game.describe(obs, precise))
+    else:
+        what = title or (game.title if game else (f"the game {obs.game}" if obs.game else "the screen"))
+        parts.append(f"Watching {what}; the screen shows: {obs.scene}.")
+        if obs.fields:  # numbers read by their on-screen labels (perception.labels)
+            parts.append("Read on screen: " + ", ".join(f"{k} {v}" for k, v in obs.values().items()) + ".")
+        elif game is None and not obs.text and not obs.description:
+            parts.append("No text or numbers could be read on screen.")
+    if obs.text:
+        parts.append("Text on screen: " + " | ".join(obs.text[:8]))
+    if obs.description:
+        parts.append(obs.description)
+    return " ".join(parts)
+
+
 class Session:
     def __init__(
         self,
@@ -98,19 +123,7 @@ class Session:
     def describe(self, obs: Observation | None, precise: bool = False) -> str:
         if obs is None:
             return "Nothing seen yet."
-        parts: list[str] = []
-        # A game named by the player, or one pixel perception recognised on its own (its HUD is being read).
-        game = self.game or (get_game(obs.game) if obs.game is not None and obs.game in GAMES else None)
-        if game is not None and obs.fields:
-            parts.append(game.describe(obs, precise))
-        else:
-            what = self.game.title if self.game else (f"the game {obs.game}" if obs.game else "the screen")
-            parts.append(f"Watching {what}; the screen shows: {obs.scene}.")
-        if obs.text:
-            parts.append("Text on screen: " + " | ".join(obs.text[:8]))
-        if obs.description:
-            parts.append(obs.description)
-        return " ".join(parts)
+        return describe_observation(obs, self.game, precise)
 
     def _perceive(self, frame: Frame) -> Observation:
         if self.perceiver is None:

@@ -256,20 +256,9 @@ class KibitzStack(Stack):
         return Observation(0.0, 0, game, rec.game_confidence, scene, fields, text)
 
     def describe(self, obs: Observation) -> str:
-        from kibitz.games import GAMES, get_game
+        from kibitz.session import describe_observation
 
-        if obs.game is not None and obs.game in GAMES and obs.fields:
-            parts = [get_game(obs.game).describe(obs, precise=True)]
-        else:
-            title = self.games.get(obs.game or "", obs.game) if obs.game else None
-            parts = [f"Watching {title or 'a game'}; the screen shows: {obs.scene}."]
-            if obs.fields:
-                parts.append("Read on screen: " + ", ".join(f"{k} {v}" for k, v in obs.values().items()) + ".")
-            elif not obs.text:
-                parts.append("No text or numbers could be read on screen.")
-        if obs.text:
-            parts.append("Text on screen: " + " | ".join(obs.text[:8]))
-        return " ".join(parts)
+        return describe_observation(obs, precise=True, title=self.games.get(obs.game) if obs.game else None)
 
     def recognise(self, image: RGBImage, item: dict[str, Any]) -> dict[str, Any]:
         obs = self.look(image, item.get("labels", {}))
