@@ -20,6 +20,7 @@ from kibitz.cli.main import app
 from kibitz.core.errors import KibitzError
 from kibitz.memory.embed import E5Small
 from kibitz.memory.records import Memory
+from kibitz.memory.sqlite import SQLiteStore
 from kibitz.memory.store import MemoryStore
 
 
@@ -30,7 +31,7 @@ def embedder() -> E5Small:
 
 @pytest.fixture
 def store(tmp_path: Path, embedder: E5Small) -> MemoryStore:
-    return MemoryStore(tmp_path / "memory.sqlite", embedder)
+    return SQLiteStore(str(tmp_path / "memory.sqlite"), embedder)
 
 
 def test_the_same_thing_said_again_updates_the_memory_and_its_topic(store: MemoryStore) -> None:
@@ -84,8 +85,8 @@ import sys
 from pathlib import Path
 from kibitz.memory.embed import E5Small
 from kibitz.memory.records import Memory
-from kibitz.memory.store import MemoryStore
-store = MemoryStore(Path(sys.argv[1]), E5Small())
+from kibitz.memory.sqlite import SQLiteStore
+store = SQLiteStore(sys.argv[1], E5Small())
 for n in range(100000):
     m = store.remember(Memory("ann", f"memory number {n} about level {n % 7}", "smb", f"topic{n % 5}", "event"))
     print(m.id, flush=True)
@@ -115,9 +116,9 @@ def test_a_damaged_or_locked_file_says_what_to_do(tmp_path: Path, embedder: E5Sm
     bad = tmp_path / "bad.sqlite"
     bad.write_bytes(b"this is not a database at all" * 100)
     with pytest.raises(KibitzError, match="damaged"):
-        MemoryStore(bad, embedder)
+        SQLiteStore(str(bad), embedder)
     path = tmp_path / "memory.sqlite"
-    store = MemoryStore(path, embedder)
+    store = SQLiteStore(str(path), embedder)
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")
     try:

@@ -13,7 +13,7 @@ import numpy as np
 
 from kibitz.memory.embed import E5Small
 from kibitz.memory.records import Memory
-from kibitz.memory.store import MemoryStore
+from kibitz.memory.sqlite import SQLiteStore
 
 SUBJECTS = (
     "Bowser",
@@ -87,7 +87,7 @@ def _run(memories: int, queries: int, writes: int, seed: int) -> dict[str, Any]:
     embed_s = time.perf_counter() - t0
     noise = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory() as tmp:
-        store = MemoryStore(Path(tmp) / "memory.sqlite", embedder)
+        store = SQLiteStore(str(Path(tmp) / "memory.sqlite"), embedder)
         copies = -(-memories // len(base))
         t0 = time.perf_counter()
         for c in range(copies):
@@ -119,7 +119,7 @@ def _run(memories: int, queries: int, writes: int, seed: int) -> dict[str, Any]:
             t0 = time.perf_counter()
             store.remember(m2, vector=v)
             store_ms.append((time.perf_counter() - t0) * 1000)
-        count = store.db.execute("SELECT COUNT(*) FROM memories WHERE user='bench'").fetchone()[0]
+        count = store.count("bench")
         store.close()
     return {
         "memories": int(count),

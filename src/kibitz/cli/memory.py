@@ -22,14 +22,19 @@ memory_app = typer.Typer(
 console = Console(highlight=False)
 
 UserOpt = Annotated[str | None, typer.Option(help="Whose memory (default: your login name).")]
-PathOpt = Annotated[Path | None, typer.Option("--db", help="Memory file (default ~/.cache/kibitz/memory/).")]
+PathOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Memory file (default ~/.cache/kibitz/memory/memory.sqlite) or postgresql://user@host/db (pgvector).",
+    ),
+]
 
 
-def _store(db: Path | None) -> MemoryStore:
-    from kibitz.memory.embed import TEXT_EMBEDDERS
-    from kibitz.memory.store import MemoryStore, default_path
+def _store(db: str | None) -> MemoryStore:
+    from kibitz.memory.store import open_store
 
-    return MemoryStore(db or default_path(), TEXT_EMBEDDERS.get("e5-small")())
+    return open_store(db)
 
 
 def _user(user: str | None) -> str:

@@ -1,0 +1,312 @@
+"""The embedded memory store: SQLite in WAL mode, one transaction per write, every query scoped to one user.
+
+Search scans the user's vectors in memory (numpy, exact): 100,000 memories × 384 dimensions take ~5 ms on one
+core. The in-memory index is rebuilt after that user's writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from kibitz.core.errors import KibitzError
+from kibitz.memory.embed import TextEmbedder, Vectors
+from kibitz.memory.records import Memory, normalise
+from kibitz.memory.store import Candidates, MemoryStore, summary_of
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS memories (
+    id INTEGER PRIMARY KEY,
+    user TEXT NOT NULL,
+    game TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    text TEXT NOT NULL,
+    norm TEXT NOT NULL,
+    importance REAL NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    source TEXT NOT NULL,
+    vector BLOB,
+    UNIQUE (user, game, topic, norm)
+);
+CREATE INDEX IF NOT EXISTS memories_user_game ON memories (user, game);
+CREATE TABLE IF NOT EXISTS topics (
+    user TEXT NOT NULL,
+    game TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (user, game, topic)
+);
+CREATE TABLE IF NOT EXISTS profile (
+    user TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (user, key)
+);
+"""
+_INSERT = (
+    "INSERT INTO memories (user, game, topic, kind, text, norm, importance, created, updated, source, vector)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+@dataclass
+class _UserIndex:
+    """One user's embedded memories in memory, for the exact scan."""
+
+    ids: npt.NDArray[np.int64]
+    vectors: Vectors
+    updated: npt.NDArray[np.float64]
+    importance: npt.NDArray[np.float64]
+    game_names: list[str]
+    game_codes: npt.NDArray[np.int32]
+    topic_names: list[str]
+    topic_codes: npt.NDArray[np.int32]
+
+
+class SQLiteStore(MemoryStore):
+    def __init__(self, location: str, embedder: TextEmbedder) -> None:
+        super().__init__(location, embedder)
+        self.path = path = Path(location)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+            _migrate(self.db)
+        except sqlite3.OperationalError as exc:
+            raise _explain(exc, path) from exc
+        except sqlite3.DatabaseError as exc:
+            raise KibitzError(
+                f"The memory file {path} is damaged ({exc}); move it away to start a new one, or restore a backup."
+            ) from exc
+        except OSError as exc:
+            raise KibitzError(f"The memory file {path} cannot be created ({exc.strerror}); pick another --db.") from exc
+        self.db.row_factory = sqlite3.Row
+        self._index: dict[str, _UserIndex] = {}
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise _explain(exc, self.path) from exc
+
+    # --- writing -----------------------------------------------------------------------------------------
+    def _upsert(self, memory: Memory, vector: Vectors | None, now: float) -> Memory:
+        norm = normalise(memory.text)
+        blob = None if vector is None else vector.astype(np.float32).tobytes()
+        with self._transaction():
+            row = self.db.execute(
+                "SELECT id, created, importance FROM memories WHERE user=? AND game=? AND topic=? AND norm=?",
+                (memory.user, memory.game, memory.topic, norm),
+            ).fetchone()
+            if row is None:
+                cur = self.db.execute(
+                    _INSERT,
+                    (*_columns(memory, norm, now, now), blob),
+                )
+                memory.id, memory.created = cur.lastrowid, now
+            else:
+                memory.id, memory.created = row["id"], row["created"]
+                memory.importance = max(memory.importance, row["importance"])
+                self.db.execute(
+                    "UPDATE memories SET text=?, kind=?, importance=?, updated=?, source=?, vector=? WHERE id=?",
+                    (memory.text, memory.kind, memory.importance, now, memory.source, blob, memory.id),
+                )
+            memory.updated = now
+            self._summarise(memory.user, memory.game, memory.topic, now)
+        self._index.pop(memory.user, None)
+        return memory
+
+    def _load(self, memories: list[Memory], vectors: Vectors, now: float) -> None:
+        with self._transaction():
+            self.db.executemany(
+                _INSERT.replace("INSERT", "INSERT OR IGNORE"),
+                (
+                    (*_columns(m, normalise(m.text), m.created or now, m.updated or now), v.tobytes())
+                    for m, v in zip(memories, vectors, strict=True)
+                ),
+            )
+            for user, game, topic in {(m.user, m.game, m.topic) for m in memories}:
+                self._summarise(user, game, topic, now)
+        for user in {m.user for m in memories}:
+            self._index.pop(user, None)
+
+    def _summarise(self, user: str, game: str, topic: str, now: float) -> None:
+        rows = self.db.execute(
+            "SELECT text FROM memories WHERE user=? AND game=? AND topic=? ORDER BY updated DESC, id DESC LIMIT 5",
+            (user, game, topic),
+        ).fetchall()
+        if not rows:
+            self.db.execute("DELETE FROM topics WHERE user=? AND game=? AND topic=?", (user, game, topic))
+            return
+        summary = summary_of([r["text"] for r in rows])
+        self.db.execute("INSERT OR REPLACE INTO topics VALUES (?, ?, ?, ?, ?)", (user, game, topic, summary, now))
+
+    def _pending(self, user: str, limit: int) -> list[tuple[int, str]]:
+        rows = self.db.execute("SELECT id, text FROM memories WHERE user=? AND vector IS NULL LIMIT ?", (user, limit))
+        return [(r["id"], r["text"]) for r in rows]
+
+    def _set_vectors(self, user: str, ids: list[int], vectors: Vectors) -> None:
+        with self._transaction():
+            self.db.executemany(
+                "UPDATE memories SET vector=? WHERE id=? AND user=?",
+                ((np.asarray(v, np.float32).tobytes(), i, user) for i, v in zip(ids, vectors, strict=True)),
+            )
+        self._index.pop(user, None)
+
+    # --- reading -----------------------------------------------------------------------------------------
+    def _user_index(self, user: str) -> _UserIndex:
+        index = self._index.get(user)
+        if index is None:
+            rows = self.db.execute(
+                "SELECT id, vector, game, topic, updated, importance FROM memories WHERE user=? AND vector IS NOT NULL",
+                (user,),
+            ).fetchall()
+            game_names, game_codes = np.unique([r["game"] for r in rows], return_inverse=True)
+            topic_names, topic_codes = np.unique([r["topic"].lower() for r in rows], return_inverse=True)
+            index = _UserIndex(
+                np.array([r["id"] for r in rows], dtype=np.int64),
+                np.frombuffer(b"".join(r["vector"] for r in rows), dtype=np.float32).reshape(
+                    len(rows), self.embedder.dim
+                ),
+                np.array([r["updated"] for r in rows], dtype=np.float64),
+                np.array([r["importance"] for r in rows], dtype=np.float64),
+                [str(g) for g in game_names],
+                game_codes.astype(np.int32),
+                [str(t) for t in topic_names],
+                topic_codes.astype(np.int32),
+            )
+            self._index[user] = index
+        return index
+
+    def _candidates(self, user: str, query: Vectors, game: str | None, k: int) -> Candidates:
+        ix = self._user_index(user)
+        return Candidates(
+            ix.ids,
+            ix.vectors @ query,
+            ix.updated,
+            ix.importance,
+            ix.game_names,
+            ix.game_codes,
+            ix.topic_names,
+            ix.topic_codes,
+        )
+
+    def _by_ids(self, user: str, ids: list[int]) -> list[Memory]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(f"SELECT * FROM memories WHERE user=? AND id IN ({marks})", [user, *ids])
+        return [_memory(r) for r in rows]
+
+    def memories(self, user: str, game: str | None = None) -> list[Memory]:
+        sql, args = "SELECT * FROM memories WHERE user=?", [user]
+        if game is not None:
+            sql += " AND game=?"
+            args.append(game)
+        return [_memory(r) for r in self.db.execute(sql + " ORDER BY game, topic, updated, id", args)]
+
+    def topics(self, user: str, game: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT game, topic, summary, updated FROM topics WHERE user=?", [user]
+        if game is not None:
+            sql += " AND game=?"
+            args.append(game)
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY game, topic", args)]
+
+    def count(self, user: str) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM memories WHERE user=?", (user,)).fetchone()[0])
+
+    # --- the player's control --------------------------------------------------------------------------------
+    def _forget(self, user: str, memory_id: int | None, game: str | None) -> int:
+        with self._transaction():
+            if memory_id is not None:
+                row = self.db.execute(
+                    "SELECT game, topic, updated FROM memories WHERE id=? AND user=?", (memory_id, user)
+                ).fetchone()
+                n = self.db.execute("DELETE FROM memories WHERE id=? AND user=?", (memory_id, user)).rowcount
+                if row is not None:
+                    self._summarise(user, row["game"], row["topic"], row["updated"])
+            elif game is not None:
+                n = self.db.execute("DELETE FROM memories WHERE user=? AND game=?", (user, game)).rowcount
+                self.db.execute("DELETE FROM topics WHERE user=? AND game=?", (user, game))
+            else:
+                n = self.db.execute("DELETE FROM memories WHERE user=?", (user,)).rowcount
+                self.db.execute("DELETE FROM topics WHERE user=?", (user,))
+                self.db.execute("DELETE FROM profile WHERE user=?", (user,))
+        self._index.pop(user, None)
+        return n
+
+    def profile(self, user: str) -> dict[str, str]:
+        return {r["key"]: r["value"] for r in self.db.execute("SELECT key, value FROM profile WHERE user=?", (user,))}
+
+    def set_profile(self, user: str, key: str, value: str) -> None:
+        with self._transaction():
+            self.db.execute("INSERT OR REPLACE INTO profile VALUES (?, ?, ?, ?)", (user, key, value, time.time()))
+
+    def users(self) -> list[str]:
+        rows = self.db.execute("SELECT user FROM memories UNION SELECT user FROM profile ORDER BY 1")
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Files from kibitz 0.1 required an embedding on every row; rows may now wait for theirs."""
+    columns = {r[1]: r[3] for r in db.execute("PRAGMA table_info(memories)")}
+    if columns.get("vector"):  # NOT NULL
+        create = SCHEMA.split(";")[0].replace("memories (", "memories_new (", 1)
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(create)
+        db.execute("INSERT INTO memories_new SELECT * FROM memories")
+        db.execute("DROP TABLE memories")
+        db.execute("ALTER TABLE memories_new RENAME TO memories")
+        db.execute("CREATE INDEX IF NOT EXISTS memories_user_game ON memories (user, game)")
+        db.execute("COMMIT")
+
+
+def _columns(m: Memory, norm: str, created: float, updated: float) -> tuple[Any, ...]:
+    return (m.user, m.game, m.topic, m.kind, m.text, norm, m.importance, created, updated, m.source)
+
+
+def _memory(row: sqlite3.Row) -> Memory:
+    return Memory(
+        user=row["user"],
+        text=row["text"],
+        game=row["game"],
+        topic=row["topic"],
+        kind=row["kind"],
+        importance=row["importance"],
+        created=row["created"],
+        updated=row["updated"],
+        source=row["source"],
+        id=row["id"],
+    )
+
+
+def _explain(exc: sqlite3.OperationalError, path: Path) -> KibitzError:
+    if "locked" in str(exc) or "busy" in str(exc):
+        return KibitzError(
+            f"The memory file {path} is locked by another program (another kibitz?); close it and try again."
+        )
+    return KibitzError(f"The memory file {path} cannot be used ({exc}); check its folder's permissions.")
