@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,14 @@ import pytest
 
 from fake_openai import FakeOpenAI
 
+MEMORY_DB = str(Path(tempfile.mkdtemp(prefix="kibitz-cli-memory-")) / "memory.sqlite")
+"""Sessions started by these tests remember into a throwaway file, never the developer's own memory."""
+
 
 def kibitz(
     *args: str, stdin: str = "", env: dict[str, str] | None = None, timeout: float = 240
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "KIBITZ_MEMORY_DB": MEMORY_DB, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "kibitz", *args],
         input=stdin,

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from kibitz.brain.companion import Companion
 from kibitz.brain.policy import SpeakPolicy
@@ -24,6 +24,9 @@ from kibitz.outputs.sinks import Output
 from kibitz.perception.base import PERCEIVERS, Perceiver
 from kibitz.state.detectors import GENERIC_DETECTORS, PRIORITY, labelled_detectors
 from kibitz.state.tracker import StateTracker
+
+if TYPE_CHECKING:
+    from kibitz.memory.live import PlayerMemory
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,15 @@ def describe_observation(
     return " ".join(parts)
 
 
+def level_fields(specs: list[DetectorSpec]) -> list[str]:
+    """The fields that name the level being played (from the level-change detector), for memory."""
+    for spec in specs:
+        if spec.kind == "level_change":
+            fields = spec.params.get("fields") or [spec.params.get("field")]
+            return [str(f) for f in fields if f]
+    return []
+
+
 class Session:
     def __init__(
         self,
@@ -101,8 +113,12 @@ class Session:
         companion: Companion | None,
         output: Output,
         react: bool = True,
+        memory: PlayerMemory | None = None,
     ) -> None:
         self.config = config
+        self.memory = memory
+        self.last_line = ""
+        """The companion's last line, which a thumbs up or down (/up, /down) is about."""
         self.game = game
         self.companion = companion
         self.output = output
@@ -111,6 +127,9 @@ class Session:
         specs = game.detectors() if game else [DetectorSpec(kind, params) for kind, params in generic]
         self.tracker = StateTracker(specs)
         self.policy = SpeakPolicy(config.policy)
+        if memory is not None:
+            memory.writer.level_fields = memory.writer.level_fields or level_fields(specs)
+            self.policy.cooldown_factor = memory.profile.cooldown_factor()
         self.questions: queue.Queue[str] = queue.Queue()
         self.recent_events: deque[str] = deque(maxlen=4)
         self.perceiver: Perceiver | None = None
@@ -146,7 +165,10 @@ class Session:
         if not obs.fields:
             return
         self._followed = obs.game
-        self.tracker = StateTracker(get_game(obs.game).detectors())
+        followed = get_game(obs.game)
+        self.tracker = StateTracker(followed.detectors())
+        if self.memory is not None:
+            self.memory.follow(followed.id, followed.title, level_fields(followed.detectors()))
         log.info("The screen shows %s: watching for its events.", obs.game)
 
     def _question_event(self, text: str, obs: Observation) -> Event:
@@ -175,6 +197,8 @@ class Session:
                         stats.gaps_while_speaking_ms.append(gap)
                 last = t0
                 obs = self._perceive(frame)
+                if self.memory is not None:
+                    self.memory.observe(obs)
                 events += self._handle_events(self.tracker.update(obs) + self._questions(obs), t0)
                 self._collect(utterances)
                 self._maybe_speak(obs, t0)
@@ -210,6 +234,8 @@ class Session:
                 text = self.questions.get_nowait()
             except queue.Empty:
                 break
+            if self.memory is not None and not self._remember_said(text, obs):
+                continue
             route = self.perceiver.ask(text, obs.t) if self.perceiver is not None else None
             if route is not None and route.path == "slow":
                 self._waiting.append((text, time.perf_counter() + self.config.perception.vlm_budget_s))
@@ -223,9 +249,45 @@ class Session:
                 asked.append(self._question_event(text, obs))
         return asked
 
+    def _remember_said(self, text: str, obs: Observation) -> bool:
+        """Let memory see what the player typed: feedback on the last line, a command about how to talk, a fact.
+        False when nothing is left for the companion to answer."""
+        assert self.memory is not None
+        from kibitz.memory.commands import describe_changes, feedback_rating
+
+        rating = feedback_rating(text)
+        if rating is not None:
+            if not self.last_line:
+                self.output.info("Nothing to rate yet: /up or /down rates the companion's last line.")
+                return False
+            outcome = self.memory.on_feedback(self.last_line, rating)
+            answer_needed = False
+        else:
+            said = self.memory.on_player_text(text)
+            outcome, answer_needed = said.outcome, said.answer_needed
+        if outcome.changed:
+            persona = self.memory.persona
+            if self.companion is not None:
+                self.companion.set_persona(persona)
+            self.policy.cooldown_factor = self.memory.profile.cooldown_factor()
+            self.output.info(f"(profile: {describe_changes(outcome)}; `kibitz memory profile` shows it)")
+        if outcome.ack and not answer_needed:
+            self._say_fixed(outcome.ack, obs)
+        return answer_needed
+
+    def _say_fixed(self, text: str, obs: Observation) -> None:
+        """A line that needs no model (an acknowledgement), shown like any other."""
+        utt = Utterance(t=obs.t, event_ids=[], trigger="command", text=text, first_token_latency=0.0, finished=True)
+        self.output.token(utt, text)
+        self.output.done(utt)
+
     def _handle_events(self, new_events: list[Event], now: float) -> list[Event]:
         """Show each event, offer it to the speak policy, and let critical ones cut a minor line short."""
         for event in new_events:
+            if self.memory is not None and event.type != "question":
+                notes = self.memory.on_event(event)
+                if notes:
+                    event.data["remembered"] = notes
             self.output.event(event)
             if event.type != "question":
                 self.recent_events.append(event.summary)
@@ -259,4 +321,5 @@ class Session:
                 return
             if utt.text:
                 utterances.append(utt)
+                self.last_line = utt.text
             self.policy.spoke(time.perf_counter())

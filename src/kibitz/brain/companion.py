@@ -12,14 +12,19 @@ from dataclasses import dataclass
 from kibitz.brain.llm.base import LLMBackend, Message
 from kibitz.brain.persona import Persona
 from kibitz.brain.policy import SpeakRequest
-from kibitz.brain.postfilter import clean_line, line_complete
-from kibitz.brain.prompts import PromptBuilder
+from kibitz.brain.postfilter import clean_line, line_complete, sentence_ends
+from kibitz.brain.prompts import PromptBuilder, fallback_line
+from kibitz.brain.spoiler import LIMIT, NONE, SOLUTION, rate
 from kibitz.core.errors import KibitzError
-from kibitz.core.records import Utterance
+from kibitz.core.records import Event, Utterance
 
 TokenSink = Callable[[Utterance, str], None]
 DoneSink = Callable[[Utterance], None]
 ErrorSink = Callable[[Utterance, str], None]
+Recall = Callable[[str, int], list[str]]
+"""(query, k) → what the companion remembers about the player that bears on it."""
+STATE_MEMORIES = 3
+QUESTION_MEMORIES = 4
 
 MIN_VISIBLE_CHARS = 4
 """Hold back the first few characters so a "Name:" prefix can be removed before anything is shown."""
@@ -46,10 +51,14 @@ class Companion:
         on_token: TokenSink | None = None,
         on_done: DoneSink | None = None,
         on_error: ErrorSink | None = None,
+        recall: Recall | None = None,
     ) -> None:
         self.backend = backend
         self.persona = persona
         self.prompts = PromptBuilder(persona)
+        self.spoiler_limit = LIMIT[persona.spoiler_tolerance.value]
+        self.recall = recall
+        self._state_memories: tuple[str, list[str]] = ("", [])
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.on_token = on_token or (lambda u, s: None)
@@ -106,11 +115,50 @@ class Companion:
         self._prefetching.set()
         self.jobs.put(Job(None, state, [], 0.0))
 
+    def set_persona(self, persona: Persona) -> None:
+        """Talk as this persona from the next line on (the player changed their profile)."""
+        self.persona = persona
+        self.prompts = PromptBuilder(persona)
+        self.spoiler_limit = LIMIT[persona.spoiler_tolerance.value]
+        self._prefetched = None
+
+    def memories_for(self, state: str) -> list[str]:
+        """What to remember for this game state: looked up once per state, so the prefetched prompt prefix and
+        the line that follows carry the same memories."""
+        if self.recall is None:
+            return []
+        if self._state_memories[0] != state:
+            self._state_memories = (state, self.recall(state, STATE_MEMORIES))
+        return self._state_memories[1]
+
     def messages_for(self, job: Job) -> list[Message]:
         assert job.request is not None
+        memories = self.memories_for(job.state)
         if job.request.question is not None:
-            return self.prompts.question_messages(job.state, job.request.question, job.context)
-        return self.prompts.event_messages(job.state, [e.summary for e in job.request.events])
+            if self.recall is not None:
+                asked = self.recall(job.request.question, QUESTION_MEMORIES)
+                memories = list(dict.fromkeys([*asked, *memories]))
+            return self.prompts.question_messages(job.state, job.request.question, job.context, memories)
+        return self.prompts.event_messages(job.state, [_with_notes(e) for e in job.request.events], memories)
+
+    def _allowed(self, text: str, shown: str, final: bool) -> tuple[str, bool]:
+        """The part of a line the player may hear under their spoiler tolerance, and whether something was held
+        back. With no spoilers at all, each sentence waits until it is complete and rated (a little later on
+        screen, never a revealing half-sentence); with hints, words stream and the line stops at the first
+        solution."""
+        if self.spoiler_limit >= SOLUTION:
+            return text, False
+        if self.spoiler_limit > NONE:
+            return (shown, True) if rate(text) > self.spoiler_limit else (text, False)
+        ends = sentence_ends(text)
+        if final and text.strip() and (not ends or ends[-1] < len(text.rstrip())):
+            ends.append(len(text))
+        start = 0
+        for end in ends:
+            if rate(text[start:end]) > self.spoiler_limit:
+                return text[:start].strip(), True
+            start = end
+        return text[:start].strip(), False
 
     def say(self, job: Job) -> Utterance:
         """Generate one line, streaming visible pieces to on_token; blocks this (worker) thread."""
@@ -133,6 +181,12 @@ class Companion:
                     break
                 raw += piece
                 cleaned = clean_line(raw, self.persona.name, sentences, words)
+                if self.spoiler_limit < SOLUTION:
+                    allowed, blocked = self._allowed(cleaned, shown, line_complete(raw, sentences, words))
+                    if blocked:
+                        utt.withheld = cleaned[len(allowed) :].strip()
+                        break
+                    cleaned = allowed
                 if not shown and len(cleaned) < MIN_VISIBLE_CHARS and not line_complete(raw, sentences, words):
                     continue
                 if cleaned.startswith(shown) and len(cleaned) > len(shown):
@@ -148,8 +202,19 @@ class Companion:
             utt.total_latency = time.perf_counter() - req.wall
             self.on_error(utt, exc.message)
             return utt
-        # An interrupted line ends where the player stopped seeing it.
-        utt.text = shown.strip() if utt.interrupted else clean_line(raw, self.persona.name, sentences, words)
+        # An interrupted line ends where the player stopped seeing it, a withheld one where it was cut.
+        if utt.interrupted or utt.withheld:
+            utt.text = shown.strip()
+        else:
+            utt.text = clean_line(raw, self.persona.name, sentences, words)
+            if self.spoiler_limit < SOLUTION:
+                whole = utt.text
+                utt.text, blocked = self._allowed(whole, shown, final=True)
+                utt.withheld = whole[len(utt.text) :].strip() if blocked else ""
+            if shown and utt.text.startswith(shown) and len(utt.text) > len(shown):
+                self.on_token(utt, utt.text[len(shown) :])  # the held-back last sentence, now cleared
+        if not utt.text and req.question is not None and utt.withheld:
+            utt.text = fallback_line("no_spoilers", self.persona.language)
         if utt.first_token_latency is None and utt.text:
             utt.first_token_latency = time.perf_counter() - req.wall
             self.on_token(utt, utt.text)
@@ -183,7 +248,8 @@ class Companion:
         start = time.perf_counter()
         # A failed prefetch only costs latency; the real request reports the error.
         with contextlib.suppress(KibitzError):
-            self.backend.warm(self.prompts.prefix_messages(state), abort=self._abort_prefetch)
+            messages = self.prompts.prefix_messages(state, self.memories_for(state))
+            self.backend.warm(messages, abort=self._abort_prefetch)
         if self._abort_prefetch.is_set():
             self._prefetched = None  # only part of it is cached: try again when idle
         self.prefetch_log.append((start, time.perf_counter() - start))
@@ -196,3 +262,9 @@ class Companion:
             self._thread.join(timeout)
         if close_backend:
             self.backend.close()
+
+
+def _with_notes(event: Event) -> str:
+    """An event's sentence, with what memory adds to it ("Died 5 times in level 1-2")."""
+    notes = event.data.get("remembered") or []
+    return f"{event.summary} (From memory: {'; '.join(notes)})" if notes else event.summary

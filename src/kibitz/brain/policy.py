@@ -46,6 +46,8 @@ class SpeakPolicy:
         self.last_end: float | None = None
         self.last_by_type: dict[str, float] = {}
         self.dropped: list[tuple[Event, str]] = []
+        self.cooldown_factor = 1.0
+        """Scales every cooldown: the player's profile (frequency quiet 2.5, lively 0.6)."""
 
     def offer(self, event: Event, wall: float) -> None:
         """An event was detected at wall-clock time `wall`."""
@@ -65,7 +67,7 @@ class SpeakPolicy:
         self.pending = keep
 
     def _type_ready(self, p: Pending, now: float) -> bool:
-        cooldown = self.config.type_cooldown_s.get(p.event.type, 0.0)
+        cooldown = self.config.type_cooldown_s.get(p.event.type, 0.0) * self.cooldown_factor
         last = self.last_by_type.get(p.event.type)
         return last is None or now - last >= cooldown
 
@@ -80,7 +82,7 @@ class SpeakPolicy:
             self.pending.remove(q)
             question = str(q.event.data.get("text", ""))
             return SpeakRequest([q.event], q.wall, question=question, reasons=["question"], released=now)
-        in_cooldown = self.last_end is not None and now - self.last_end < self.config.cooldown_s
+        in_cooldown = self.last_end is not None and now - self.last_end < self.config.cooldown_s * self.cooldown_factor
         ready: list[Pending] = []
         for p in self.pending:
             if not self._type_ready(p, now):

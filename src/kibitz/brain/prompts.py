@@ -8,6 +8,11 @@ three times in a row), so variety comes from sampling and the instruction instea
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+
+import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from kibitz.brain.llm.base import Message
@@ -45,18 +50,39 @@ class PromptBuilder:
     def _messages(self, user: str) -> list[Message]:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user.strip()}]
 
-    def event_messages(self, state: str, events: list[str]) -> list[Message]:
-        return self._messages(_env.get_template("event.j2").render(state=quote_untrusted(state), events=events))
+    def event_messages(self, state: str, events: list[str], memories: Sequence[str] = ()) -> list[Message]:
+        user = _env.get_template("event.j2").render(
+            state=quote_untrusted(state), events=events, memories=[quote_untrusted(m) for m in memories]
+        )
+        return self._messages(user)
 
-    def question_messages(self, state: str, question: str, events: list[str]) -> list[Message]:
+    def question_messages(
+        self, state: str, question: str, events: list[str], memories: Sequence[str] = ()
+    ) -> list[Message]:
         user = _env.get_template("question.j2").render(
-            state=quote_untrusted(state), question=quote_untrusted(question), events=events
+            state=quote_untrusted(state),
+            question=quote_untrusted(question),
+            events=events,
+            memories=[quote_untrusted(m) for m in memories],
         )
         return self._messages(user)
 
     def warmup_messages(self) -> list[Message]:
         return self.event_messages("The game is loading.", ["Nothing yet."])
 
-    def prefix_messages(self, state: str) -> list[Message]:
+    def prefix_messages(self, state: str, memories: Sequence[str] = ()) -> list[Message]:
         """The event prompt without its event: evaluated ahead of time so an event only adds a few tokens."""
-        return self.event_messages(state, [])
+        return self.event_messages(state, [], memories)
+
+
+@cache
+def _fallbacks() -> dict[str, dict[str, str]]:
+    text = (resources.files("kibitz.brain") / "prompts" / "fallbacks.yaml").read_text(encoding="utf-8")
+    data: dict[str, dict[str, str]] = yaml.safe_load(text)
+    return data
+
+
+def fallback_line(kind: str, language: str) -> str:
+    """A fixed line for when the model's own was held back (in the persona's language, else English)."""
+    lines = _fallbacks()[kind]
+    return lines.get(language, lines["en"])

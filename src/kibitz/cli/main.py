@@ -40,6 +40,12 @@ UrlOpt = Annotated[
     str | None,
     typer.Option("--base-url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1."),
 ]
+UserOpt = Annotated[
+    str | None, typer.Option("--user", "-u", help="Whose memory and profile to use (default: your login name).")
+]
+NoMemoryOpt = Annotated[
+    bool, typer.Option("--no-memory", help="Do not remember this session (and do not recall earlier ones).")
+]
 FastOpt = Annotated[bool, typer.Option("--fast", help="Run the game as fast as possible instead of real time.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for the built-in player and sampling.")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="Threads for the embedded model (default 1).")]
@@ -126,8 +132,11 @@ def watch(
     vlm_model: VlmModelOpt = None,
     config: ConfigOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Detect and print events, but do not speak.")] = False,
+    user: UserOpt = None,
+    no_memory: NoMemoryOpt = False,
 ) -> None:
-    """Watch a game and react to what happens; type a question and press Enter at any time."""
+    """Watch a game and react to what happens. Type a question and press Enter at any time; say how you like it
+    ("no spoilers", "talk less", "more jokes") or rate the last line with /up or /down."""
     from kibitz.cli.run import run_session
 
     run_session(
@@ -149,6 +158,8 @@ def watch(
                 "llm.n_threads": threads,
                 "output.log_dir": log_dir,
                 "output.jsonl": jsonl or None,
+                "memory.user": user,
+                "memory.enabled": False if no_memory else None,
             }
         ),
     )
@@ -167,8 +178,10 @@ def chat(
     max_seconds: MaxOpt = None,
     seed: SeedOpt = None,
     config: ConfigOpt = None,
+    user: UserOpt = None,
+    no_memory: NoMemoryOpt = False,
 ) -> None:
-    """Ask the companion questions while the game runs; it answers from the current game state only."""
+    """Ask the companion questions while the game runs; it answers from the game state and what it remembers."""
     from kibitz.cli.run import run_session
 
     run_session(
@@ -177,7 +190,8 @@ def chat(
         jsonl=jsonl,
         speak=True,
         max_seconds=max_seconds,
-        overrides=_common(game, seed, source, path, persona, backend, model, base_url),
+        overrides=_common(game, seed, source, path, persona, backend, model, base_url)
+        | _overrides(**{"memory.user": user, "memory.enabled": False if no_memory else None}),
     )
 
 

@@ -64,6 +64,43 @@ def show(
 
 
 @memory_app.command()
+def profile(
+    user: UserOpt = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="KEY=VALUE, e.g. spoilers=none (repeat for more).")
+    ] = None,
+    reset: Annotated[list[str] | None, typer.Option(help="Go back to the persona's default for KEY.")] = None,
+    persona: Annotated[str, typer.Option(help="The persona whose defaults apply (`kibitz personas`).")] = "buddy",
+    db: PathOpt = None,
+) -> None:
+    """How kibitz talks to you: spoilers, verbosity, frequency, tone, language, persona. It also changes when you
+    say so while playing ("no spoilers", "talk less", "more jokes", "한국어로 말해") or rate a line with /down."""
+    from kibitz.brain.persona import load_persona
+    from kibitz.core.errors import ConfigError
+    from kibitz.memory.profile import HELP, Profile, check
+
+    store = _store(db)
+    who = _user(user)
+    for item in set_ or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set takes KEY=VALUE (e.g. spoilers=none), not {item!r}.")
+        store.set_profile(who, key.strip(), check(key.strip(), value))
+    for key in reset or []:
+        if key not in HELP:
+            raise ConfigError(f"Unknown profile key {key!r}; keys: {', '.join(HELP)}.")
+        store.set_profile(who, key, "")  # an empty value is no setting: the persona's default applies
+    current = Profile.from_dict(store.profile(who))
+    base = load_persona(current.persona or persona)
+    table = Table("setting", "now", "values", title=f"how kibitz talks to {who}")
+    for key, allowed in HELP.items():
+        mine = getattr(current, key)
+        now = mine if mine is not None else f"{current.effective(key, base) or current.persona or persona} (default)"
+        table.add_row(key, now, allowed)
+    console.print(table)
+
+
+@memory_app.command()
 def remember(
     text: Annotated[str, typer.Argument(help="What to remember, in your words.")],
     user: UserOpt = None,
@@ -105,7 +142,9 @@ def export(
     if out is None:
         print(data)
     else:
-        out.write_text(data, encoding="utf-8")
+        tmp = out.with_name(out.name + ".part")
+        tmp.write_text(data, encoding="utf-8")
+        tmp.replace(out)  # all or nothing: an interrupted export never leaves half a file
         console.print(f"saved {out}")
 
 

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import getpass
 import statistics
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from kibitz.brain.companion import Companion
 from kibitz.brain.llm import make_backend
-from kibitz.brain.persona import load_persona
-from kibitz.core.config import DEFAULT_GAME, KibitzConfig, load_config
+from kibitz.brain.persona import Persona, load_persona
+from kibitz.core.config import DEFAULT_GAME, KibitzConfig, PersonaConfig, load_config
+from kibitz.core.errors import KibitzError
 from kibitz.games import get_game
 from kibitz.games.base import GameAdapter
 from kibitz.outputs.sinks import Fanout, FileLog, JsonlOutput, Output, TerminalOutput
 from kibitz.session import Session, SessionResult, read_questions
 from kibitz.sources import make_source
+
+if TYPE_CHECKING:
+    from kibitz.memory.live import PlayerMemory
 
 
 def resolve_game(config: KibitzConfig) -> GameAdapter | None:
@@ -41,6 +46,28 @@ def build_outputs(config: KibitzConfig, speaker: str, jsonl: bool) -> Output:
     return Fanout(outputs)
 
 
+def open_memory(
+    config: KibitzConfig, persona: Persona, game: GameAdapter | None, status: Console
+) -> PlayerMemory | None:
+    """The player's memory for this session, or None when it is off or cannot work here (said once, not fatal)."""
+    if not config.memory.enabled:
+        return None
+    from kibitz.memory.live import PlayerMemory
+    from kibitz.memory.store import open_store
+
+    try:
+        store = open_store(config.memory.db)
+    except KibitzError as exc:
+        status.print(f"[yellow]Memory is off for this session: {exc.message}[/yellow]")
+        return None
+    user = config.memory.user or getpass.getuser()
+    memory = PlayerMemory(store, user, persona, game.id if game else "", game.title if game else "the screen")
+    chosen = memory.profile.persona
+    if chosen and config.persona.name == PersonaConfig().name and chosen != config.persona.name:
+        memory.base_persona = load_persona(chosen)  # the player's own choice, unless --persona says otherwise
+    return memory
+
+
 def run_session(
     config_path: Path | None,
     react: bool,
@@ -53,9 +80,12 @@ def run_session(
     jsonl = jsonl or config.output.jsonl
     game = resolve_game(config)
     persona = load_persona(config.persona.name)
+    status = Console(stderr=True, highlight=False)
+    memory = open_memory(config, persona, game, status)
+    if memory is not None:
+        persona = memory.persona
     source = make_source(config.source, game, config.seed)
     output = build_outputs(config, persona.name, jsonl)
-    status = Console(stderr=True, highlight=False)
     companion = None
     if speak:
         with status.status(f"Loading the companion's model ({config.llm.backend}: {config.llm.model})..."):
@@ -68,19 +98,27 @@ def run_session(
                 on_token=output.token,
                 on_done=output.done,
                 on_error=output.error,
+                recall=memory.recall_lines if memory is not None else None,
             )
             companion.start(warm=True)
     title = game.title if game else config.source.kind
     if not jsonl:
         output.info(f"{persona.name} is watching {title.rstrip('.')}. Type a question and press Enter; Ctrl+C to stop.")
-    session = Session(config, game, companion, output, react=react)
+    session = Session(config, game, companion, output, react=react, memory=memory)
     if sys.stdin is not None and not sys.stdin.closed:
         read_questions(sys.stdin, session.questions)
+    if memory is not None and not jsonl:
+        output.info(f"Profile for {memory.user}: {memory.profile.describe(memory.base_persona)}.")
     try:
         result = session.run(source.frames(), max_seconds=max_seconds)
     finally:
         if companion is not None:
             companion.stop()
+        if memory is not None:
+            memory.close()
+            memory.store.close()
+            for problem in memory.errors[:3]:
+                status.print(f"[yellow]memory: {problem}[/yellow]")
         source.close()
         output.close()
     if not jsonl:

@@ -85,6 +85,15 @@ class OutputConfig(Section):
 DEFAULT_GAME = "smb"
 
 
+class MemoryConfig(Section):
+    enabled: bool = True
+    """Remember the player across sessions (on this machine only; `kibitz memory forget --all` erases it)."""
+    db: str | None = None
+    """Memory file or postgresql:// URL (default: $KIBITZ_MEMORY_DB or ~/.cache/kibitz/memory/memory.sqlite)."""
+    user: str | None = None
+    """Whose memory (default: the login name)."""
+
+
 class VLMSection(Section):
     """A vision-language model on an OpenAI-compatible server (vLLM, SGLang, llama.cpp server, LM Studio...)."""
 
@@ -126,6 +135,7 @@ class KibitzConfig(Section):
     persona: PersonaConfig = Field(default_factory=PersonaConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     perception: PerceptionConfig = Field(default_factory=PerceptionConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
 
 
 def _describe(err: ValidationError, origin: str) -> str:

