@@ -1,7 +1,7 @@
 """The embedded memory store: SQLite in WAL mode, one transaction per write, every query scoped to one user.
 
-Search scans the user's vectors in memory (numpy, exact): 100,000 memories × 384 dimensions take ~5 ms on one
-core. The in-memory index is rebuilt after that user's writes.
+Search runs over the user's vectors in RAM (memory.index.UserIndex: exact, or two-stage from 20,000 memories),
+kept up to date write by write.
 """
 
 from __future__ import annotations
@@ -10,15 +10,14 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from kibitz.core.errors import KibitzError
 from kibitz.memory.embed import TextEmbedder, Vectors
+from kibitz.memory.index import Row, UserIndex
 from kibitz.memory.records import Memory, normalise
 from kibitz.memory.store import Candidates, MemoryStore, summary_of
 
@@ -61,20 +60,6 @@ _INSERT = (
 )
 
 
-@dataclass
-class _UserIndex:
-    """One user's embedded memories in memory, for the exact scan."""
-
-    ids: npt.NDArray[np.int64]
-    vectors: Vectors
-    updated: npt.NDArray[np.float64]
-    importance: npt.NDArray[np.float64]
-    game_names: list[str]
-    game_codes: npt.NDArray[np.int32]
-    topic_names: list[str]
-    topic_codes: npt.NDArray[np.int32]
-
-
 class SQLiteStore(MemoryStore):
     def __init__(self, location: str, embedder: TextEmbedder) -> None:
         super().__init__(location, embedder)
@@ -86,6 +71,8 @@ class SQLiteStore(MemoryStore):
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
             _migrate(self.db)
+            # Memories still waiting for their embedding, found without scanning the user's rows.
+            self.db.execute("CREATE INDEX IF NOT EXISTS memories_pending ON memories (user) WHERE vector IS NULL")
         except sqlite3.OperationalError as exc:
             raise _explain(exc, path) from exc
         except sqlite3.DatabaseError as exc:
@@ -95,7 +82,7 @@ class SQLiteStore(MemoryStore):
         except OSError as exc:
             raise KibitzError(f"The memory file {path} cannot be created ({exc.strerror}); pick another --db.") from exc
         self.db.row_factory = sqlite3.Row
-        self._index: dict[str, _UserIndex] = {}
+        self._index: dict[str, UserIndex] = {}
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -134,7 +121,12 @@ class SQLiteStore(MemoryStore):
                 )
             memory.updated = now
             self._summarise(memory.user, memory.game, memory.topic, now)
-        self._index.pop(memory.user, None)
+        index = self._index.get(memory.user)
+        if index is not None and memory.id is not None:
+            if vector is None:
+                index.remove(memory.id)  # back when it has its embedding
+            else:
+                index.put(Row(memory.id, vector, now, memory.importance, memory.game, memory.topic))
         return memory
 
     def _load(self, memories: list[Memory], vectors: Vectors, now: float) -> None:
@@ -172,51 +164,48 @@ class SQLiteStore(MemoryStore):
                 "UPDATE memories SET vector=? WHERE id=? AND user=?",
                 ((np.asarray(v, np.float32).tobytes(), i, user) for i, v in zip(ids, vectors, strict=True)),
             )
-        self._index.pop(user, None)
+        index = self._index.get(user)
+        if index is not None:
+            by_id = {m.id: m for m in self._by_ids(user, ids)}
+            for i, v in zip(ids, vectors, strict=True):
+                if (m := by_id.get(i)) is not None:
+                    index.put(Row(i, np.asarray(v, np.float32), m.updated, m.importance, m.game, m.topic))
 
     # --- reading -----------------------------------------------------------------------------------------
-    def _user_index(self, user: str) -> _UserIndex:
+    def _user_index(self, user: str) -> UserIndex:
         index = self._index.get(user)
-        if index is None:
+        if index is None or index.stale:
             rows = self.db.execute(
                 "SELECT id, vector, game, topic, updated, importance FROM memories WHERE user=? AND vector IS NOT NULL",
                 (user,),
             ).fetchall()
-            game_names, game_codes = np.unique([r["game"] for r in rows], return_inverse=True)
-            topic_names, topic_codes = np.unique([r["topic"].lower() for r in rows], return_inverse=True)
-            index = _UserIndex(
-                np.array([r["id"] for r in rows], dtype=np.int64),
-                np.frombuffer(b"".join(r["vector"] for r in rows), dtype=np.float32).reshape(
-                    len(rows), self.embedder.dim
-                ),
-                np.array([r["updated"] for r in rows], dtype=np.float64),
-                np.array([r["importance"] for r in rows], dtype=np.float64),
-                [str(g) for g in game_names],
-                game_codes.astype(np.int32),
-                [str(t) for t in topic_names],
-                topic_codes.astype(np.int32),
+            dim = self.embedder.dim
+            index = UserIndex.build(
+                [
+                    Row(
+                        r["id"],
+                        np.frombuffer(r["vector"], np.float32, dim),
+                        r["updated"],
+                        r["importance"],
+                        r["game"],
+                        r["topic"],
+                    )
+                    for r in rows
+                ],
+                dim,
             )
             self._index[user] = index
         return index
 
-    def _candidates(self, user: str, query: Vectors, game: str | None, k: int) -> Candidates:
-        ix = self._user_index(user)
-        return Candidates(
-            ix.ids,
-            ix.vectors @ query,
-            ix.updated,
-            ix.importance,
-            ix.game_names,
-            ix.game_codes,
-            ix.topic_names,
-            ix.topic_codes,
-        )
+    def _candidates(self, user: str, query: Vectors, text: str, game: str | None, now: float) -> Candidates:
+        return self._user_index(user).candidates(query, text, game, now)
 
     def _by_ids(self, user: str, ids: list[int]) -> list[Memory]:
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
-        rows = self.db.execute(f"SELECT * FROM memories WHERE user=? AND id IN ({marks})", [user, *ids])
+        # "+user": still only this user's rows, but looked up by id (the planner would scan the user's rows).
+        rows = self.db.execute(f"SELECT * FROM memories WHERE id IN ({marks}) AND +user=?", [*ids, user])
         return [_memory(r) for r in rows]
 
     def memories(self, user: str, game: str | None = None) -> list[Memory]:
@@ -246,6 +235,8 @@ class SQLiteStore(MemoryStore):
                 n = self.db.execute("DELETE FROM memories WHERE id=? AND user=?", (memory_id, user)).rowcount
                 if row is not None:
                     self._summarise(user, row["game"], row["topic"], row["updated"])
+                    if (index := self._index.get(user)) is not None:
+                        index.remove(memory_id)
             elif game is not None:
                 n = self.db.execute("DELETE FROM memories WHERE user=? AND game=?", (user, game)).rowcount
                 self.db.execute("DELETE FROM topics WHERE user=? AND game=?", (user, game))
@@ -253,7 +244,8 @@ class SQLiteStore(MemoryStore):
                 n = self.db.execute("DELETE FROM memories WHERE user=?", (user,)).rowcount
                 self.db.execute("DELETE FROM topics WHERE user=?", (user,))
                 self.db.execute("DELETE FROM profile WHERE user=?", (user,))
-        self._index.pop(user, None)
+        if memory_id is None:
+            self._index.pop(user, None)
         return n
 
     def profile(self, user: str) -> dict[str, str]:
@@ -283,6 +275,10 @@ def _migrate(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE memories_new RENAME TO memories")
         db.execute("CREATE INDEX IF NOT EXISTS memories_user_game ON memories (user, game)")
         db.execute("COMMIT")
+
+
+def _meta(r: sqlite3.Row) -> tuple[float, float, str, str]:
+    return r["updated"], r["importance"], r["game"], r["topic"]
 
 
 def _columns(m: Memory, norm: str, created: float, updated: float) -> tuple[Any, ...]:

@@ -66,8 +66,49 @@ class Candidates:
     topic_names: list[str]
     topic_codes: npt.NDArray[np.int32]
 
+    def subset(self, keep: npt.NDArray[np.int64], similarity: npt.NDArray[np.float32]) -> Candidates:
+        """These rows only, with their similarities."""
+        return Candidates(
+            self.ids[keep],
+            similarity,
+            self.updated[keep],
+            self.importance[keep],
+            self.game_names,
+            self.game_codes[keep],
+            self.topic_names,
+            self.topic_codes[keep],
+        )
+
+    def join(self, other: Candidates) -> Candidates:
+        g, t = len(self.game_names), len(self.topic_names)
+        return Candidates(
+            np.concatenate([self.ids, other.ids]),
+            np.concatenate([self.similarity, other.similarity]),
+            np.concatenate([self.updated, other.updated]),
+            np.concatenate([self.importance, other.importance]),
+            self.game_names + other.game_names,
+            np.concatenate([self.game_codes, other.game_codes + g]),
+            self.topic_names + other.topic_names,
+            np.concatenate([self.topic_codes, other.topic_codes + t]),
+        )
+
 
 Ranked = list[tuple[int, float, float, float, float]]
+
+
+def prior(
+    c: Candidates, query: str, game: str | None, now: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Everything in the score but similarity: (recency, importance and topic part; game factor)."""
+    recency = np.exp(-np.maximum(now - c.updated, 0.0) * (math.log(2) / HALF_LIFE_S))
+    low = query.lower()
+    named = np.array([1.0 if t != "general" and t in low else 0.0 for t in c.topic_names])
+    base = WEIGHTS["recency"] * recency + WEIGHTS["importance"] * c.importance + WEIGHTS["topic"] * named[c.topic_codes]
+    factor = np.ones(len(c.ids))
+    if game is not None:
+        here = np.array([g in (game, "") for g in c.game_names], dtype=bool)[c.game_codes]
+        factor = np.where(here, 1.0, OTHER_GAME_FACTOR)
+    return base, factor
 
 
 def rank(c: Candidates, query: str, game: str | None, k: int, now: float) -> Ranked:
@@ -77,23 +118,21 @@ def rank(c: Candidates, query: str, game: str | None, k: int, now: float) -> Ran
     halved for a memory of another game than `game`."""
     if not len(c.ids):
         return []
-    recency = np.exp(-np.maximum(now - c.updated, 0.0) * (math.log(2) / HALF_LIFE_S))
-    low = query.lower()
-    named = np.array([1.0 if t != "general" and t in low else 0.0 for t in c.topic_names])
-    topic = named[c.topic_codes]
-    score = (
-        WEIGHTS["similarity"] * c.similarity
-        + WEIGHTS["recency"] * recency
-        + WEIGHTS["importance"] * c.importance
-        + WEIGHTS["topic"] * topic
-    )
-    if game is not None:
-        here = np.array([g in (game, "") for g in c.game_names], dtype=bool)[c.game_codes]
-        score = np.where(here, score, score * OTHER_GAME_FACTOR)
+    base, factor = prior(c, query, game, now)
+    score = (WEIGHTS["similarity"] * c.similarity + base) * factor
     k = min(k, len(score))
     top = np.argpartition(-score, k - 1)[:k]
     top = top[np.argsort(-score[top], kind="stable")]
-    return [(int(c.ids[i]), float(score[i]), float(c.similarity[i]), float(recency[i]), float(topic[i])) for i in top]
+    recency = np.exp(-np.maximum(now - c.updated[top], 0.0) * (math.log(2) / HALF_LIFE_S))
+    low = query.lower()
+    topic = [
+        1.0 if c.topic_names[c.topic_codes[i]] != "general" and c.topic_names[c.topic_codes[i]] in low else 0.0
+        for i in top
+    ]
+    return [
+        (int(c.ids[i]), float(score[i]), float(c.similarity[i]), float(r), t)
+        for i, r, t in zip(top, recency, topic, strict=True)
+    ]
 
 
 def check(memory: Memory) -> None:
@@ -155,7 +194,8 @@ class MemoryStore(ABC):
         while self.embed_pending(user):
             pass
         qvec = self.embedder.query(query)
-        ranked = rank(self._candidates(user, qvec, game, k), query, game, k, time.time() if now is None else now)
+        now = time.time() if now is None else now
+        ranked = rank(self._candidates(user, qvec, query, game, now), query, game, k, now)
         by_id = {m.id: m for m in self._by_ids(user, [r[0] for r in ranked])}
         return [Hit(by_id[i], score, sim, rec, top) for i, score, sim, rec, top in ranked if i in by_id]
 
@@ -192,8 +232,9 @@ class MemoryStore(ABC):
     def _set_vectors(self, user: str, ids: list[int], vectors: Vectors) -> None: ...
 
     @abstractmethod
-    def _candidates(self, user: str, query: Vectors, game: str | None, k: int) -> Candidates:
-        """The user's memories that may rank in the top k (all of them, or a superset of the top k)."""
+    def _candidates(self, user: str, query: Vectors, text: str, game: str | None, now: float) -> Candidates:
+        """The user's memories that may rank in the top 5 for this query vector (and text), with their
+        similarities: all of them, or a shortlist that holds the best ones (see `rank` for the score)."""
 
     @abstractmethod
     def _by_ids(self, user: str, ids: list[int]) -> list[Memory]: ...
