@@ -4,6 +4,7 @@ embedder, a local OpenAI-compatible server at the edge)."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -215,3 +216,21 @@ def test_spoilers_fall_after_a_complaint_in_a_scripted_session(store: SQLiteStor
     # Clean lines still come through, and a withheld answer is replaced by a promise, never by silence.
     assert sum(1 for text, _ in after if text and not rate(text)) >= len(LINES["clean"]) * 0.9
     assert all(text for text, _ in after)
+
+
+def test_bench_spoilers_command_runs_the_scripted_session(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kibitz.cli.main import app
+
+    lines = iter((LINES["spoiler"] + LINES["clean"]) * 4)
+    with FakeOpenAI() as server:
+        server.reply_fn = lambda body: next(lines)
+        out = tmp_path / "spoilers.json"
+        args = ["bench", "spoilers", "--backend", "openai", "--base-url", server.base_url, "--model", "m"]
+        result = CliRunner().invoke(app, [*args, "--start", "full", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())[0]
+    assert data["changes"]["spoilers"] == ["full", "none"] and data["after"] == "none"
+    assert data["before_shown"]["gives_away"] > 0.3 and data["after_shown"]["gives_away"] == 0
+    assert "fell by 100%" in result.output

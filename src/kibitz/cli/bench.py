@@ -418,6 +418,53 @@ def report_cmd(
     _write_report(summary, out or results.with_name("report.html"))
 
 
+@bench_app.command("spoilers")
+def spoilers_cmd(
+    backend: Annotated[str | None, typer.Option(help="LLM backend: llamacpp | openai.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name (embedded) or the server's model id.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    persona: Annotated[str, typer.Option(help="Persona (`kibitz personas`).")] = "buddy",
+    start: Annotated[
+        str, typer.Option(help="The player's spoiler tolerance before complaining: hints | full.")
+    ] = "hints",
+    repeats: Annotated[int, typer.Option(help="How many times each moment is asked per phase.")] = 1,
+    out: Annotated[Path | None, typer.Option(help="Also write every line and figure as JSON here.")] = None,
+) -> None:
+    """Does a spoiler complaint work? The real companion answers tempting questions, the player complains once
+    ("that's a spoiler!"), and the same questions come again; lines are rated by the spoiler rater."""
+    from rich.progress import Progress
+
+    from kibitz.bench.spoilers import load_session, run_spoiler_session
+    from kibitz.brain.llm import make_backend
+    from kibitz.core.config import load_config
+    from kibitz.memory.profile import check
+
+    check("spoilers", start)
+    overrides = {"llm.backend": backend, "llm.model": model, "llm.base_url": base_url}
+    cfg = load_config(None, {k: v for k, v in overrides.items() if v is not None})
+    llm = make_backend(cfg.llm)
+    total = 2 * repeats * len(load_session()["moments"])
+    with Progress(console=console) as bar:
+        task = bar.add_task("scripted session", total=total)
+        result = run_spoiler_session(llm, persona, start, repeats, progress=lambda: bar.advance(task))
+    llm.close()
+    table = Table("phase", "lines", "seen: gives away", "seen: solution", "model: gives away", "withheld")
+    for phase in ("before", "after"):
+        shown, model_rates = result[f"{phase}_shown"], result[f"{phase}_model"]
+        table.add_row(
+            f"{phase} ({start if phase == 'before' else result['after']})",
+            str(len(result["lines"][phase])),
+            f"{shown['gives_away']:.0%}",
+            f"{shown['solution']:.0%}",
+            f"{model_rates['gives_away']:.0%}",
+            str(result[f"{phase}_withheld"]),
+        )
+    console.print(table)
+    drop = result["drop"]
+    console.print(f"spoiler lines seen fell by {'n/a' if drop is None else f'{drop:.0%}'} after the complaint")
+    _save(out, [result])
+
+
 @bench_app.command("memory")
 def memory_cmd(
     memories: Annotated[int, typer.Option(help="Memories of one user to search among.")] = 100_000,

@@ -1,0 +1,100 @@
+"""`kibitz bench spoilers`: does a complaint about spoilers work? The real companion and model answer a scripted
+session of tempting questions; the player complains once ("that's a spoiler!"), the complaint goes through the
+real command path into their profile, and the same questions come again.
+
+Every line is rated by the spoiler rater (brain/spoiler.py). Reported per phase: the share of lines the player
+saw that give something away (a hint or more) and that give a solution, and the same for what the model itself
+wrote before the filter held anything back, so the prompt's and the filter's parts show separately.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from kibitz.brain.companion import Companion, Job
+from kibitz.brain.llm.base import LLMBackend
+from kibitz.brain.persona import load_persona
+from kibitz.brain.policy import SpeakRequest
+from kibitz.brain.prompts import fallback_line
+from kibitz.brain.spoiler import HINT, SOLUTION, rate
+from kibitz.core.records import Event
+from kibitz.memory.commands import interpret
+from kibitz.memory.profile import Profile
+
+
+def load_session() -> dict[str, Any]:
+    text = (resources.files("kibitz.bench") / "prompts" / "spoiler_session.yaml").read_text(encoding="utf-8")
+    data: dict[str, Any] = yaml.safe_load(text)
+    return data
+
+
+def _rates(lines: list[dict[str, Any]], key: str) -> dict[str, float]:
+    n = max(1, len(lines))
+    return {
+        "gives_away": sum(rate(line[key]) >= HINT for line in lines) / n,
+        "solution": sum(rate(line[key]) >= SOLUTION for line in lines) / n,
+    }
+
+
+def run_spoiler_session(
+    backend: LLMBackend,
+    persona_name: str = "buddy",
+    start: str = "hints",
+    repeats: int = 1,
+    language: str | None = None,
+    progress: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Ask every moment `repeats` times, complain, ask again; returns the lines and the rates."""
+    session = load_session()
+    moments = [m for m in session["moments"] if language in (None, m["lang"])]
+    base = load_persona(persona_name)
+    profile = Profile(spoilers=start)
+    companion = Companion(backend, profile.apply(base), max_tokens=60, temperature=0.7)
+    phases: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+    complaint = session["complaint"]["ko" if language == "ko" else "en"]
+    outcome = None
+    for phase in ("before", "after"):
+        if phase == "after":
+            outcome = interpret(complaint, profile, base)
+            profile = outcome.profile
+            companion.set_persona(profile.apply(base))
+        for _ in range(repeats):
+            for i, moment in enumerate(moments):
+                event = Event(float(i), "question", 10, f"The player asked: {moment['ask']}", {"text": moment["ask"]})
+                request = SpeakRequest([event], time.perf_counter(), question=moment["ask"])
+                utt = companion.say(Job(request, moment["state"], [], float(i)))
+                # What the model wrote: what was shown plus what was held back (a promise line replaced it all).
+                kept = "" if utt.text == fallback_line("no_spoilers", companion.persona.language) else utt.text
+                said = f"{kept} {utt.withheld}".strip()
+                phases[phase].append(
+                    {
+                        "lang": moment["lang"],
+                        "ask": moment["ask"],
+                        "shown": utt.text,
+                        "model": said,
+                        "withheld": utt.withheld,
+                        "first_token_s": utt.first_token_latency,
+                    }
+                )
+                if progress is not None:
+                    progress()
+    result: dict[str, Any] = {
+        "persona": persona_name,
+        "start": start,
+        "after": profile.spoilers,
+        "complaint": complaint,
+        "changes": outcome.changes if outcome else {},
+        "lines": phases,
+    }
+    for phase, lines in phases.items():
+        result[f"{phase}_shown"] = _rates(lines, "shown")
+        result[f"{phase}_model"] = _rates(lines, "model")
+        result[f"{phase}_withheld"] = sum(bool(line["withheld"]) for line in lines)
+    before, after = result["before_shown"]["gives_away"], result["after_shown"]["gives_away"]
+    result["drop"] = None if before == 0 else 1 - after / before
+    return result
