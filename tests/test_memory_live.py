@@ -18,6 +18,7 @@ from kibitz.brain.companion import Companion, Job
 from kibitz.brain.llm.openai import OpenAIBackend
 from kibitz.brain.persona import load_persona
 from kibitz.brain.policy import SpeakRequest
+from kibitz.brain.prompts import PromptBuilder
 from kibitz.brain.spoiler import rate
 from kibitz.core.records import Event
 from kibitz.memory.commands import feedback, interpret, is_command_only
@@ -74,6 +75,8 @@ def test_the_profile_shapes_the_persona() -> None:
     assert "joke" in persona.style and profile.cooldown_factor() > 1
     assert "spoilers none" in profile.describe(BUDDY) and "(default)" not in profile.describe(BUDDY)
     assert Profile.from_dict({"spoilers": "bogus", "tone": "jokes", "future_key": "x"}) == Profile(tone="jokes")
+    # The persona's hint example ("Try a running jump...") is not shown to the model of a no-spoilers player.
+    assert "running jump" in PromptBuilder(BUDDY).system and "running jump" not in PromptBuilder(persona).system
 
 
 def test_thumbs_down_on_a_spoiler_or_a_long_line() -> None:

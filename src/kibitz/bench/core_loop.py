@@ -3,28 +3,35 @@ detection against the emulator's RAM truth."""
 
 from __future__ import annotations
 
+import random
 import re
 import resource
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.progress import Progress
 
 from kibitz.brain.companion import Companion
 from kibitz.brain.llm import make_backend
-from kibitz.brain.persona import load_persona
+from kibitz.brain.persona import Persona, load_persona
 from kibitz.core.config import KibitzConfig, PerceptionConfig
 from kibitz.core.records import Event, Frame
 from kibitz.games import get_game
+from kibitz.games.base import GameAdapter
 from kibitz.games.smb import true_deaths, true_game_overs, true_level_changes
 from kibitz.outputs.sinks import Output
 from kibitz.perception.base import PERCEIVERS
 from kibitz.session import Session
 from kibitz.sources.emulator import EmulatorSource
 from kibitz.state.tracker import StateTracker
+
+if TYPE_CHECKING:
+    from kibitz.memory.live import PlayerMemory
 
 
 def pct(values: Sequence[float], q: float) -> float | None:
@@ -62,6 +69,11 @@ class LatencyReport:
     prefetch_max_s: float | None
     transcript: list[dict[str, Any]]
     """Every event and line of the run, in order (so quality can be read next to the figures)."""
+    memories: int = 0
+    """Memories the player already had (0: memory off)."""
+    recall_p50_ms: float | None = None
+    recall_p95_ms: float | None = None
+    """The companion's memory lookups (per game state and per question), as it waited for them."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,19 +94,64 @@ def _ticking(frames: Any, progress: Progress, task: Any) -> Any:
         yield frame
 
 
-def latency_bench(config: KibitzConfig, seconds: float) -> LatencyReport:
-    """Play the game in real time with the configured model and measure how fast and how smoothly it reacts."""
+def _player_memory(count: int, folder: Path, game: GameAdapter, persona: Persona) -> PlayerMemory:
+    """A player who already has `count` memories (1,000 distinct sentences embedded for real, spread over
+    games, a tenth of them about this game), in a SQLite store in `folder`."""
+    from kibitz.bench.memory import SUBJECTS, _texts
+    from kibitz.memory.embed import E5Small
+    from kibitz.memory.live import PlayerMemory
+    from kibitz.memory.records import Memory
+    from kibitz.memory.sqlite import SQLiteStore
+
+    embedder = E5Small()
+    store = SQLiteStore(str(folder / "memory.sqlite"), embedder)
+    base = _texts(min(1000, count), random.Random(0))
+    vectors = embedder.passages(base)
+    noise = np.random.default_rng(0)
+    for c in range(-(-count // len(base))):
+        n = min(len(base), count - c * len(base))
+        v = vectors[:n] + noise.normal(0, 0.01, (n, vectors.shape[1])).astype(np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        where = game.id if c % 10 == 0 else f"game{c}"
+        store.load([Memory("player", base[i], where, SUBJECTS[i % len(SUBJECTS)], "event") for i in range(n)], v)
+    return PlayerMemory(store, "player", persona, game.id, game.title)
+
+
+def latency_bench(config: KibitzConfig, seconds: float, memories: int = 0) -> LatencyReport:
+    """Play the game in real time with the configured model and measure how fast and how smoothly it reacts;
+    with `memories`, the player has that many memories and the companion recalls them for every line."""
     game = get_game(config.game or "smb")
     source = EmulatorSource(game, fps=config.source.fps, realtime=True, seed=config.seed)
     backend = make_backend(config.llm)
-    companion = Companion(backend, load_persona(config.persona.name), config.llm.max_tokens, config.llm.temperature)
-    companion.start(warm=True)
-    with Progress(transient=True) as progress:
-        task = progress.add_task(f"playing {game.title} in real time", total=seconds)
-        session = Session(config, game, companion, _Progress(progress, task))
-        result = session.run(_ticking(source.frames(), progress, task), max_seconds=seconds)
-    companion.stop()
-    source.close()
+    persona = load_persona(config.persona.name)
+    recall_ms: list[float] = []
+    with tempfile.TemporaryDirectory() as folder:
+        memory = _player_memory(memories, Path(folder), game, persona) if memories else None
+
+        def recall(query: str, k: int) -> list[str]:
+            assert memory is not None
+            start = time.perf_counter()
+            lines = memory.recall_lines(query, k)
+            recall_ms.append((time.perf_counter() - start) * 1000)
+            return lines
+
+        companion = Companion(
+            backend,
+            persona,
+            config.llm.max_tokens,
+            config.llm.temperature,
+            recall=recall if memory is not None else None,
+        )
+        companion.start(warm=True)
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"playing {game.title} in real time", total=seconds)
+            session = Session(config, game, companion, _Progress(progress, task), memory=memory)
+            result = session.run(_ticking(source.frames(), progress, task), max_seconds=seconds)
+        companion.stop()
+        source.close()
+        if memory is not None:
+            memory.close()
+            memory.store.close()
     first = [u.first_token_latency for u in result.utterances if u.first_token_latency is not None]
     model_first = [
         u.first_token_latency - (u.hold_latency or 0.0) for u in result.utterances if u.first_token_latency is not None
@@ -132,6 +189,9 @@ def latency_bench(config: KibitzConfig, seconds: float) -> LatencyReport:
             [e.to_json() for e in result.events] + [u.to_json() for u in result.utterances],
             key=lambda r: (r["t"], r["kind"] == "utterance"),
         ),
+        memories=memories,
+        recall_p50_ms=pct(recall_ms, 50),
+        recall_p95_ms=pct(recall_ms, 95),
     )
 
 

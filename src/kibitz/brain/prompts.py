@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from kibitz.brain.llm.base import Message
 from kibitz.brain.persona import SPOILER_RULES, Persona
+from kibitz.brain.spoiler import LIMIT, rate
 
 _env = Environment(
     loader=PackageLoader("kibitz.brain", "prompts"),
@@ -42,7 +43,13 @@ class PromptBuilder:
                 max_sentences=persona.max_sentences,
                 max_words=persona.max_words,
                 spoiler_rule=SPOILER_RULES[persona.spoiler_tolerance],
-                example_lines=[line for lines in persona.examples.values() for line in lines],
+                # Examples that give more away than the player wants would teach the model to do it.
+                example_lines=[
+                    line
+                    for lines in persona.examples.values()
+                    for line in lines
+                    if rate(line) <= LIMIT[persona.spoiler_tolerance.value]
+                ],
             )
             .strip()
         )

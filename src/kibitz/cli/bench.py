@@ -44,8 +44,12 @@ def latency(
     threads: Annotated[int | None, typer.Option(help="Model threads (default 1).")] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
     show_lines: Annotated[bool, typer.Option("--show-lines", help="Print the run's events and lines.")] = False,
+    memories: Annotated[
+        int, typer.Option(help="The player already has this many memories; the companion recalls them (0: off).")
+    ] = 0,
 ) -> None:
-    """Event → first token (p50/p95), loop rate and frame gaps while the model speaks, peak RAM."""
+    """Event → first token (p50/p95), loop rate and frame gaps while the model speaks, peak RAM; with
+    --memories, the same with long-term memory in every prompt."""
     from kibitz.bench.core_loop import latency_bench
     from kibitz.core.config import load_config
 
@@ -56,7 +60,7 @@ def latency(
         "llm.base_url": base_url,
         "llm.n_threads": threads,
     }
-    report = latency_bench(load_config(None, {k: v for k, v in overrides.items() if v is not None}), seconds)
+    report = latency_bench(load_config(None, {k: v for k, v in overrides.items() if v is not None}), seconds, memories)
     table = Table("figure", "value", title=f"kibitz core loop — {report.backend}")
     for key, value in report.to_json().items():
         if key != "transcript":
