@@ -53,6 +53,7 @@ def store(tmp_path: Path, embedder: E5Small) -> SQLiteStore:
         ("more jokes!", {"tone": ("normal", "jokes")}),
         ("한국어로 말해줘", {"language": ("en", "ko")}),
         ("spoilers are fine, just tell me the answer straight", {"spoilers": ("hints", "full")}),
+        ("switch to the coach please", {"persona": ("", "coach")}),
     ],
 )
 def test_commands_change_the_profile(said: str, changes: dict[str, tuple[str, str]]) -> None:
@@ -139,6 +140,8 @@ def test_event_tallies_grow_across_sessions(store: SQLiteStore) -> None:
 
 def test_player_memory_keeps_the_profile_and_recalls(store: SQLiteStore) -> None:
     memory = PlayerMemory(store, "ann", BUDDY, "smb", "Super Mario Bros.", ["world", "stage"])
+    memory.on_player_text("be my coach")
+    assert memory.persona.name == load_persona("coach").name
     said = memory.on_player_text("no spoilers and talk less")
     assert not said.answer_needed and memory.persona.spoiler_tolerance.value == "none"
     assert memory.on_player_text("I have a dog called Rex, where is the exit?").answer_needed

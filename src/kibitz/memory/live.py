@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from kibitz.brain.persona import Persona
+from kibitz.brain.persona import Persona, load_persona
 from kibitz.core.errors import KibitzError
 from kibitz.core.records import Event, Observation
 from kibitz.memory.commands import Outcome, feedback, interpret, is_command_only
@@ -132,6 +132,8 @@ class PlayerMemory:
 
     def _apply(self, outcome: Outcome) -> None:
         self.profile = outcome.profile
+        if "persona" in outcome.changes and outcome.profile.persona:
+            self.base_persona = load_persona(outcome.profile.persona)
         saved = outcome.profile.to_dict()
         for key in outcome.changes:
             self.submit(partial(self.store.set_profile, self.user, key, saved.get(key, "")))
