@@ -8,7 +8,7 @@ import re
 import resource
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,19 +128,28 @@ def latency_bench(config: KibitzConfig, seconds: float, memories: int = 0) -> La
     with tempfile.TemporaryDirectory() as folder:
         memory = _player_memory(memories, Path(folder), game, persona) if memories else None
 
-        def recall(query: str, k: int) -> list[str]:
-            assert memory is not None
-            start = time.perf_counter()
-            lines = memory.recall_lines(query, k)
-            recall_ms.append((time.perf_counter() - start) * 1000)
-            return lines
+        class Timed:
+            """The player's memory, timing every lookup the companion waits for."""
+
+            def for_state(self, state: str) -> list[str]:
+                return self._timed(lambda m: m.for_state(state))
+
+            def for_question(self, question: str) -> list[str]:
+                return self._timed(lambda m: m.for_question(question))
+
+            def _timed(self, fn: Callable[[PlayerMemory], list[str]]) -> list[str]:
+                assert memory is not None
+                start = time.perf_counter()
+                lines = fn(memory)
+                recall_ms.append((time.perf_counter() - start) * 1000)
+                return lines
 
         companion = Companion(
             backend,
             persona,
             config.llm.max_tokens,
             config.llm.temperature,
-            recall=recall if memory is not None else None,
+            recall=Timed() if memory is not None else None,
         )
         companion.start(warm=True)
         with Progress(transient=True) as progress:

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from kibitz.brain.llm.base import LLMBackend, Message
 from kibitz.brain.persona import Persona
@@ -21,10 +22,17 @@ from kibitz.core.records import Event, Utterance
 TokenSink = Callable[[Utterance, str], None]
 DoneSink = Callable[[Utterance], None]
 ErrorSink = Callable[[Utterance, str], None]
-Recall = Callable[[str, int], list[str]]
-"""(query, k) → what the companion remembers about the player that bears on it."""
-STATE_MEMORIES = 3
-QUESTION_MEMORIES = 4
+
+
+class Recall(Protocol):
+    """What the companion remembers about the player (kibitz.memory.live.PlayerMemory)."""
+
+    def for_state(self, state: str) -> list[str]:
+        """Notes for what is being played (they change rarely, so they stay in the cached prompt prefix)."""
+
+    def for_question(self, question: str) -> list[str]:
+        """Notes that may answer a question."""
+
 
 MIN_VISIBLE_CHARS = 4
 """Hold back the first few characters so a "Name:" prefix can be removed before anything is shown."""
@@ -128,17 +136,15 @@ class Companion:
         if self.recall is None:
             return []
         if self._state_memories[0] != state:
-            self._state_memories = (state, self.recall(state, STATE_MEMORIES))
+            self._state_memories = (state, self.recall.for_state(state))
         return self._state_memories[1]
 
     def messages_for(self, job: Job) -> list[Message]:
         assert job.request is not None
         memories = self.memories_for(job.state)
         if job.request.question is not None:
-            if self.recall is not None:
-                asked = self.recall(job.request.question, QUESTION_MEMORIES)
-                memories = list(dict.fromkeys([*asked, *memories]))
-            return self.prompts.question_messages(job.state, job.request.question, job.context, memories)
+            asked = self.recall.for_question(job.request.question) if self.recall is not None else []
+            return self.prompts.question_messages(job.state, job.request.question, job.context, memories, asked)
         return self.prompts.event_messages(job.state, [_with_notes(e) for e in job.request.events], memories)
 
     def _allowed(self, text: str, shown: str, final: bool) -> tuple[str, bool]:

@@ -64,13 +64,20 @@ class PromptBuilder:
         return self._messages(user)
 
     def question_messages(
-        self, state: str, question: str, events: list[str], memories: Sequence[str] = ()
+        self,
+        state: str,
+        question: str,
+        events: list[str],
+        memories: Sequence[str] = (),
+        recalled: Sequence[str] = (),
     ) -> list[Message]:
+        """`memories` are the notes for the state (as in the prefetched prefix); `recalled` the question's own."""
         user = _env.get_template("question.j2").render(
             state=quote_untrusted(state),
             question=quote_untrusted(question),
             events=events,
             memories=[quote_untrusted(m) for m in memories],
+            recalled=[quote_untrusted(m) for m in recalled if m not in memories],
         )
         return self._messages(user)
 

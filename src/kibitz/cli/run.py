@@ -98,7 +98,7 @@ def run_session(
                 on_token=output.token,
                 on_done=output.done,
                 on_error=output.error,
-                recall=memory.recall_lines if memory is not None else None,
+                recall=memory,
             )
             companion.start(warm=True)
     title = game.title if game else config.source.kind

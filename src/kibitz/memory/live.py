@@ -38,6 +38,8 @@ RECALL_TIMEOUT_S = 0.25
 MIN_SCORE = 0.5
 """Hits scoring below this are not brought up (0.6·similarity dominates: unrelated memories score ~0.45)."""
 IDLE_EMBED_S = 0.5
+STATE_NOTES, QUESTION_NOTES = 3, 4
+STATE_TTL_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +65,12 @@ class PlayerMemory:
         self.profile = Profile.from_dict(store.profile(user))
         self.writer = MemoryWriter(store, user, game, title, level_fields, sink=self._write_later)
         self.errors: list[str] = []
+        self._state_cache: dict[tuple[str, str | None], tuple[float, list[str]]] = {}
         self._jobs: queue.Queue[tuple[Callable[[], Any], concurrent.futures.Future[Any]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="kibitz-memory", daemon=True)
         self._thread.start()
+        # Load the player's index now, while the model loads, not at the first line.
+        self.submit(lambda: self.store.search(self.user, "warm up", k=1))
 
     # --- the worker ----------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -73,7 +78,7 @@ class PlayerMemory:
             try:
                 job = self._jobs.get(timeout=IDLE_EMBED_S)
             except queue.Empty:
-                self._guard(lambda: self.store.embed_pending(self.user, limit=8))
+                self._guard(lambda: self.store.embed_pending(self.user, limit=2))
                 continue
             if job is None:
                 return
@@ -158,6 +163,22 @@ class PlayerMemory:
 
     def recall_lines(self, query: str, k: int = 3) -> list[str]:
         return [h.memory.text for h in self.recall(query, k)]
+
+    def for_state(self, state: str) -> list[str]:
+        """Notes for what is being played: looked up by game and level (not by the ever-changing state text)
+        and kept for a while, so the prompt prefix that holds them stays cached in the model."""
+        level = self.writer.level
+        key = (self.game, level)
+        now = time.monotonic()
+        cached = self._state_cache.get(key)
+        if cached is None or now - cached[0] > STATE_TTL_S:
+            query = f"{self.writer.title} level {level}" if level else state
+            cached = (now, self.recall_lines(query, STATE_NOTES))
+            self._state_cache[key] = cached
+        return cached[1]
+
+    def for_question(self, question: str) -> list[str]:
+        return self.recall_lines(question, QUESTION_NOTES)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write the session's summary, finish every write, and stop the worker."""
