@@ -145,8 +145,9 @@ def test_player_memory_keeps_the_profile_and_recalls(store: SQLiteStore) -> None
     said = memory.on_player_text("no spoilers and talk less")
     assert not said.answer_needed and memory.persona.spoiler_tolerance.value == "none"
     assert memory.on_player_text("I have a dog called Rex, where is the exit?").answer_needed
+    assert memory.on_event(Event(0, "death", 8, "The player just died.")) == []  # the first is no news
     notes = memory.on_event(Event(0, "death", 8, "The player just died."))
-    assert notes == ["Deaths in Super Mario Bros.: 1."]
+    assert notes == ["death number 2, counting earlier sessions"]
     memory.submit(lambda: None).result(5)  # the writes before it are done
     assert any("Rex" in line for line in memory.recall_lines("what is my dog's name?"))
     memory.close()
@@ -164,6 +165,7 @@ def test_player_memory_keeps_the_profile_and_recalls(store: SQLiteStore) -> None
 def test_memories_reach_the_companion_prompt(store: SQLiteStore) -> None:
     memory = PlayerMemory(store, "ann", BUDDY, "smb", "Super Mario Bros.")
     memory.on_player_text("My cat is called Miso")
+    memory.on_event(Event(0, "death", 8, "The player just died."))
     notes = memory.on_event(Event(0, "death", 8, "The player just died."))
     memory.submit(lambda: None).result(5)
     with FakeOpenAI(reply="Oof, again!") as server:
@@ -171,7 +173,7 @@ def test_memories_reach_the_companion_prompt(store: SQLiteStore) -> None:
         event = Event(0, "death", 8, "The player just died (2 lives left).", {"remembered": notes})
         companion.say(Job(SpeakRequest([event], time.perf_counter()), "World 1-2, 2 lives.", [], 0.0))
         prompt = server.requests[-1]["messages"][1]["content"]
-        assert "(From memory: Deaths in Super Mario Bros.: 1.)" in prompt
+        assert "(From memory: death number 2, counting earlier sessions)" in prompt
         question = Event(0, "question", 10, "asked", {"text": "what's my cat's name?"})
         request = SpeakRequest([question], time.perf_counter(), question="what's my cat's name?")
         companion.say(Job(request, "World 1-2, 2 lives.", [], 0.0))

@@ -130,12 +130,12 @@ class Companion:
         self.spoiler_limit = LIMIT[persona.spoiler_tolerance.value]
         self._prefetched = None
 
-    def memories_for(self, state: str) -> list[str]:
-        """What to remember for this game state: looked up once per state, so the prefetched prompt prefix and
-        the line that follows carry the same memories."""
+    def memories_for(self, state: str, refresh: bool = False) -> list[str]:
+        """Notes about the player for the prompt's head. They are looked up again only when refreshing (a
+        prefetch, while idle): a line reuses the notes of the last prefetch, so the cached prefix holds."""
         if self.recall is None:
             return []
-        if self._state_memories[0] != state:
+        if refresh or not self._state_memories[0]:
             self._state_memories = (state, self.recall.for_state(state))
         return self._state_memories[1]
 
@@ -254,7 +254,7 @@ class Companion:
         start = time.perf_counter()
         # A failed prefetch only costs latency; the real request reports the error.
         with contextlib.suppress(KibitzError):
-            messages = self.prompts.prefix_messages(state, self.memories_for(state))
+            messages = self.prompts.prefix_messages(state, self.memories_for(state, refresh=True))
             self.backend.warm(messages, abort=self._abort_prefetch)
         if self._abort_prefetch.is_set():
             self._prefetched = None  # only part of it is cached: try again when idle

@@ -105,6 +105,7 @@ class MemoryWriter:
         self.deaths_by_level = Counter[str]()
         self.tally = Counter[str]()
         self.furthest: str | None = None
+        self._new_furthest = False
         self._load()
 
     def begin_session(self, now: float | None = None) -> None:
@@ -145,6 +146,19 @@ class MemoryWriter:
         self.session[event.type] += 1
         written: list[Memory] = handler(event, now)
         return written
+
+    def notes(self, event: Event) -> list[str]:
+        """What memory adds to an event that was just handled, when it is news: a death that keeps happening in
+        the same place (across sessions), a level never reached before."""
+        if event.type == "death":
+            n = self.tally[f"level {self.level}"] if self.level else self.tally["deaths"]
+            where = f" in level {self.level}" if self.level else ""
+            return [f"death number {n}{where}, counting earlier sessions"] if n >= 2 else []
+        if event.type == "level_change" and self.furthest == event.data.get("level") and self._new_furthest:
+            return ["the furthest the player has ever got"]
+        if event.type == "game_over" and self.tally["game overs"] >= 2:
+            return [f"game over number {self.tally['game overs']}"]
+        return []
 
     def _count(self, topic: str) -> int:
         self.tally[topic] += 1
@@ -189,6 +203,7 @@ class MemoryWriter:
             written.append(
                 self._write(_end(f"Beat level {previous} of {self.title}"), f"level {previous}", 0.6, now=now)
             )
+        self._new_furthest = self.furthest is not None and _level_key(level) > _level_key(self.furthest)
         if self.furthest is None or _level_key(level) > _level_key(self.furthest):
             self.furthest = level
             written.append(self._write(f"Furthest level reached in {self.title}: {level}.", "progress", 0.7, now=now))

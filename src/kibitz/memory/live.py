@@ -119,8 +119,10 @@ class PlayerMemory:
         self.writer.observe(obs)
 
     def on_event(self, event: Event) -> list[str]:
-        """Remember the event; returns what memory adds to it, for the companion's line."""
-        return [m.text for m in self.writer.on_event(event)]
+        """Remember the event; returns what memory adds to it for the companion's line, when it is news (a
+        short note costs the line only a few tokens)."""
+        self.writer.on_event(event)
+        return self.writer.notes(event)
 
     def on_player_text(self, text: str) -> Said:
         """A message from the player: commands change the profile at once; facts are kept."""
