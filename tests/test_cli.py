@@ -240,3 +240,31 @@ def test_bench_perception_runs_and_writes_its_figures(tmp_path: Path) -> None:
             if key in r:
                 assert 0.0 <= r[key] <= 1.0
     assert "HUD from pixels" in result.stdout and "Recognition" in result.stdout and "Cost" in result.stdout
+
+
+def test_chat_remembers_the_player_across_sessions(fake_server: FakeOpenAI, tmp_path: Path) -> None:
+    """Two `kibitz chat` sessions: the first learns a fact and a preference, the second uses them."""
+    env = {"KIBITZ_MEMORY_DB": str(tmp_path / "memory.sqlite")}
+    args = (
+        "chat",
+        "--game",
+        "breakout",
+        "--max-seconds",
+        "20",
+        "--jsonl",
+        "--user",
+        "dana",
+        *fake_backend(fake_server),
+    )
+    first = kibitz(*args, stdin="my cat is called Miso\nno spoilers please\n", env=env)
+    assert first.returncode == 0, first.stderr
+    lines = [r for r in jsonl(first.stdout) if r["kind"] == "utterance"]
+    # The command is answered at once, without the model; the statement gets a line from the model.
+    assert sorted(u["trigger"] for u in lines) == ["command", "question"]
+    second = kibitz(*args, stdin="what is my cat called?\n", env=env)
+    assert second.returncode == 0, second.stderr
+    prompt = next(r["messages"] for r in reversed(fake_server.requests) if "asks you" in r["messages"][-1]["content"])
+    assert "Miso" in prompt[-1]["content"]  # recalled into the question's prompt
+    assert "Never reveal" in prompt[0]["content"]  # the no-spoilers profile shaped the system prompt
+    shown = kibitz("memory", "profile", "--user", "dana", "--db", env["KIBITZ_MEMORY_DB"])
+    assert "spoilers" in shown.stdout and "none" in shown.stdout
