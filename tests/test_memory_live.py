@@ -149,7 +149,7 @@ def test_player_memory_keeps_the_profile_and_recalls(store: SQLiteStore) -> None
     notes = memory.on_event(Event(0, "death", 8, "The player just died."))
     assert notes == ["death number 2, counting earlier sessions"]
     memory.submit(lambda: None).result(5)  # the writes before it are done
-    assert any("Rex" in line for line in memory.recall_lines("what is my dog's name?"))
+    assert any("Rex" in line for line in memory.recall_lines("what is my dog's name?", timeout=10))
     memory.close()
     again = PlayerMemory(store, "ann", BUDDY, "smb", "Super Mario Bros.")
     assert again.profile.spoilers == "none" and again.profile.frequency == "quiet"
@@ -167,7 +167,7 @@ def test_memories_reach_the_companion_prompt(store: SQLiteStore) -> None:
     memory.on_player_text("My cat is called Miso")
     memory.on_event(Event(0, "death", 8, "The player just died."))
     notes = memory.on_event(Event(0, "death", 8, "The player just died."))
-    memory.submit(lambda: None).result(5)
+    memory.submit(lambda: store.embed_pending("ann", 100)).result(10)  # so no lookup waits on the embedder
     with FakeOpenAI(reply="Oof, again!") as server:
         companion = Companion(OpenAIBackend(server.base_url, "m"), memory.persona, recall=memory)
         event = Event(0, "death", 8, "The player just died (2 lives left).", {"remembered": notes})

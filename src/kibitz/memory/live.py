@@ -163,8 +163,8 @@ class PlayerMemory:
             return []
         return [h for h in hits if h.score >= MIN_SCORE]
 
-    def recall_lines(self, query: str, k: int = 3) -> list[str]:
-        return [h.memory.text for h in self.recall(query, k)]
+    def recall_lines(self, query: str, k: int = 3, timeout: float = RECALL_TIMEOUT_S) -> list[str]:
+        return [h.memory.text for h in self.recall(query, k, timeout)]
 
     def for_state(self, state: str) -> list[str]:
         """Notes for what is being played: looked up by game and level (not by the ever-changing state text)
