@@ -271,6 +271,6 @@ class Companion:
 
 
 def _with_notes(event: Event) -> str:
-    """An event's sentence, with what memory adds to it ("Died 5 times in level 1-2")."""
+    """An event's sentence, with what memory adds to it ("death number 5 in level 1-2, counting earlier ...")."""
     notes = event.data.get("remembered") or []
     return f"{event.summary} (From memory: {'; '.join(notes)})" if notes else event.summary
