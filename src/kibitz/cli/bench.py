@@ -485,3 +485,53 @@ def memory_cmd(
         table.add_row(key, _fmt(value))
     console.print(table)
     _save(out, [figures])
+
+
+@bench_app.command("memory-qa")
+def memory_qa_cmd(
+    players: Annotated[int, typer.Option(help="Synthetic players (at least 40% of them Korean-speaking).")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed for the players (same seed, same players and questions).")] = 0,
+    answers: Annotated[
+        int, typer.Option(help="Questions the model answers both ways (spread over type × language).")
+    ] = 96,
+    backend: Annotated[str | None, typer.Option(help="LLM backend: llamacpp | openai.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name (embedded) or the server's model id.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Model threads (default: every core).")] = None,
+    ctx: Annotated[
+        int | None, typer.Option(help="Model context in tokens (default: the config's); the baseline is cut to fit.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Results folder (default ~/.cache/kibitz/bench/memory-qa/).")] = None,
+    no_answers: Annotated[bool, typer.Option("--no-answers", help="Recall only, no model.")] = False,
+) -> None:
+    """Long-term memory: synthetic players (English and Korean) play sessions over weeks through kibitz's real
+    memory, then ask what only earlier sessions answer. Recall@5 of the supporting memory by type and language,
+    search latency, and the model's answer accuracy with kibitz's memories vs the whole history in the prompt."""
+    import os
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from kibitz.bench.memqa.report import rich_tables, write_results
+    from kibitz.bench.memqa.run import run_benchmark
+    from kibitz.brain.llm import make_backend
+    from kibitz.core.config import load_config
+    from kibitz.models.store import cache_dir
+
+    overrides = {
+        "llm.backend": backend,
+        "llm.model": model,
+        "llm.base_url": base_url,
+        "llm.n_threads": threads or os.cpu_count() or 1,
+        "llm.n_ctx": ctx,
+    }
+    cfg = load_config(None, {k: v for k, v in overrides.items() if v is not None})
+    llm = None if no_answers or answers <= 0 else make_backend(cfg.llm)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        result = run_benchmark(players, seed, answers, llm, cfg.llm.n_ctx, progress=progress)
+    if llm is not None:
+        llm.close()
+    for table in rich_tables(result):
+        console.print(table)
+    json_path, html_path = write_results(result, out or cache_dir() / "bench" / "memory-qa")
+    console.print(f"total {result['timings']['total_s']:.0f} s · results: {json_path} · report: {html_path}")
