@@ -39,7 +39,8 @@ if [ -z "$LLAMA_WHEEL" ]; then
 fi
 $PIP install "$LLAMA_WHEEL"
 
-if [ "$DEV" = 1 ]; then EXTRAS="all,bench,chess,dev"; else EXTRAS="all"; fi
+# --dev: also what the tests use (postgres: the PostgreSQL memory store, tested against a real server).
+if [ "$DEV" = 1 ]; then EXTRAS="all,bench,chess,dev,postgres"; else EXTRAS="all"; fi
 $PIP install -e ".[$EXTRAS]"
 # The SMB ROM ships in gym-super-mario-bros; its nes-py dependency is not needed (kibitz uses cynes).
 $PIP install --no-deps gym-super-mario-bros==7.4.0

