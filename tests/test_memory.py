@@ -1,15 +1,20 @@
-"""Long-term memory: real SQLite (WAL), the real multilingual embedder, user isolation, crash safety."""
+"""Long-term memory: the store contract on both backends (real SQLite in WAL mode, and a real PostgreSQL 18 with
+pgvector started by pgserver), the real multilingual embedder, user isolation, crash safety, clear errors."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -21,7 +26,9 @@ from kibitz.core.errors import KibitzError
 from kibitz.memory.embed import E5Small
 from kibitz.memory.records import Memory
 from kibitz.memory.sqlite import SQLiteStore
-from kibitz.memory.store import MemoryStore
+from kibitz.memory.store import MemoryStore, open_store
+
+BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +36,25 @@ def embedder() -> E5Small:
     return E5Small()
 
 
+@pytest.fixture(params=BACKENDS)
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a store lives: a fresh SQLite file, or a fresh database on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "memory.sqlite")
+    return str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
-def store(tmp_path: Path, embedder: E5Small) -> MemoryStore:
-    return SQLiteStore(str(tmp_path / "memory.sqlite"), embedder)
+def store(location: str, embedder: E5Small) -> Iterator[MemoryStore]:
+    opened = open_store(location, embedder)
+    yield opened
+    opened.close()
+
+
+def _psycopg() -> Any:
+    import psycopg
+
+    return psycopg
 
 
 def test_the_same_thing_said_again_updates_the_memory_and_its_topic(store: MemoryStore) -> None:
@@ -80,22 +103,75 @@ def test_users_never_see_each_other(store: MemoryStore) -> None:
     assert [m.text for m in store.memories("ann")] == ["Ann likes Zelda."]
 
 
+def test_forget_one_memory_a_game_or_everything(store: MemoryStore) -> None:
+    kept = store.remember(Memory("ann", "Beat Bowser in 8-4", "smb", "Bowser", "event"), now=100.0)
+    gone = store.remember(Memory("ann", "Lost to Bowser twice in 8-4", "smb", "Bowser", "event"), now=200.0)
+    store.remember(Memory("ann", "Stuck on the Water Temple", "zelda", "levels", "event"), now=300.0)
+    store.remember(Memory("ann", "Has a cat called Miso", "", "life", "life"), now=400.0)
+    store.set_profile("ann", "spoilers", "none")
+    with pytest.raises(KibitzError, match="--id N, --game NAME or --all"):
+        store.forget("ann")
+    assert gone.id is not None and store.forget("ann", memory_id=gone.id) == 1
+    assert store.forget("ann", memory_id=gone.id) == 0  # already gone
+    # The topic's summary is rebuilt from what is left.
+    assert {t["topic"]: t["summary"] for t in store.topics("ann", "smb")} == {"Bowser": "Beat Bowser in 8-4."}
+    assert store.forget("ann", game="zelda") == 1 and store.topics("ann", "zelda") == []
+    assert [m.id for m in store.memories("ann", "smb")] == [kept.id]
+    assert store.profile("ann") == {"spoilers": "none"}  # forgetting a game keeps the profile
+    assert store.forget("ann", everything=True) == 2
+    assert store.memories("ann") == [] and store.topics("ann") == [] and store.profile("ann") == {}
+    assert store.users() == [] and store.count("ann") == 0
+
+
+def test_profile_is_per_user_and_set_values_replace(store: MemoryStore) -> None:
+    assert store.profile("ann") == {}
+    store.set_profile("ann", "spoilers", "hints")
+    store.set_profile("ann", "verbosity", "short")
+    store.set_profile("ann", "spoilers", "none")
+    store.set_profile("bob", "spoilers", "full")
+    assert store.profile("ann") == {"spoilers": "none", "verbosity": "short"}
+    assert store.profile("bob") == {"spoilers": "full"}
+    assert store.users() == ["ann", "bob"]  # a profile alone makes a user
+    assert store.export("ann")["profile"] == {"spoilers": "none", "verbosity": "short"}
+
+
+def test_writes_without_embedding_are_found_once_embedded(store: MemoryStore) -> None:
+    store.remember(Memory("ann", "The player has a cat called Miso.", "", "life", "life"), embed_now=False)
+    store.remember(Memory("ann", "Died 5 times to Bowser in 8-4.", "smb", "Bowser", "event"), embed_now=False)
+    store.remember(Memory("bob", "Bob has a dog called Rex.", "", "life", "life"), embed_now=False)
+    assert len(store.memories("ann")) == 2  # committed at once
+    assert store.search("ann", "what is my pet's name?")[0].memory.text == "The player has a cat called Miso."
+    assert store.embed_pending("ann") == 0  # the search embedded ann's
+    assert store.embed_pending("bob") == 1  # and only ann's
+    # An update without an embedding waits again, and is found again.
+    store.remember(Memory("ann", "The player has a cat called Miso!", "", "life", "life"), embed_now=False)
+    hits = store.search("ann", "what is my pet's name?")
+    assert hits[0].memory.text == "The player has a cat called Miso!" and len(hits) == 2
+
+
+def test_replace_drops_what_the_topic_said_before(store: MemoryStore) -> None:
+    store.remember(Memory("ann", "Talk more during boss fights.", "", "verbosity", "preference"), now=100.0)
+    store.remember(Memory("bob", "Talk more during boss fights.", "", "verbosity", "preference"), now=100.0)
+    store.replace(Memory("ann", "Talk less during boss fights.", "", "verbosity", "preference"), now=200.0)
+    assert [m.text for m in store.memories("ann")] == ["Talk less during boss fights."]
+    assert [m.text for m in store.memories("bob")] == ["Talk more during boss fights."]
+    assert store.topics("ann")[0]["summary"] == "Talk less during boss fights."
+
+
 WRITER = """
 import sys
-from pathlib import Path
 from kibitz.memory.embed import E5Small
 from kibitz.memory.records import Memory
-from kibitz.memory.sqlite import SQLiteStore
-store = SQLiteStore(sys.argv[1], E5Small())
+from kibitz.memory.store import open_store
+store = open_store(sys.argv[1], E5Small())
 for n in range(100000):
     m = store.remember(Memory("ann", f"memory number {n} about level {n % 7}", "smb", f"topic{n % 5}", "event"))
     print(m.id, flush=True)
 """
 
 
-def test_kill_9_during_writes_loses_no_committed_memory(tmp_path: Path) -> None:
-    db = tmp_path / "memory.sqlite"
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE, text=True)
+def test_kill_9_during_writes_loses_no_committed_memory(location: str) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, location], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     committed = []
     deadline = time.time() + 60
@@ -106,9 +182,13 @@ def test_kill_9_during_writes_loses_no_committed_memory(tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert len(committed) >= 40
-    with sqlite3.connect(db) as con:
-        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        ids = {r[0] for r in con.execute("SELECT id FROM memories")}
+    if location.startswith("postgresql://"):
+        with _psycopg().connect(location) as con:
+            ids = {r[0] for r in con.execute("SELECT id FROM memories WHERE user_id = 'ann'")}
+    else:
+        with sqlite3.connect(location) as con:
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            ids = {r[0] for r in con.execute("SELECT id FROM memories")}
     assert set(committed) <= ids  # every memory the writer saw committed is there
 
 
@@ -130,8 +210,8 @@ def test_a_damaged_or_locked_file_says_what_to_do(tmp_path: Path, embedder: E5Sm
     assert store.remember(Memory("ann", "something", "smb")).id is not None
 
 
-def test_memory_cli_show_export_forget(tmp_path: Path) -> None:
-    db = tmp_path / "m.sqlite"
+def test_memory_cli_show_export_forget(tmp_path: Path, location: str) -> None:
+    db = location  # --db takes a file or a postgresql:// URL
     runner = CliRunner()
 
     def run(*args: str) -> str:
@@ -152,12 +232,149 @@ def test_memory_cli_show_export_forget(tmp_path: Path) -> None:
     assert isinstance(nothing.exception, KibitzError) and "--id N, --game NAME or --all" in str(nothing.exception)
 
 
-def test_memory_speed_bench_runs_small() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_memory_speed_bench_runs_small(backend: str, request: pytest.FixtureRequest) -> None:
     from kibitz.bench.memory import memory_speed_bench
 
+    db = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
     cores = os.sched_getaffinity(0)
-    figures = memory_speed_bench(memories=300, queries=5, writes=3)
+    figures = memory_speed_bench(memories=300, queries=5, writes=3, db=db)
     assert os.sched_getaffinity(0) == cores  # the one-core pin is undone
-    assert figures["memories"] == 300
+    assert figures["memories"] == 300 and figures["backend"] == backend
     assert 0 < figures["search_p50_ms"] <= figures["search_p95_ms"]
     assert figures["write_store_only_p50_ms"] < figures["write_with_embedding_p50_ms"]
+
+
+# --- PostgreSQL only -------------------------------------------------------------------------------------------
+
+
+def test_a_postgresql_url_opens_the_pgvector_store(postgres_url: str, embedder: E5Small) -> None:
+    from kibitz.memory.postgres import PostgresStore
+
+    for url in (postgres_url, postgres_url.replace("postgresql://", "postgres://", 1)):
+        store = open_store(url, embedder)
+        assert isinstance(store, PostgresStore)
+        store.close()
+    with _psycopg().connect(postgres_url) as con:
+        indexes = {r[0] for r in con.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'memories'")}
+        dim = con.execute(
+            "SELECT atttypmod FROM pg_attribute WHERE attrelid = 'memories'::regclass AND attname = 'vector'"
+        ).fetchone()[0]
+    assert {"memories_vector", "memories_user_game"} <= indexes and dim == embedder.dim
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_unreachable_server_says_so_without_the_password(embedder: E5Small, postgres_server: Any) -> None:
+    url = f"postgresql://kibitz:Very-Secret-77@127.0.0.1:{_closed_port()}/memories?connect_timeout=3"
+    with pytest.raises(KibitzError, match="cannot be reached") as caught:
+        open_store(url, embedder)
+    assert "Very-Secret-77" not in str(caught.value) and "kibitz@127.0.0.1" in str(caught.value)
+
+
+ROLE, PASSWORD = "kibitz_app", "Right-Pw-4096"
+
+
+def _app_role(server: Any) -> None:
+    """A login role that needs a password (scram) on the test server, and is not a superuser."""
+    psycopg = _psycopg()
+    hba = Path(server.pgdata) / "pg_hba.conf"
+    line = f"local all {ROLE} scram-sha-256\n"
+    if line not in hba.read_text():
+        hba.write_text(line + hba.read_text())
+    with psycopg.connect(server.get_uri(), autocommit=True) as admin:
+        if admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ROLE,)).fetchone() is None:
+            admin.execute(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'")
+        admin.execute("SELECT pg_reload_conf()")
+    time.sleep(0.2)
+
+
+def _as_app(url: str, password: str) -> str:
+    return url.replace("postgresql://postgres:@", f"postgresql://{ROLE}:{password}@", 1)
+
+
+def test_wrong_password_and_missing_privileges_give_one_sentence(
+    postgres_server: Any, postgres_url: str, embedder: E5Small
+) -> None:
+    _app_role(postgres_server)
+    with pytest.raises(KibitzError, match="refused the login") as caught:
+        open_store(_as_app(postgres_url, "Wrong-Pw-1234"), embedder)
+    assert "Wrong-Pw-1234" not in str(caught.value)
+    # An empty database and a user who may not create the extension: what to ask the database owner.
+    with pytest.raises(KibitzError, match="CREATE EXTENSION vector") as caught:
+        open_store(_as_app(postgres_url, PASSWORD), embedder)
+    assert PASSWORD not in str(caught.value)
+    # Once the owner has created the store, a user that may only read and write uses it.
+    open_store(postgres_url, embedder).close()
+    with _psycopg().connect(postgres_url, autocommit=True) as owner:
+        owner.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON memories, topics, profile TO {ROLE}")
+        owner.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {ROLE}")
+    app = open_store(_as_app(postgres_url, PASSWORD), embedder)
+    assert PASSWORD not in app.location and ROLE in app.location
+    assert app.remember(Memory("ann", "Beat Bowser in 8-4", "smb", "Bowser", "event")).id is not None
+    assert app.search("ann", "Bowser")[0].memory.text == "Beat Bowser in 8-4"
+    app.close()
+
+
+def test_large_users_search_a_shortlist_that_holds_the_exact_top_5(postgres_url: str, embedder: E5Small) -> None:
+    import random
+
+    from kibitz.bench.memory import SUBJECTS, _texts
+    from kibitz.memory.postgres import PostgresStore
+
+    texts = _texts(400, random.Random(1))
+    vectors = embedder.passages(texts)
+    store = open_store(postgres_url, embedder)
+    assert isinstance(store, PostgresStore)
+    games = ["smb", "zelda", "doom", ""]
+    memories = [
+        Memory("ann", t, games[i % 4], SUBJECTS[i % len(SUBJECTS)], "event", importance=(i % 10) / 10, updated=1e6 * i)
+        for i, t in enumerate(texts)
+    ]
+    store.load(memories, vectors, now=4e8)
+    store.load([Memory("bob", t, "smb", "secrets", "event") for t in texts[:50]], vectors[:50], now=4e8)
+    queries = ["When did I die to Bowser?", "the Water Temple with no items", "lava castle shortcut", "dragon"]
+    for query in queries:
+        for game in ("smb", "zelda", None):
+            store.exact_up_to, store.shortlist = 2_000, 200
+            exact = [h.memory.id for h in store.search("ann", query, game=game, now=4e8)]
+            store.exact_up_to, store.shortlist = 100, 40  # 400 memories: the shortlist path
+            short = store.search("ann", query, game=game, now=4e8)
+            assert [h.memory.id for h in short] == exact, (query, game)
+            assert all(h.memory.user == "ann" for h in short)
+    candidates = store._candidates("ann", embedder.query("bowser"), "bowser", "smb", 4e8)
+    assert 40 <= len(candidates.ids) < 400 and len(set(candidates.ids.tolist())) == len(candidates.ids)
+    bob = {m.id for m in store.memories("bob")}
+    assert not bob & set(candidates.ids.tolist())
+    store.close()
+
+
+def test_writers_on_threads_share_one_store(postgres_url: str, embedder: E5Small) -> None:
+    store = open_store(postgres_url, embedder)
+    vector = embedder.passages(["a remark"])[0]
+    errors: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            for n in range(20):
+                store.remember(
+                    Memory("ann", f"remark {'abcd'[worker]} {'x' * (n + 1)}", "smb", "chat"),
+                    now=worker * 100 + n,
+                    vector=vector,
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and store.count("ann") == 80
+    newest = [m.text for m in sorted(store.memories("ann"), key=lambda m: -m.updated)[:5]]
+    assert store.topics("ann")[0]["summary"] == "; ".join(newest) + "."
+    store.close()
