@@ -378,3 +378,15 @@ def test_writers_on_threads_share_one_store(postgres_url: str, embedder: E5Small
     newest = [m.text for m in sorted(store.memories("ann"), key=lambda m: -m.updated)[:5]]
     assert store.topics("ann")[0]["summary"] == "; ".join(newest) + "."
     store.close()
+
+
+def test_a_dropped_connection_is_opened_again(postgres_url: str, embedder: E5Small) -> None:
+    store = open_store(postgres_url, embedder)
+    store.remember(Memory("ann", "Beat Bowser in 8-4", "smb", "Bowser", "event"))
+    before = store._db.info.backend_pid  # type: ignore[attr-defined]
+    with _psycopg().connect(postgres_url, autocommit=True) as admin:  # as a server restart would
+        admin.execute("SELECT pg_terminate_backend(%s)", (before,))
+    assert store.count("ann") == 1  # reconnected, and the read run again
+    assert store._db.info.backend_pid != before  # type: ignore[attr-defined]
+    assert store.remember(Memory("ann", "Lost to Bowser in 8-4", "smb", "Bowser", "event")).id is not None
+    store.close()

@@ -32,9 +32,9 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -53,6 +53,8 @@ SHORTLIST = 200
 HNSW_M, HNSW_EF_CONSTRUCTION = 16, 64
 SCHEMA_LOCK = 0x6B6962_69747A
 """Advisory lock key held while the schema is created (two processes starting at once)."""
+
+T = TypeVar("T")
 
 _COLUMNS = "id, user_id, game, topic, kind, text, importance, created, updated, source"
 _LOAD_TYPES = ["text", "text", "text", "text", "text", "text", "float8", "float8", "float8", "text", "vector"]
@@ -217,45 +219,51 @@ class PostgresStore(MemoryStore):
             text = text.replace(self._password, "***")
         return text
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Any]:
-        """One transaction on the connection (reconnected if it was lost), under the lock; database errors
-        become one-sentence KibitzErrors."""
+    def _run(self, body: Callable[[Any], T]) -> T:
+        """`body(connection)` in one transaction, under the lock; database errors become one-sentence
+        KibitzErrors. A lost connection (a server restart) is opened again and the body run once more: every
+        body is safe to repeat (upserts, deletes by key, reads)."""
         psycopg = self._psycopg
         with self._lock:
-            db = self._db
-            if db is None or db.closed or db.broken:
-                db = self._connect()
-            try:
-                with db.transaction():
-                    yield db
-            except psycopg.OperationalError as exc:
-                if db.broken or db.closed:
+            for attempt in (1, 2):
+                db = self._db
+                if db is None or db.closed or db.broken:
                     self._db = None
-                    raise KibitzError(
-                        f"The connection to the memory store at {self.location} was lost"
-                        f" ({self._clean(str(exc)).strip()}); kibitz reconnects on the next call."
-                    ) from exc
-                raise KibitzError(f"The memory store at {self.location} failed: {self._clean(str(exc))}") from exc
-            except psycopg.Error as exc:
-                raise KibitzError(f"The memory store at {self.location} failed: {self._clean(str(exc))}") from exc
+                    db = self._connect()
+                try:
+                    with db.transaction():
+                        return body(db)
+                except psycopg.OperationalError as exc:
+                    if not (db.broken or db.closed) or attempt == 2:
+                        raise self._failed(exc) from exc
+                    self._db = None
+                    with suppress(psycopg.Error):
+                        db.close()
+                except psycopg.Error as exc:
+                    raise self._failed(exc) from exc
+        raise AssertionError("unreachable")
+
+    def _failed(self, exc: Exception) -> KibitzError:
+        reason = " ".join(self._clean(str(exc)).split())
+        return KibitzError(f"The memory store at {self.location} failed ({reason}); check the server and try again.")
 
     # --- writing -----------------------------------------------------------------------------------------
     def _upsert(self, memory: Memory, vector: Vectors | None, now: float) -> Memory:
         norm = normalise(memory.text)
-        with self._transaction() as db:
+        blob = None if vector is None else np.asarray(vector, np.float32)
+
+        def body(db: Any) -> tuple[Any, ...]:
             _lock_topic(db, memory.user, memory.game, memory.topic)
-            row = db.execute(
-                _UPSERT,
-                (*_columns(memory, norm, now, now), None if vector is None else np.asarray(vector, np.float32)),
-            ).fetchone()
-            memory.id, memory.created, memory.importance = int(row[0]), float(row[1]), float(row[2])
-            memory.updated = now
+            row = db.execute(_UPSERT, (*_columns(memory, norm, now, now), blob)).fetchone()
             _summarise(db, memory.user, memory.game, memory.topic, now)
+            return tuple(row)
+
+        memory.id, created, importance = self._run(body)
+        memory.created, memory.importance, memory.updated = float(created), float(importance), now
         return memory
 
     def _load(self, memories: list[Memory], vectors: Vectors, now: float) -> None:
-        with self._transaction() as db:
+        def body(db: Any) -> None:
             db.execute(
                 "CREATE TEMPORARY TABLE memories_load (user_id TEXT, game TEXT, topic TEXT, kind TEXT, text TEXT,"
                 " norm TEXT, importance FLOAT8, created FLOAT8, updated FLOAT8, source TEXT,"
@@ -282,44 +290,60 @@ class PostgresStore(MemoryStore):
                 _lock_topic(db, user, game, topic)
                 _summarise(db, user, game, topic, now)
 
+        self._run(body)
+
     def _pending(self, user: str, limit: int) -> list[tuple[int, str]]:
-        with self._transaction() as db:
-            rows = db.execute(
+        rows = self._run(
+            lambda db: db.execute(
                 "SELECT id, text FROM memories WHERE user_id = %s AND vector IS NULL ORDER BY id LIMIT %s",
                 (user, limit),
             ).fetchall()
+        )
         return [(int(i), str(t)) for i, t in rows]
 
     def _set_vectors(self, user: str, ids: list[int], vectors: Vectors) -> None:
-        with self._transaction() as db, db.cursor() as cur:
-            cur.executemany(
-                "UPDATE memories SET vector = %b WHERE id = %s AND user_id = %s",
-                [(np.asarray(v, np.float32), i, user) for i, v in zip(ids, vectors, strict=True)],
-            )
+        rows = [(np.asarray(v, np.float32), i, user) for i, v in zip(ids, vectors, strict=True)]
+
+        def body(db: Any) -> None:
+            with db.cursor() as cur:
+                cur.executemany("UPDATE memories SET vector = %b WHERE id = %s AND user_id = %s", rows)
+
+        self._run(body)
 
     # --- reading -----------------------------------------------------------------------------------------
     def _candidates(self, user: str, query: Vectors, text: str, game: str | None, now: float) -> Candidates:
         q = np.asarray(query, np.float32)
-        with self._transaction() as db:
-            many = db.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM memories WHERE user_id = %s LIMIT %s) AS s",
-                (user, self.exact_up_to + 1),
-            ).fetchone()[0]
-            if many <= self.exact_up_to:
-                rows = db.execute(
-                    "SELECT id, -(vector <#> %b), updated, importance, game, topic FROM memories"
-                    " WHERE user_id = %s AND vector IS NOT NULL",
-                    (q, user),
-                ).fetchall()
-            else:
-                rows = self._shortlist(db, user, q, text, game)
-        return _candidates(rows)
 
-    def _shortlist(self, db: Any, user: str, q: Vectors, text: str, game: str | None) -> list[tuple[Any, ...]]:
-        low = text.lower()
-        topics = db.execute("SELECT DISTINCT topic FROM topics WHERE user_id = %s", (user,)).fetchall()
-        named = [t for (t,) in topics if t.lower() != "general" and t.lower() in low]
-        args: dict[str, Any] = {"u": user, "q": q, "n": self.shortlist, "here": [game or "", ""], "named": named}
+        def body(db: Any) -> list[tuple[Any, ...]]:
+            many, topics = db.execute(
+                "SELECT (SELECT count(*) FROM (SELECT 1 FROM memories WHERE user_id = %s LIMIT %s) AS s),"
+                " ARRAY(SELECT DISTINCT topic FROM topics WHERE user_id = %s)",
+                (user, self.exact_up_to + 1, user),
+            ).fetchone()
+            if many <= self.exact_up_to:
+                return list(
+                    db.execute(
+                        "SELECT id, -(vector <#> %b), updated, importance, game, topic FROM memories"
+                        " WHERE user_id = %s AND vector IS NOT NULL",
+                        (q, user),
+                    ).fetchall()
+                )
+            low = text.lower()
+            named = [t for t in topics if t.lower() != "general" and t.lower() in low]
+            return self._shortlist(db, user, q, named, game)
+
+        return _candidates(self._run(body))
+
+    def _shortlist(self, db: Any, user: str, q: Vectors, named: list[str], game: str | None) -> list[tuple[Any, ...]]:
+        """The union of the sources in the module docstring, with exact similarities."""
+        args: dict[str, Any] = {
+            "u": user,
+            "q": q,
+            "n": self.shortlist,
+            "n_topic": max(5, self.shortlist // 4),
+            "here": [game or "", ""],
+            "named": named,
+        }
         near = (
             "SELECT id FROM memories WHERE user_id = %(u)s AND vector IS NOT NULL{}"
             " ORDER BY vector <#> %(q)b LIMIT %(n)s"
@@ -331,8 +355,10 @@ class PostgresStore(MemoryStore):
         ]
         if game is not None:
             sources.append(near.format(" AND game = ANY(%(here)s)"))
-        if named:
-            sources.append(near.format(" AND topic = ANY(%(named)s)"))
+        if named and game is not None:  # the game's rows through the btree: cheap, exact
+            sources.append(near.format(" AND game = ANY(%(here)s) AND topic = ANY(%(named)s)"))
+        elif named:  # through HNSW, filtered: bounded, as the filter makes the index scan longer
+            sources.append(near.format(" AND topic = ANY(%(named)s)").replace("%(n)s", "%(n_topic)s"))
         union = " UNION ".join(f"({s})" for s in sources)
         return list(
             db.execute(
@@ -345,10 +371,11 @@ class PostgresStore(MemoryStore):
     def _by_ids(self, user: str, ids: list[int]) -> list[Memory]:
         if not ids:
             return []
-        with self._transaction() as db:
-            rows = db.execute(
+        rows = self._run(
+            lambda db: db.execute(
                 f"SELECT {_COLUMNS} FROM memories WHERE id = ANY(%s) AND user_id = %s", (list(ids), user)
             ).fetchall()
+        )
         return [_memory(r) for r in rows]
 
     def memories(self, user: str, game: str | None = None) -> list[Memory]:
@@ -356,8 +383,7 @@ class PostgresStore(MemoryStore):
         if game is not None:
             sql += " AND game = %s"
             args.append(game)
-        with self._transaction() as db:
-            rows = db.execute(sql + " ORDER BY game, topic, updated, id", args).fetchall()
+        rows = self._run(lambda db: db.execute(sql + " ORDER BY game, topic, updated, id", args).fetchall())
         return [_memory(r) for r in rows]
 
     def topics(self, user: str, game: str | None = None) -> list[dict[str, Any]]:
@@ -365,17 +391,17 @@ class PostgresStore(MemoryStore):
         if game is not None:
             sql += " AND game = %s"
             args.append(game)
-        with self._transaction() as db:
-            rows = db.execute(sql + " ORDER BY game, topic", args).fetchall()
+        rows = self._run(lambda db: db.execute(sql + " ORDER BY game, topic", args).fetchall())
         return [{"game": g, "topic": t, "summary": s, "updated": u} for g, t, s, u in rows]
 
     def count(self, user: str) -> int:
-        with self._transaction() as db:
-            return int(db.execute("SELECT count(*) FROM memories WHERE user_id = %s", (user,)).fetchone()[0])
+        return int(
+            self._run(lambda db: db.execute("SELECT count(*) FROM memories WHERE user_id = %s", (user,)).fetchone())[0]
+        )
 
     # --- the player's control --------------------------------------------------------------------------------
     def _forget(self, user: str, memory_id: int | None, game: str | None) -> int:
-        with self._transaction() as db:
+        def body(db: Any) -> int:
             if memory_id is not None:
                 row = db.execute(
                     "DELETE FROM memories WHERE id = %s AND user_id = %s RETURNING game, topic, updated",
@@ -395,22 +421,27 @@ class PostgresStore(MemoryStore):
             db.execute("DELETE FROM profile WHERE user_id = %s", (user,))
             return int(n)
 
+        return self._run(body)
+
     def profile(self, user: str) -> dict[str, str]:
-        with self._transaction() as db:
-            rows = db.execute("SELECT key, value FROM profile WHERE user_id = %s", (user,)).fetchall()
+        rows = self._run(lambda db: db.execute("SELECT key, value FROM profile WHERE user_id = %s", (user,)).fetchall())
         return {k: v for k, v in rows}
 
     def set_profile(self, user: str, key: str, value: str) -> None:
-        with self._transaction() as db:
-            db.execute(
+        self._run(
+            lambda db: db.execute(
                 "INSERT INTO profile (user_id, key, value, updated) VALUES (%s, %s, %s, %s)"
                 " ON CONFLICT (user_id, key) DO UPDATE SET value = EXCLUDED.value, updated = EXCLUDED.updated",
                 (user, key, value, time.time()),
             )
+        )
 
     def users(self) -> list[str]:
-        with self._transaction() as db:
-            rows = db.execute("SELECT user_id FROM memories UNION SELECT user_id FROM profile ORDER BY 1").fetchall()
+        rows = self._run(
+            lambda db: db.execute(
+                "SELECT user_id FROM memories UNION SELECT user_id FROM profile ORDER BY 1"
+            ).fetchall()
+        )
         return [r[0] for r in rows]
 
     def close(self) -> None:
