@@ -474,12 +474,20 @@ def memory_cmd(
     memories: Annotated[int, typer.Option(help="Memories of one user to search among.")] = 100_000,
     queries: Annotated[int, typer.Option(help="Searches to time.")] = 200,
     out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Run on this store instead of a temporary SQLite file: postgresql://user@host/db (pgvector) or a "
+            "SQLite file; the bench's users kibitz-bench* are cleared there.",
+        ),
+    ] = None,
 ) -> None:
     """Memory speed on one core: search p50/p95 among N memories (query embedding included), write p50/p95."""
     from kibitz.bench.memory import memory_speed_bench
 
     with console.status(f"loading {memories:,} memories and timing searches on one core..."):
-        figures = memory_speed_bench(memories, queries)
+        figures = memory_speed_bench(memories, queries, db=db)
     table = Table("figure", "value", title="kibitz memory speed (one core)")
     for key, value in figures.items():
         table.add_row(key, _fmt(value))
