@@ -25,6 +25,7 @@ from kibitz.bench.memqa.run import (
     history_lines,
     ingest,
     recall,
+    rescore,
     run_benchmark,
     stratified,
 )
@@ -145,6 +146,13 @@ def test_answer_keys() -> None:
     assert not answer_correct("You last played on March 1.", date_keys(date(2026, 3, 14)))
     assert answer_correct("넷핵 5층까지 갔어", level_keys("5")) and answer_correct("World 1-2!", level_keys("1-2"))
     assert find("i want spoilers", "ant") == -1  # an ASCII key starts a word
+    # Repeating the question is no answer: its words (4 or more in a row) do not count.
+    ask = "Did I want you to talk more or less?"
+    assert not answer_correct("You asked if I wanted you to talk more or less.", ["more"], ["less"], ask)
+    assert answer_correct("Talk more, you said!", ["more"], ["less"], ask)
+    deaths = "How many times have I died in level 2-2 of Super Mario Bros. in total?"
+    assert not answer_correct("You died 4 times in level 2-2 of Super Mario Bros.", count_keys(2), [], deaths)
+    assert answer_correct("You died 2 times in level 2-2 of Super Mario Bros.", count_keys(2), [], deaths)
 
 
 # --- recall through kibitz's real memory -------------------------------------------------------------------------
@@ -217,6 +225,13 @@ def test_answers_kibitz_and_full_history_against_a_server(store: SQLiteStore, sm
     assert all(r["baseline"]["prompt_tokens"] <= 1024 - 48 for r in answers["rows"])
     assert answers["kibitz"]["prompt_tokens_mean"] < answers["baseline"]["prompt_tokens_mean"]
     assert "Every answer" in render_html({**run_stub(), "answers": answers})
+    # Stored answers can be scored again (a changed scorer needs no new model run).
+    stored = {
+        **run_stub(),
+        "questions": [r.question.to_json() for r in found],
+        "answers": json.loads(json.dumps(answers)),
+    }
+    assert rescore(stored)["answers"]["kibitz"]["accuracy"]["all"]["value"] == 1.0
 
 
 def run_stub() -> dict[str, Any]:

@@ -262,7 +262,7 @@ class Answerer:
     def kibitz(self, q: Question, memories: Sequence[str]) -> dict[str, Any]:
         messages = self.builder(q.lang).question_messages(STATE, q.text, [], memories=list(memories))
         row = self._ask(messages)
-        row["correct"] = answer_correct(row["answer"], q.accept, q.reject)
+        row["correct"] = answer_correct(row["answer"], q.accept, q.reject, q.text)
         return row
 
     def _baseline_messages(self, q: Question, lines: list[str], keep: int) -> list[Message]:
@@ -297,7 +297,7 @@ class Answerer:
         lines = history_lines(player)
         keep = self._kept[(player.user, q.lang)]
         row = self._ask(self._baseline_messages(q, lines, keep))
-        row["correct"] = answer_correct(row["answer"], q.accept, q.reject)
+        row["correct"] = answer_correct(row["answer"], q.accept, q.reject, q.text)
         row["history_lines"] = len(lines)
         row["kept_lines"] = keep
         return row
@@ -446,6 +446,23 @@ def run_benchmark(
         timings["answers_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
     result["timings"] = timings
+    return result
+
+
+def rescore(result: dict[str, Any]) -> dict[str, Any]:
+    """Score a run's stored answers again with today's scorer (the answers themselves are not asked again)."""
+    answers = result.get("answers")
+    if not answers:
+        return result
+    questions = {q["id"]: Question(**{k: q[k] for k in Question.__dataclass_fields__}) for q in result["questions"]}
+    rows = []
+    for row in answers["rows"]:
+        q = questions[row["id"]]
+        for name in ("kibitz", "baseline"):
+            row[name]["correct"] = answer_correct(row[name]["answer"], q.accept, q.reject, q.text)
+        rows.append({"q": q, "kibitz": row["kibitz"], "baseline": row["baseline"]})
+    answers["kibitz"] = _stack_figures(rows, "kibitz")
+    answers["baseline"] = _stack_figures(rows, "baseline")
     return result
 
 

@@ -67,9 +67,31 @@ def find(text: str, key: str) -> int:
     return m.start() if m else -1
 
 
-def answer_correct(answer: str, accept: Iterable[str], reject: Iterable[str] = ()) -> bool:
-    """The answer holds an accepted key, and no rejected key comes before the first one ("less, not more")."""
+ECHO_WORDS = 4
+"""An answer's run of this many words or more copied from the question is an echo, not an answer."""
+
+
+def strip_echo(answer: str, question: str, n: int = ECHO_WORDS) -> str:
+    """The answer without what it copies from the question (runs of n or more of its words in a row): "you asked
+    if I should talk more or less" answers nothing, and "you died 4 times in level 2-2" is not the count 2."""
+    words = [m for m in re.finditer(r"\w+", norm(answer))]
+    asked = re.findall(r"\w+", norm(question))
+    grams = {tuple(asked[i : i + n]) for i in range(len(asked) - n + 1)}
+    copied = [False] * len(words)
+    for i in range(len(words) - n + 1):
+        if tuple(w.group() for w in words[i : i + n]) in grams:
+            copied[i : i + n] = [True] * n
     text = norm(answer)
+    for word, echo in sorted(zip(words, copied, strict=True), key=lambda wc: -wc[0].start()):
+        if echo:
+            text = text[: word.start()] + " " + text[word.end() :]
+    return text
+
+
+def answer_correct(answer: str, accept: Iterable[str], reject: Iterable[str] = (), question: str = "") -> bool:
+    """The answer holds an accepted key, and no rejected key comes before the first one ("less, not more"); what
+    it copies from the question does not count (see strip_echo)."""
+    text = strip_echo(answer, question) if question else norm(answer)
     found = [p for p in (find(text, k) for k in accept) if p >= 0]
     if not found:
         return False
