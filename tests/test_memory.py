@@ -353,6 +353,26 @@ def test_large_users_search_a_shortlist_that_holds_the_exact_top_5(postgres_url:
     store.close()
 
 
+def test_last_time_finds_the_newest_session_of_the_game(store: MemoryStore, embedder: E5Small) -> None:
+    day = 86400.0
+    games = [("smb", "Super Mario Bros."), ("breakout", "Breakout")]
+    texts, memories = [], []
+    for n in range(1, 29):  # 28 sessions, one a day, the games taking turns; the last is smb's
+        game, title = games[n % 2]
+        texts.append(f"Session on 2026-02-{n:02d} 20:00: played {title} for {20 + n} min, died {n % 5} times.")
+        memories.append(Memory("ann", texts[-1], game, f"session 2026-02-{n:02d} 20:00", "event", 0.6))
+        memories[-1].updated = n * day
+    adjectives = ["sunny", "rainy", "windy", "cold", "warm", "grey"]
+    remarks = [f"The player said: 'a {a} {d} today'" for a in adjectives for d in ("morning", "noon", "evening")]
+    memories += [Memory("ann", t, "smb", "said", "fact", 0.9, updated=29 * day) for t in remarks]
+    store.load(memories, embedder.passages(texts + remarks), now=29 * day)  # remarks: newest, most important
+    if type(store).__name__ == "PostgresStore":  # the shortlist path: the newest session is a source of its own
+        store.exact_up_to, store.shortlist = 10, 3  # type: ignore[attr-defined]
+    now = 30 * day
+    assert "2026-02-28" in store.search("ann", "저번에 뭐 했더라?", now=now)[0].memory.text
+    assert "2026-02-27" in store.search("ann", "When did I last play it?", game="breakout", now=now)[0].memory.text
+
+
 def test_writers_on_threads_share_one_store(postgres_url: str, embedder: E5Small) -> None:
     store = open_store(postgres_url, embedder)
     vector = embedder.passages(["a remark"])[0]

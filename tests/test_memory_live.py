@@ -26,6 +26,7 @@ from kibitz.memory.embed import E5Small
 from kibitz.memory.extract import MemoryWriter, facts_from_text
 from kibitz.memory.live import PlayerMemory
 from kibitz.memory.profile import Profile
+from kibitz.memory.records import Memory
 from kibitz.memory.sqlite import SQLiteStore
 
 BUDDY = load_persona("buddy")
@@ -99,7 +100,7 @@ def test_thumbs_down_on_a_spoiler_or_a_long_line() -> None:
         ("my name is Dana by the way", "name", "Dana"),
         ("I have a cat named Miso", "pets", "Miso"),
         ("My favourite character is Luigi", "favourite character", "Luigi"),
-        ("I keep dying to the hammer bros", "the hammer bros", "hammer bros"),
+        ("I keep dying to the hammer bros", "nemesis: the hammer bros", "hammer bros"),
         ("I beat Bowser by jumping over him at the bridge", "bowser", "jumping over him"),
         ("내 이름은 민수야", "name", "민수"),
         ("우리 강아지 이름은 초코야", "pets", "초코"),
@@ -136,6 +137,29 @@ def test_event_tallies_grow_across_sessions(store: SQLiteStore) -> None:
     assert len(sessions) == 2 and all("died 3 times, most in level 1-2" in t for t in sessions)
     hits = store.search("ann", "몇 번이나 1-2에서 죽었지?", game="smb")  # Korean: how often did I die in 1-2?
     assert hits[0].memory.text.startswith("Deaths in level 1-2")
+
+
+def test_game_over_and_kill_tallies_add_up_across_sessions(store: SQLiteStore) -> None:
+    for session in range(3):
+        writer = MemoryWriter(store, "ann", "doom", "Freedoom", ["level"])
+        writer.begin_session(now=1000.0 + session * 5000)
+        for _ in range(2):
+            writer.on_event(Event(0, "kill", 3, "An enemy went down."))
+        writer.on_event(Event(0, "game_over", 9, "Game over."))
+        writer.end_session(now=1600.0 + session * 5000)
+    texts = sorted(m.text for m in store.memories("ann", "doom") if not m.topic.startswith("session"))
+    assert texts == ["Enemies defeated in Freedoom: 6.", "Game overs in Freedoom: 3."]
+
+
+def test_tallies_written_by_earlier_versions_are_carried_over(store: SQLiteStore) -> None:
+    for n in (1, 2, 3):  # earlier versions kept one memory per count
+        text = f"Got {n} game {'over' if n == 1 else 'overs'} in Breakout."
+        store.remember(Memory("ann", text, "breakout", "game overs", "event", 0.4, source="event"))
+    store.remember(Memory("ann", "Defeated 4 enemies in Breakout.", "breakout", "combat", "event", source="event"))
+    writer = MemoryWriter(store, "ann", "breakout", "Breakout")
+    writer.on_event(Event(0, "game_over", 9, "Game over."))
+    texts = sorted(m.text for m in store.memories("ann", "breakout"))
+    assert texts == ["Enemies defeated in Breakout: 4.", "Game overs in Breakout: 4."]
 
 
 def test_player_memory_keeps_the_profile_and_recalls(store: SQLiteStore) -> None:

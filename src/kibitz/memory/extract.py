@@ -26,6 +26,10 @@ from kibitz.memory.store import MemoryStore
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 SAID_MIN_WORDS = 5
+TALLY_TEXT = {"game overs": "Game overs in {title}: {n}.", "combat": "Enemies defeated in {title}: {n}."}
+"""Tallies are one memory each whose count changes (same text up to the number, so a write updates it)."""
+TALLY = re.compile(r"(?:Deaths|Game overs|Enemies defeated) .*?: (\d+)")
+OLD_TALLY = re.compile(r"(?:Got|Defeated) (\d+) (?:game overs?|enem(?:y|ies)) in ")
 
 
 def language_of(text: str) -> str:
@@ -93,11 +97,14 @@ class MemoryWriter:
         title: str,
         level_fields: list[str] | None = None,
         sink: Callable[[Memory], object] | None = None,
+        replace: Callable[[Memory], object] | None = None,
     ) -> None:
         self.store, self.user, self.game, self.title = store, user, game, title
         self.level_fields = level_fields or []
         self.sink = sink or (lambda m: store.remember(m, now=m.updated or None, embed_now=False))
         """Where a memory goes: the store at once (default), or a worker that writes it."""
+        self.replace = replace or (lambda m: store.replace(m, embed_now=False))
+        """Where a memory that supersedes its topic goes (see MemoryStore.replace)."""
         self.level: str | None = None
         self.started = time.time()
         self.session = Counter[str]()
@@ -117,12 +124,22 @@ class MemoryWriter:
 
     def _load(self) -> None:
         """Start the tallies from what earlier sessions left (the counts live in the memories' text)."""
+        stale: set[str] = set()
         for m in self.store.memories(self.user, self.game):
-            count = re.match(r"(?:Deaths|Game overs|Enemies defeated) .*: (\d+)", m.text)
-            if count and m.source == "event":
+            if m.source != "event":
+                continue
+            if count := TALLY.match(m.text):
                 self.tally[m.topic] = max(self.tally[m.topic], int(count.group(1)))
+            elif count := OLD_TALLY.match(m.text):
+                # Earlier versions wrote "Got 3 game overs in ..." / "Defeated 12 enemies in ...", one memory per
+                # count: the highest count in today's form replaces them.
+                self.tally[m.topic] = max(self.tally[m.topic], int(count.group(1)))
+                stale.add(m.topic)
             if m.topic == "progress" and (level := re.search(r": (\S+)\.$", m.text)):
                 self.furthest = level.group(1)
+        for topic in sorted(stale):
+            text = TALLY_TEXT[topic].format(title=self.title, n=self.tally[topic])
+            self.replace(Memory(self.user, text, self.game, topic, "event", 0.4, source="event"))
 
     def _write(self, text: str, topic: str, importance: float, kind: str = "event", now: float | None = None) -> Memory:
         memory = Memory(self.user, text, self.game, topic, kind, min(1.0, importance), source="event")
@@ -178,18 +195,14 @@ class MemoryWriter:
 
     def _on_game_over(self, event: Event, now: float | None) -> list[Memory]:
         n = self._count("game overs")
-        where = f" (the last one in level {self.level})" if self.level else ""
-        return [
-            self._write(
-                f"Got {n} game {'over' if n == 1 else 'overs'} in {self.title}{where}.", "game overs", 0.4, now=now
-            )
-        ]
+        text = TALLY_TEXT["game overs"].format(title=self.title, n=n)
+        if self.level:
+            text = f"{text[:-1]} (the last one in level {self.level})."
+        return [self._write(text, "game overs", 0.4, now=now)]
 
     def _on_kill(self, event: Event, now: float | None) -> list[Memory]:
         n = self._count("combat")
-        return [
-            self._write(f"Defeated {n} {'enemy' if n == 1 else 'enemies'} in {self.title}.", "combat", 0.3, now=now)
-        ]
+        return [self._write(TALLY_TEXT["combat"].format(title=self.title, n=n), "combat", 0.3, now=now)]
 
     def _on_level_change(self, event: Event, now: float | None) -> list[Memory]:
         level = str(event.data.get("level") or "")
@@ -225,7 +238,8 @@ class MemoryWriter:
             where = f", most in level {worst[0][0]}" if worst else ""
             parts.append(f"died {deaths} {_times(deaths)}{where}")
         if self.session["game_over"]:
-            parts.append(f"{self.session['game_over']} game over(s)")
+            overs = self.session["game_over"]
+            parts.append(f"{overs} game {'over' if overs == 1 else 'overs'}")
         text = _end(", ".join(parts))
         return self._write(text, f"session {when}", 0.6, now=now)
 

@@ -131,7 +131,7 @@ class UserIndex:
         )
         if self.reduced is not None and self.basis is not None and self.mean is not None:
             approx = self.reduced @ ((query - self.mean) @ self.basis) + float(self.mean @ query)
-            base, factor = prior(main, text, game, now)
+            base, factor = prior(main, text, game, now, eligible=self.alive)
             score = np.where(self.alive, (WEIGHTS["similarity"] * approx + base) * factor, -np.inf)
             keep = np.argpartition(-score, min(CANDIDATES, len(score) - 1))[:CANDIDATES]
         else:

@@ -63,10 +63,10 @@ class PlayerMemory:
     ) -> None:
         self.store, self.user, self.game, self.base_persona = store, user, game, persona
         self.profile = Profile.from_dict(store.profile(user))
-        self.writer = MemoryWriter(store, user, game, title, level_fields, sink=self._write_later)
         self.errors: list[str] = []
         self._state_cache: dict[tuple[str, str | None], tuple[float, list[str]]] = {}
         self._jobs: queue.Queue[tuple[Callable[[], Any], concurrent.futures.Future[Any]] | None] = queue.Queue()
+        self.writer = MemoryWriter(store, user, game, title, level_fields, self._write_later, self._replace_later)
         self._thread = threading.Thread(target=self._run, name="kibitz-memory", daemon=True)
         self._thread.start()
         # Load the player's index now, while the model loads, not at the first line.
@@ -104,6 +104,9 @@ class PlayerMemory:
     def _write_later(self, memory: Memory) -> None:
         self.submit(lambda: self.store.remember(memory, now=memory.updated or None, embed_now=False))
 
+    def _replace_later(self, memory: Memory) -> None:
+        self.submit(lambda: self.store.replace(memory, embed_now=False))
+
     # --- what the session hands over ---------------------------------------------------------------------------
     @property
     def persona(self) -> Persona:
@@ -113,7 +116,9 @@ class PlayerMemory:
     def follow(self, game: str, title: str, level_fields: list[str]) -> None:
         """The game turned out to be a known one (recognised on screen): file what follows under it."""
         self.game = game
-        self.writer = MemoryWriter(self.store, self.user, game, title, level_fields, sink=self._write_later)
+        self.writer = MemoryWriter(
+            self.store, self.user, game, title, level_fields, self._write_later, self._replace_later
+        )
 
     def observe(self, obs: Observation) -> None:
         self.writer.observe(obs)

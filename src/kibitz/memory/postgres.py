@@ -16,8 +16,9 @@ use with an HNSW index (inner product: the vectors are unit length) and btree in
   * more: a shortlist, then exact similarities for it in the same SQL query. The shortlist is the union of the
     `SHORTLIST` (100) nearest by pgvector's HNSW index among the user's memories, the 100 nearest among this
     game's and general memories (the ones the game factor does not halve; through the (user_id, game) btree
-    when the game is small, so exact), the 100 nearest among memories of topics the query names, the 100
-    newest and the 100 most important (the recency and importance parts of the score). HNSW is approximate,
+    when the game is small, so exact), the 100 nearest among memories of topics the query names (memory.topics),
+    the 100 newest and the 100 most important (the recency and importance parts of the score), and the newest
+    memory of a family the query asks the newest of ("last time": the latest part). HNSW is approximate,
     and a memory that is only middling on every part of the score can be missed, so this is not a proof that
     the true hybrid top 5 is inside: `kibitz bench memory --db postgresql://...` counts how often the top 5
     equals the exact one (100 of 100 at 100,000 memories). Reading every similarity of a 100,000-memory user
@@ -46,6 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kibitz.core.errors import KibitzError
+from kibitz.memory import topics as topic_words
 from kibitz.memory.embed import TextEmbedder, Vectors
 from kibitz.memory.records import Memory, normalise
 from kibitz.memory.store import SUMMARY_ITEMS, Candidates, MemoryStore, summary_of
@@ -334,13 +336,16 @@ class PostgresStore(MemoryStore):
                         (q, user),
                     ).fetchall()
                 )
-            low = text.lower()
-            named = [t for t in topics if t.lower() != "general" and t.lower() in low]
-            return self._shortlist(db, user, q, named, game)
+            low = [t.lower() for t in topics]
+            named = [t for t, hit in zip(topics, topic_words.named(text, low), strict=True) if hit]
+            latest = [t for t, hit in zip(topics, topic_words.latest(text, low), strict=True) if hit]
+            return self._shortlist(db, user, q, named, latest, game)
 
         return _candidates(self._run(body))
 
-    def _shortlist(self, db: Any, user: str, q: Vectors, named: list[str], game: str | None) -> list[tuple[Any, ...]]:
+    def _shortlist(
+        self, db: Any, user: str, q: Vectors, named: list[str], latest: list[str], game: str | None
+    ) -> list[tuple[Any, ...]]:
         """The union of the sources in the module docstring, with exact similarities."""
         args: dict[str, Any] = {
             "u": user,
@@ -348,6 +353,7 @@ class PostgresStore(MemoryStore):
             "n": self.shortlist,
             "here": [game or "", ""],
             "named": named,
+            "latest": latest,
         }
         near = (
             "SELECT id FROM memories WHERE user_id = %(u)s AND vector IS NOT NULL{}"
@@ -364,6 +370,12 @@ class PostgresStore(MemoryStore):
             sources.append(near.format(" AND game = ANY(%(here)s) AND topic = ANY(%(named)s)"))
         elif named:  # through HNSW, filtered (the iterative scan reads further: ~2x the time of the others)
             sources.append(near.format(" AND topic = ANY(%(named)s)"))
+        if latest:  # the newest memory of the family the query asks the newest of ("last time")
+            where = " AND game = ANY(%(here)s)" if game is not None else ""
+            sources.append(
+                "SELECT id FROM memories WHERE user_id = %(u)s AND vector IS NOT NULL AND topic = ANY(%(latest)s)"
+                f"{where} ORDER BY updated DESC LIMIT 1"
+            )
         union = " UNION ".join(f"({s})" for s in sources)
         return list(
             db.execute(

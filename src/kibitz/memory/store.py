@@ -25,12 +25,13 @@ import numpy.typing as npt
 
 from kibitz.core.errors import KibitzError
 from kibitz.core.registry import Registry
+from kibitz.memory import topics
 from kibitz.memory.embed import TextEmbedder, Vectors
 from kibitz.memory.records import KINDS, Hit, Memory, normalise
 
 HALF_LIFE_S = 30 * 24 * 3600.0
 """Recency halves every 30 days."""
-WEIGHTS = {"similarity": 0.6, "recency": 0.15, "importance": 0.15, "topic": 0.1}
+WEIGHTS = {"similarity": 0.6, "recency": 0.15, "importance": 0.15, "topic": 0.1, "latest": 0.1}
 OTHER_GAME_FACTOR = 0.5
 """A memory of another game than the one being played counts half (life facts and general ones count fully)."""
 SUMMARY_ITEMS = 5
@@ -97,25 +98,36 @@ Ranked = list[tuple[int, float, float, float, float]]
 
 
 def prior(
-    c: Candidates, query: str, game: str | None, now: float
+    c: Candidates, query: str, game: str | None, now: float, eligible: npt.NDArray[np.bool_] | None = None
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Everything in the score but similarity: (recency, importance and topic part; game factor)."""
+    """Everything in the score but similarity: (recency, importance, topic and latest part; game factor).
+
+    The latest part goes to the newest memory (among `eligible` ones, default all) of a topic family the query
+    asks the newest of ("what did I do last time?" → the newest session), of the game being played if any."""
     recency = np.exp(-np.maximum(now - c.updated, 0.0) * (math.log(2) / HALF_LIFE_S))
-    low = query.lower()
-    named = np.array([1.0 if t != "general" and t in low else 0.0 for t in c.topic_names])
+    named = np.array(topics.named(query, c.topic_names), dtype=np.float64)
     base = WEIGHTS["recency"] * recency + WEIGHTS["importance"] * c.importance + WEIGHTS["topic"] * named[c.topic_codes]
     factor = np.ones(len(c.ids))
     if game is not None:
         here = np.array([g in (game, "") for g in c.game_names], dtype=bool)[c.game_codes]
         factor = np.where(here, 1.0, OTHER_GAME_FACTOR)
+    wanted = np.array(topics.latest(query, c.topic_names), dtype=bool)
+    if len(c.ids) and wanted.any():
+        family = wanted[c.topic_codes] & (factor == 1.0)
+        if eligible is not None:
+            family &= eligible
+        if family.any():
+            rows = np.flatnonzero(family)
+            base[rows[np.argmax(c.updated[rows])]] += WEIGHTS["latest"]
     return base, factor
 
 
 def rank(c: Candidates, query: str, game: str | None, k: int, now: float) -> Ranked:
     """The k best candidates: (id, score, similarity, recency, topic match), best first.
 
-    score = 0.6 similarity + 0.15 recency (30-day half-life) + 0.15 importance + 0.1 topic named in the query;
-    halved for a memory of another game than `game`."""
+    score = 0.6 similarity + 0.15 recency (30-day half-life) + 0.15 importance + 0.1 topic named in the query
+    + 0.1 for the newest of a family the query asks the newest of; halved for a memory of another game than
+    `game`."""
     if not len(c.ids):
         return []
     base, factor = prior(c, query, game, now)
@@ -124,14 +136,10 @@ def rank(c: Candidates, query: str, game: str | None, k: int, now: float) -> Ran
     top = np.argpartition(-score, k - 1)[:k]
     top = top[np.argsort(-score[top], kind="stable")]
     recency = np.exp(-np.maximum(now - c.updated[top], 0.0) * (math.log(2) / HALF_LIFE_S))
-    low = query.lower()
-    topic = [
-        1.0 if c.topic_names[c.topic_codes[i]] != "general" and c.topic_names[c.topic_codes[i]] in low else 0.0
-        for i in top
-    ]
+    named = topics.named(query, c.topic_names)
     return [
-        (int(c.ids[i]), float(score[i]), float(c.similarity[i]), float(r), t)
-        for i, r, t in zip(top, recency, topic, strict=True)
+        (int(c.ids[i]), float(score[i]), float(c.similarity[i]), float(r), float(named[c.topic_codes[i]]))
+        for i, r in zip(top, recency, strict=True)
     ]
 
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kibitz.bench.memqa.score import count_keys, date_keys, level_keys
-from kibitz.bench.memqa.world import fill, question_data, world
+from kibitz.bench.memqa.world import fill, paraphrases, question_data, world
 
 TYPES = ("single-fact", "multi-session", "temporal", "preference")
 LANGUAGES = ("en", "ko")
@@ -81,6 +81,8 @@ class Question:
     """An answer is correct when it holds one of these (before any of `reject`)."""
     reject: list[str]
     truth: str
+    paraphrase: str = ""
+    """The same question in held-out words (memory_qa_paraphrases.yaml), with the same support and answers."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -412,10 +414,10 @@ def _game_asks(player: Player, tally: _Tally) -> list[_Ask]:
         kind, counter = (
             ("games_finished", "판") if "games_per_session" in world()["games"][game] else ("game_overs", "번")
         )
-        support = [f"Got {n} game over", f"in {world()['games'][game]['title']}"]
+        support = [f"Game overs in {world()['games'][game]['title']}: {n}"]
         out.append(_Ask("multi-session", kind, game, _titles(game), support, count_keys(n, counter), str(n)))
     for game, n in sorted(tally.kills.items()):
-        support = [f"Defeated {n} enem", f"in {world()['games'][game]['title']}"]
+        support = [f"Enemies defeated in {world()['games'][game]['title']}: {n}"]
         out.append(_Ask("multi-session", "kills", game, _titles(game), support, count_keys(n, "마리"), str(n)))
     return out
 
@@ -506,12 +508,15 @@ def _questions(player: Player, tally: _Tally, rng: random.Random, per_player: in
     for type_ in TYPES:  # a player short of one type asks more of the others
         take(type_, per_player - len(chosen))
     templates = question_data()["questions"]
+    held_out = paraphrases()["questions"]
+    other_rng = random.Random(f"memqa-paraphrase:{player.user}")  # the main questions' draws stay as they were
     out = []
     for n, ask in enumerate(sorted(chosen, key=lambda a: TYPES.index(a.type))):
         other = "en" if player.lang == "ko" else "ko"
         lang = other if player.bilingual and rng.random() < OTHER_LANGUAGE_ASKS else player.lang
         base = ask.kind.removeprefix("old_")
         text = fill(rng.choice(templates[base][lang]), ask.values[lang])
+        paraphrase = fill(other_rng.choice(held_out[base][lang]), ask.values[lang])
         out.append(
             Question(
                 id=f"{player.user}-{n:02d}",
@@ -525,6 +530,7 @@ def _questions(player: Player, tally: _Tally, rng: random.Random, per_player: in
                 accept=ask.accept,
                 reject=ask.reject,
                 truth=ask.truth,
+                paraphrase=paraphrase,
             )
         )
     return out

@@ -59,19 +59,17 @@ def render_html(result: dict[str, Any]) -> str:
         f"{html.escape(result.get('finished', ''))}</p>",
         "<h2>Recall@5 of the supporting memory</h2>",
     ]
-    rows = []
-    for t in TYPES:
-        cells = [recall["by_type_lang"][t][la] for la in LANGUAGES]
-        rows.append([t, *(f"{_pct(c['value'])} ({c['n']})" for c in cells), _pct(recall["by_type"][t]["value"])])
-    rows.append(
-        [
-            "<b>all</b>",
-            *(f"{_pct(recall['by_lang'][la]['value'])} ({recall['by_lang'][la]['n']})" for la in LANGUAGES),
-            f"<b>{_pct(recall['all']['value'])}</b>",
-        ]
+    parts.append(
+        "<p>Each question is asked twice: in the benchmark's words (memory_qa_questions.yaml; kibitz's question "
+        "words in memory/data/topics.yaml were written knowing them) and in held-out words "
+        "(memory_qa_paraphrases.yaml; written after, never used to tune kibitz).</p>"
     )
-    parts.append(_table(["type", *(f"{la} (n)" for la in LANGUAGES), "all"], rows))
-    series = {la: [recall["by_type_lang"][t][la]["value"] for t in TYPES] for la in LANGUAGES}
+    held = result.get("recall_paraphrased")
+    header, rows = _recall_rows(recall, held, "<b>{}</b>")
+    parts.append(_table(header, rows))
+    series = {f"{la}": [recall["by_type_lang"][t][la]["value"] for t in TYPES] for la in LANGUAGES}
+    if held:
+        series |= {f"{la}, held-out words": [held["by_type_lang"][t][la]["value"] for t in TYPES] for la in LANGUAGES}
     parts.append(_bars(list(TYPES), series, "Recall@5 by question type", "Recall@5"))
     ms = result["search_ms"]
     parts.append(
@@ -97,25 +95,47 @@ def render_html(result: dict[str, Any]) -> str:
         for k in kinds
     ]
     parts.append(_table(["kind", "n", "Recall@5", "not stored", "ranked lower"], kind_rows))
-    examples = [q for q in result["questions"] if q["rank"] is None][:40]
-    if examples:
+    for title, prefix, text in (("", "", "text"), (" in held-out words", "paraphrase_", "paraphrase")):
+        examples = [q for q in result["questions"] if prefix + "rank" in q and q[prefix + "rank"] is None][:40]
+        if not examples:
+            continue
         ex_rows = [
             [
                 html.escape(q["kind"]),
-                html.escape(q["text"]),
+                html.escape(q[text]),
                 html.escape(" + ".join(q["support"])),
-                "not stored" if not q["stored"] else f"rank {q['full_rank']}",
-                "<br>".join(html.escape(t) for t in q["top"]),
+                "not stored" if not q["stored"] else f"rank {q[prefix + 'full_rank']}",
+                "<br>".join(html.escape(t) for t in q[prefix + "top"]),
             ]
             for q in examples
         ]
-        parts.append("<details><summary>Missed questions (first 40) with their top 5</summary>")
+        parts.append(f"<details><summary>Missed questions{title} (first 40) with their top 5</summary>")
         parts.append(_table(["kind", "question", "support", "why", "top 5"], ex_rows, left=5) + "</details>")
     answers = result.get("answers")
     if answers:
         parts.append(_answers(answers))
     parts.append("</body></html>")
     return "".join(parts)
+
+
+def _recall_rows(recall: dict[str, Any], held: dict[str, Any] | None, bold: str) -> tuple[list[str], list[list[str]]]:
+    """Recall@5 by type × language (n), in the benchmark's words and, when run, in held-out words."""
+    header = ["type", *(f"{la} (n)" for la in LANGUAGES), "all"]
+    if held:
+        header += [f"{la}, held-out words" for la in LANGUAGES] + ["all, held-out words"]
+
+    def cells(r: dict[str, Any], t: str | None) -> list[str]:
+        by_lang = [r["by_type_lang"][t][la] if t else r["by_lang"][la] for la in LANGUAGES]
+        every = _pct((r["by_type"][t] if t else r["all"])["value"])
+        return [*(f"{_pct(c['value'])} ({c['n']})" for c in by_lang), bold.format(every) if t is None else every]
+
+    rows = []
+    for t in [*TYPES, None]:
+        row = [t or bold.format("all"), *cells(recall, t)]
+        if held:
+            row += cells(held, t)
+        rows.append(row)
+    return header, rows
 
 
 def _answers(answers: dict[str, Any]) -> str:
@@ -174,24 +194,16 @@ def rich_tables(result: dict[str, Any]) -> list[Any]:
     from rich.table import Table
 
     recall, miss, ms = result["recall"], result["misses"], result["search_ms"]
-    table = Table(
-        "type",
-        *LANGUAGES,
-        "all",
-        title=f"Recall@5 of the supporting memory ({result['counts']['questions']} questions)",
-    )
-    for t in TYPES:
-        cells = [recall["by_type_lang"][t][la] for la in LANGUAGES]
-        table.add_row(t, *(f"{_pct(c['value'])} ({c['n']})" for c in cells), _pct(recall["by_type"][t]["value"]))
-    table.add_row(
-        "[b]all[/b]",
-        *(f"{_pct(recall['by_lang'][la]['value'])} ({recall['by_lang'][la]['n']})" for la in LANGUAGES),
-        f"[b]{_pct(recall['all']['value'])}[/b]",
-    )
+    header, rows = _recall_rows(recall, result.get("recall_paraphrased"), "[b]{}[/b]")
+    table = Table(*header, title=f"Recall@5 of the supporting memory ({result['counts']['questions']} questions)")
+    for row in rows:
+        table.add_row(*row)
     table.caption = (
         f"search p50 {ms['p50']:.1f} ms, p95 {ms['p95']:.1f} ms · misses: {miss['not_stored']} never stored, "
         f"{miss['ranked_lower']} ranked lower (median rank {miss['ranked_lower_median_rank']})"
     )
+    if held := result.get("misses_paraphrased"):
+        table.caption += f"; in held-out words {held['not_stored']} never stored, {held['ranked_lower']} ranked lower"
     tables = [table]
     answers = result.get("answers")
     if answers:

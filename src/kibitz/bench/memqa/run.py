@@ -143,31 +143,41 @@ def support_rank(question: Question, texts: Sequence[str]) -> int | None:
     return None
 
 
-def recall(store: MemoryStore, players: Sequence[Player], k: int = K, advance: Advance = _noop) -> list[Recalled]:
+def asked(question: Question, paraphrased: bool) -> str:
+    """The words the question is asked in: the benchmark's, or its held-out paraphrase."""
+    return question.paraphrase if paraphrased else question.text
+
+
+def recall(
+    store: MemoryStore, players: Sequence[Player], k: int = K, advance: Advance = _noop, paraphrased: bool = False
+) -> list[Recalled]:
     """Search every question as the companion would (the question's game, or none), after the player's index is
-    loaded (a live session loads it at its start); each search is timed, query embedding included."""
+    loaded (a live session loads it at its start); each search is timed, query embedding included. `paraphrased`:
+    ask each question in its held-out words instead."""
     out = []
     for player in players:
         store.search(player.user, "warm up", k=1, now=player.now)
         for q in player.questions:
             start = time.perf_counter()
-            hits = store.search(player.user, q.text, game=q.game, k=k, now=player.now)
+            hits = store.search(player.user, asked(q, paraphrased), game=q.game, k=k, now=player.now)
             ms = (time.perf_counter() - start) * 1000
             texts = [h.memory.text for h in hits]
             found = Recalled(q, texts, support_rank(q, texts), ms)
             if found.rank is None:
-                diagnose(store, player, found)
+                diagnose(store, player, found, paraphrased)
             out.append(found)
             advance()
     return out
 
 
-def diagnose(store: MemoryStore, player: Player, miss: Recalled) -> None:
+def diagnose(store: MemoryStore, player: Player, miss: Recalled, paraphrased: bool = False) -> None:
     """Why a question missed: its support was never stored, or it was and ranked below the top k (where)."""
     q = miss.question
     miss.stored = any(supports(m.text, q.support) for m in store.memories(player.user))
     if miss.stored:
-        everything = store.search(player.user, q.text, game=q.game, k=store.count(player.user), now=player.now)
+        everything = store.search(
+            player.user, asked(q, paraphrased), game=q.game, k=store.count(player.user), now=player.now
+        )
         miss.full_rank = support_rank(q, [h.memory.text for h in everything])
 
 
@@ -404,6 +414,7 @@ def run_benchmark(
             t0 = time.perf_counter()
             recalled = recall(store, made, K, bar("searching", len(questions)))
             timings["recall_s"] = time.perf_counter() - t0
+            paraphrased = recall(store, made, K, bar("searching, held-out words", len(questions)), paraphrased=True)
         finally:
             store.close()
     result: dict[str, Any] = {
@@ -428,6 +439,8 @@ def run_benchmark(
             "mean": statistics.fmean(r.ms for r in recalled),
         },
         "misses": misses(recalled),
+        "recall_paraphrased": _breakdown([(r.question, r.rank is not None) for r in paraphrased]),
+        "misses_paraphrased": misses(paraphrased),
         "questions": [
             {
                 **r.question.to_json(),
@@ -436,8 +449,11 @@ def run_benchmark(
                 "full_rank": r.full_rank,
                 "top": r.texts,
                 "search_ms": round(r.ms, 2),
+                "paraphrase_rank": p.rank,
+                "paraphrase_full_rank": p.full_rank,
+                "paraphrase_top": p.texts,
             }
-            for r in recalled
+            for r, p in zip(recalled, paraphrased, strict=True)
         ],
     }
     if backend is not None and answers > 0:
@@ -454,7 +470,8 @@ def rescore(result: dict[str, Any]) -> dict[str, Any]:
     answers = result.get("answers")
     if not answers:
         return result
-    questions = {q["id"]: Question(**{k: q[k] for k in Question.__dataclass_fields__}) for q in result["questions"]}
+    fields = Question.__dataclass_fields__
+    questions = {q["id"]: Question(**{k: q[k] for k in fields if k in q}) for q in result["questions"]}
     rows = []
     for row in answers["rows"]:
         q = questions[row["id"]]

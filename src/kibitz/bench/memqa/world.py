@@ -33,6 +33,12 @@ def question_data() -> dict[str, Any]:
     return _load("memory_qa_questions.yaml")
 
 
+@cache
+def paraphrases() -> dict[str, Any]:
+    """Held-out phrasings of the questions (memory_qa_paraphrases.yaml), never used to tune kibitz."""
+    return _load("memory_qa_paraphrases.yaml")
+
+
 def final_consonant(word: str) -> int:
     """The final consonant of the word's last syllable as a jongseong index (0: it ends in a vowel)."""
     for ch in reversed(word.strip()):
