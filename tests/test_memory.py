@@ -27,6 +27,7 @@ from kibitz.memory.embed import E5Small
 from kibitz.memory.records import Memory
 from kibitz.memory.sqlite import SQLiteStore
 from kibitz.memory.store import MemoryStore, open_store
+from kibitz.memory.topics import TopicMatch
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -346,7 +347,7 @@ def test_large_users_search_a_shortlist_that_holds_the_exact_top_5(postgres_url:
             short = store.search("ann", query, game=game, now=4e8)
             assert [h.memory.id for h in short] == exact, (query, game)
             assert all(h.memory.user == "ann" for h in short)
-    candidates = store._candidates("ann", embedder.query("bowser"), "bowser", "smb", 4e8)
+    candidates = store._candidates("ann", embedder.query("bowser"), TopicMatch("bowser"), "smb", 4e8)
     assert 40 <= len(candidates.ids) < 400 and len(set(candidates.ids.tolist())) == len(candidates.ids)
     bob = {m.id for m in store.memories("bob")}
     assert not bob & set(candidates.ids.tolist())

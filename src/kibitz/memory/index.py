@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from kibitz.memory.embed import Vectors
 from kibitz.memory.store import WEIGHTS, Candidates, prior
+from kibitz.memory.topics import TopicMatch
 
 TWO_STAGE_FROM = 20_000
 PCA_DIMS = 96
@@ -117,7 +118,7 @@ class UserIndex:
         return out + list(self.delta.values())
 
     # --- search --------------------------------------------------------------------------------------------
-    def candidates(self, query: Vectors, text: str, game: str | None, now: float) -> Candidates:
+    def candidates(self, query: Vectors, match: TopicMatch, game: str | None, now: float) -> Candidates:
         """Memories that may rank in the top k: all of them (exact), or the two-stage shortlist; plus the delta."""
         main = Candidates(
             self.ids,
@@ -131,7 +132,7 @@ class UserIndex:
         )
         if self.reduced is not None and self.basis is not None and self.mean is not None:
             approx = self.reduced @ ((query - self.mean) @ self.basis) + float(self.mean @ query)
-            base, factor = prior(main, text, game, now, eligible=self.alive)
+            base, factor = prior(main, match, game, now, eligible=self.alive)
             score = np.where(self.alive, (WEIGHTS["similarity"] * approx + base) * factor, -np.inf)
             keep = np.argpartition(-score, min(CANDIDATES, len(score) - 1))[:CANDIDATES]
         else:

@@ -47,10 +47,10 @@ import numpy as np
 import numpy.typing as npt
 
 from kibitz.core.errors import KibitzError
-from kibitz.memory import topics as topic_words
 from kibitz.memory.embed import TextEmbedder, Vectors
 from kibitz.memory.records import Memory, normalise
 from kibitz.memory.store import SUMMARY_ITEMS, Candidates, MemoryStore, summary_of
+from kibitz.memory.topics import TopicMatch
 
 POSTGRES_HINT = "pip install 'kibitz[postgres]'"
 EXACT_UP_TO = 2_000
@@ -319,7 +319,7 @@ class PostgresStore(MemoryStore):
         self._run(body)
 
     # --- reading -----------------------------------------------------------------------------------------
-    def _candidates(self, user: str, query: Vectors, text: str, game: str | None, now: float) -> Candidates:
+    def _candidates(self, user: str, query: Vectors, match: TopicMatch, game: str | None, now: float) -> Candidates:
         q = np.asarray(query, np.float32)
 
         def body(db: Any) -> list[tuple[Any, ...]]:
@@ -337,8 +337,8 @@ class PostgresStore(MemoryStore):
                     ).fetchall()
                 )
             low = [t.lower() for t in topics]
-            named = [t for t, hit in zip(topics, topic_words.named(text, low), strict=True) if hit]
-            latest = [t for t, hit in zip(topics, topic_words.latest(text, low), strict=True) if hit]
+            named = [t for t, hit in zip(topics, match.named(low), strict=True) if hit > 0]
+            latest = [t for t, hit in zip(topics, match.latest(low), strict=True) if hit]
             return self._shortlist(db, user, q, named, latest, game)
 
         return _candidates(self._run(body))

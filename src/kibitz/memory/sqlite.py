@@ -20,6 +20,7 @@ from kibitz.memory.embed import TextEmbedder, Vectors
 from kibitz.memory.index import Row, UserIndex
 from kibitz.memory.records import Memory, normalise
 from kibitz.memory.store import Candidates, MemoryStore, summary_of
+from kibitz.memory.topics import TopicMatch
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS memories (
@@ -197,8 +198,8 @@ class SQLiteStore(MemoryStore):
             self._index[user] = index
         return index
 
-    def _candidates(self, user: str, query: Vectors, text: str, game: str | None, now: float) -> Candidates:
-        return self._user_index(user).candidates(query, text, game, now)
+    def _candidates(self, user: str, query: Vectors, match: TopicMatch, game: str | None, now: float) -> Candidates:
+        return self._user_index(user).candidates(query, match, game, now)
 
     def _by_ids(self, user: str, ids: list[int]) -> list[Memory]:
         if not ids:

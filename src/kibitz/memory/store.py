@@ -25,13 +25,13 @@ import numpy.typing as npt
 
 from kibitz.core.errors import KibitzError
 from kibitz.core.registry import Registry
-from kibitz.memory import topics
 from kibitz.memory.embed import TextEmbedder, Vectors
 from kibitz.memory.records import KINDS, Hit, Memory, normalise
+from kibitz.memory.topics import TopicMatch
 
 HALF_LIFE_S = 30 * 24 * 3600.0
 """Recency halves every 30 days."""
-WEIGHTS = {"similarity": 0.6, "recency": 0.15, "importance": 0.15, "topic": 0.1, "latest": 0.1}
+WEIGHTS = {"similarity": 0.6, "recency": 0.15, "importance": 0.15, "topic": 0.15, "latest": 0.1}
 OTHER_GAME_FACTOR = 0.5
 """A memory of another game than the one being played counts half (life facts and general ones count fully)."""
 SUMMARY_ITEMS = 5
@@ -98,20 +98,20 @@ Ranked = list[tuple[int, float, float, float, float]]
 
 
 def prior(
-    c: Candidates, query: str, game: str | None, now: float, eligible: npt.NDArray[np.bool_] | None = None
+    c: Candidates, match: TopicMatch, game: str | None, now: float, eligible: npt.NDArray[np.bool_] | None = None
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Everything in the score but similarity: (recency, importance, topic and latest part; game factor).
 
     The latest part goes to the newest memory (among `eligible` ones, default all) of a topic family the query
     asks the newest of ("what did I do last time?" → the newest session), of the game being played if any."""
     recency = np.exp(-np.maximum(now - c.updated, 0.0) * (math.log(2) / HALF_LIFE_S))
-    named = np.array(topics.named(query, c.topic_names), dtype=np.float64)
+    named = np.array(match.named(c.topic_names), dtype=np.float64)
     base = WEIGHTS["recency"] * recency + WEIGHTS["importance"] * c.importance + WEIGHTS["topic"] * named[c.topic_codes]
     factor = np.ones(len(c.ids))
     if game is not None:
         here = np.array([g in (game, "") for g in c.game_names], dtype=bool)[c.game_codes]
         factor = np.where(here, 1.0, OTHER_GAME_FACTOR)
-    wanted = np.array(topics.latest(query, c.topic_names), dtype=bool)
+    wanted = np.array(match.latest(c.topic_names), dtype=bool)
     if len(c.ids) and wanted.any():
         family = wanted[c.topic_codes] & (factor == 1.0)
         if eligible is not None:
@@ -122,23 +122,23 @@ def prior(
     return base, factor
 
 
-def rank(c: Candidates, query: str, game: str | None, k: int, now: float) -> Ranked:
+def rank(c: Candidates, match: TopicMatch, game: str | None, k: int, now: float) -> Ranked:
     """The k best candidates: (id, score, similarity, recency, topic match), best first.
 
-    score = 0.6 similarity + 0.15 recency (30-day half-life) + 0.15 importance + 0.1 topic named in the query
-    + 0.1 for the newest of a family the query asks the newest of; halved for a memory of another game than
-    `game`."""
+    score = 0.6 similarity + 0.15 recency (30-day half-life) + 0.15 importance + 0.15 × how much the query names
+    the memory's topic (memory.topics) + 0.1 for the newest of a family the query asks the newest of; halved for
+    a memory of another game than `game`."""
     if not len(c.ids):
         return []
-    base, factor = prior(c, query, game, now)
+    base, factor = prior(c, match, game, now)
     score = (WEIGHTS["similarity"] * c.similarity + base) * factor
     k = min(k, len(score))
     top = np.argpartition(-score, k - 1)[:k]
     top = top[np.argsort(-score[top], kind="stable")]
     recency = np.exp(-np.maximum(now - c.updated[top], 0.0) * (math.log(2) / HALF_LIFE_S))
-    named = topics.named(query, c.topic_names)
+    named = match.named(c.topic_names)
     return [
-        (int(c.ids[i]), float(score[i]), float(c.similarity[i]), float(r), float(named[c.topic_codes[i]]))
+        (int(c.ids[i]), float(score[i]), float(c.similarity[i]), float(r), named[c.topic_codes[i]])
         for i, r in zip(top, recency, strict=True)
     ]
 
@@ -203,7 +203,8 @@ class MemoryStore(ABC):
             pass
         qvec = self.embedder.query(query)
         now = time.time() if now is None else now
-        ranked = rank(self._candidates(user, qvec, query, game, now), query, game, k, now)
+        match = TopicMatch(query, qvec, self.embedder)
+        ranked = rank(self._candidates(user, qvec, match, game, now), match, game, k, now)
         by_id = {m.id: m for m in self._by_ids(user, [r[0] for r in ranked])}
         return [Hit(by_id[i], score, sim, rec, top) for i, score, sim, rec, top in ranked if i in by_id]
 
@@ -240,9 +241,9 @@ class MemoryStore(ABC):
     def _set_vectors(self, user: str, ids: list[int], vectors: Vectors) -> None: ...
 
     @abstractmethod
-    def _candidates(self, user: str, query: Vectors, text: str, game: str | None, now: float) -> Candidates:
-        """The user's memories that may rank in the top 5 for this query vector (and text), with their
-        similarities: all of them, or a shortlist that holds the best ones (see `rank` for the score)."""
+    def _candidates(self, user: str, query: Vectors, match: TopicMatch, game: str | None, now: float) -> Candidates:
+        """The user's memories that may rank in the top 5 for this query vector (and the topics it names), with
+        their similarities: all of them, or a shortlist that holds the best ones (see `rank` for the score)."""
 
     @abstractmethod
     def _by_ids(self, user: str, ids: list[int]) -> list[Memory]: ...

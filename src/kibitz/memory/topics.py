@@ -1,18 +1,33 @@
 """Which of a player's topics a question names, in English or Korean (data/topics.yaml), and which topic families
-it asks the newest memory of ("what did I do last time?"): the topic parts of the hybrid search score."""
+it asks the newest memory of ("what did I do last time?"): the topic parts of the hybrid search score.
+
+A topic is named in full by its own name or one of its words, and in part or in full by meaning: each topic has
+a sentence per language saying what it is (`about`), and a question whose embedding stands out as close to a
+topic's sentences (its similarity `SOFT_FROM`..`SOFT_FULL` standard deviations above its mean over all topics)
+names that topic by that much. Words are exact and cheap; meaning catches questions no word list foresaw.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
 
+import numpy as np
 import yaml
 
 from kibitz.core.errors import KibitzError
+from kibitz.memory.embed import TextEmbedder, Vectors
 
+SOFT_FROM = 1.5
+"""A question names a topic by meaning from this many standard deviations above the topics' mean similarity..."""
+SOFT_FULL = 2.5
+"""...and in full from this many (measured on the memory-qa dev words: seeds 0-2, 87 % -> 94-96 % Recall@5)."""
 _ASCII = re.compile(r"[\x00-\x7f]+")
 
 
@@ -24,6 +39,8 @@ class TopicWords:
     words: re.Pattern[str] | None
     latest: re.Pattern[str] | None
     rest: bool
+    about: tuple[str, ...] = ()
+    """What the topic is, one sentence per language (for naming by meaning)."""
 
     @property
     def family(self) -> bool:
@@ -59,7 +76,7 @@ def vocabulary() -> tuple[TopicWords, ...]:
     text = (resources.files("kibitz.memory") / "data" / "topics.yaml").read_text(encoding="utf-8")
     out = []
     for entry in yaml.safe_load(text):
-        unknown = set(entry) - {"topic", "words", "latest", "rest"}
+        unknown = set(entry) - {"topic", "words", "latest", "rest", "about"}
         if unknown:
             raise KibitzError(f"topics.yaml: unknown keys {sorted(unknown)} in {entry.get('topic')!r}.")
         out.append(
@@ -68,6 +85,7 @@ def vocabulary() -> tuple[TopicWords, ...]:
                 words=_pattern(entry.get("words", [])),
                 latest=_pattern(entry.get("latest", [])),
                 rest=bool(entry.get("rest", False)),
+                about=tuple(str(v) for v in entry.get("about", {}).values()),
             )
         )
     return tuple(out)
@@ -104,7 +122,7 @@ def _runs_on(ch: str) -> bool:
 
 
 def named(question: str, topics: Sequence[str]) -> list[bool]:
-    """For each (lower-case) topic name, whether the question names it: the name itself, or its words."""
+    """For each (lower-case) topic name, whether the question names it by words: the name itself, or its words."""
     low = _low(question)
     asked = {e.topic: e.asked(low) for e in vocabulary()}
     out = []
@@ -122,3 +140,66 @@ def latest(question: str, topics: Sequence[str]) -> list[bool]:
     low = _low(question)
     asked = [e for e in vocabulary() if e.latest is not None and e.latest.search(low)]
     return [any(e.covers(t) for e in asked) for t in topics]
+
+
+@lru_cache(maxsize=4)
+def _about_vectors(embedder: TextEmbedder) -> tuple[list[str], Vectors]:
+    """The `about` sentences' embeddings, and the entry (topic) each belongs to: computed once per embedder and
+    kept on disk (~0.5 s to compute; a session's first search, which a question may be waiting for, only reads
+    them)."""
+    from kibitz.models.store import cache_dir
+
+    owners = [e.topic for e in vocabulary() for _ in e.about]
+    texts = [text for e in vocabulary() for text in e.about]
+    key = hashlib.sha256("\n".join([embedder.name, *texts]).encode()).hexdigest()[:16]
+    path = cache_dir() / "memory" / f"topics-{embedder.name}-{key}.npy"
+    with suppress(OSError, ValueError):
+        vectors = np.load(path)
+        if vectors.shape == (len(texts), embedder.dim):
+            return owners, vectors.astype(np.float32)
+    vectors = embedder.passages(texts)
+    with suppress(OSError):  # a read-only cache only costs the next session the same half second
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("wb") as f:
+            np.save(f, vectors)
+        tmp.replace(path)
+    return owners, vectors
+
+
+def by_meaning(vector: Vectors, embedder: TextEmbedder) -> dict[str, float]:
+    """How much (0..1) a question's embedding names each vocabulary entry by meaning (see the module docstring)."""
+    owners, vectors = _about_vectors(embedder)
+    if not owners:
+        return {}
+    best: dict[str, float] = {}
+    for owner, sim in zip(owners, (vectors @ vector).tolist(), strict=True):
+        best[owner] = max(best.get(owner, -1.0), sim)
+    values = np.array(list(best.values()))
+    spread = float(values.std()) or 1.0
+    z = (values - values.mean()) / spread
+    ramp = np.clip((z - SOFT_FROM) / (SOFT_FULL - SOFT_FROM), 0.0, 1.0)
+    return {owner: float(r) for owner, r in zip(best, ramp.tolist(), strict=True) if r > 0}
+
+
+class TopicMatch:
+    """What one question names: for each topic, how much (1 by words, up to 1 by meaning), and the families it
+    asks the newest memory of. Built once per search; both stores and the ranking use it."""
+
+    def __init__(self, question: str, vector: Vectors | None = None, embedder: TextEmbedder | None = None) -> None:
+        self.question = question
+        self.meaning = by_meaning(vector, embedder) if vector is not None and embedder is not None else {}
+
+    def named(self, topics: Sequence[str]) -> list[float]:
+        """For each (lower-case) topic name, how much the question names it (0..1)."""
+        exact = named(self.question, topics)
+        if not self.meaning:
+            return [float(x) for x in exact]
+        out = []
+        for topic, hit in zip(topics, exact, strict=True):
+            entry = _entry(topic)
+            out.append(1.0 if hit else self.meaning.get(entry.topic, 0.0) if entry is not None else 0.0)
+        return out
+
+    def latest(self, topics: Sequence[str]) -> list[bool]:
+        return latest(self.question, topics)

@@ -81,8 +81,9 @@ class Question:
     """An answer is correct when it holds one of these (before any of `reject`)."""
     reject: list[str]
     truth: str
-    paraphrase: str = ""
-    """The same question in held-out words (memory_qa_paraphrases.yaml), with the same support and answers."""
+    reworded: dict[str, str] = field(default_factory=dict)
+    """The same question in held-out words, per set of memory_qa_paraphrases.yaml (dev, test), with the same
+    support and answers."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -508,7 +509,7 @@ def _questions(player: Player, tally: _Tally, rng: random.Random, per_player: in
     for type_ in TYPES:  # a player short of one type asks more of the others
         take(type_, per_player - len(chosen))
     templates = question_data()["questions"]
-    held_out = paraphrases()["questions"]
+    held_out = paraphrases()
     other_rng = random.Random(f"memqa-paraphrase:{player.user}")  # the main questions' draws stay as they were
     out = []
     for n, ask in enumerate(sorted(chosen, key=lambda a: TYPES.index(a.type))):
@@ -516,7 +517,9 @@ def _questions(player: Player, tally: _Tally, rng: random.Random, per_player: in
         lang = other if player.bilingual and rng.random() < OTHER_LANGUAGE_ASKS else player.lang
         base = ask.kind.removeprefix("old_")
         text = fill(rng.choice(templates[base][lang]), ask.values[lang])
-        paraphrase = fill(other_rng.choice(held_out[base][lang]), ask.values[lang])
+        reworded = {
+            name: fill(other_rng.choice(words[base][lang]), ask.values[lang]) for name, words in held_out.items()
+        }
         out.append(
             Question(
                 id=f"{player.user}-{n:02d}",
@@ -530,7 +533,7 @@ def _questions(player: Player, tally: _Tally, rng: random.Random, per_player: in
                 accept=ask.accept,
                 reject=ask.reject,
                 truth=ask.truth,
-                paraphrase=paraphrase,
+                reworded=reworded,
             )
         )
     return out

@@ -25,7 +25,7 @@ from typing import Any
 
 from kibitz.bench.memqa.generate import LANGUAGES, TYPES, Player, Question, Session, generate
 from kibitz.bench.memqa.score import answer_correct, supports
-from kibitz.bench.memqa.world import question_data, world
+from kibitz.bench.memqa.world import paraphrases, question_data, world
 from kibitz.bench.stacks import generate as llm_generate
 from kibitz.bench.stacks import render
 from kibitz.brain.llm.base import LLMBackend, Message
@@ -143,41 +143,43 @@ def support_rank(question: Question, texts: Sequence[str]) -> int | None:
     return None
 
 
-def asked(question: Question, paraphrased: bool) -> str:
-    """The words the question is asked in: the benchmark's, or its held-out paraphrase."""
-    return question.paraphrase if paraphrased else question.text
+BENCH_WORDS = "bench"
+"""The questions as memory_qa_questions.yaml words them; the other sets are memory_qa_paraphrases.yaml's."""
+
+
+def asked(question: Question, words: str = BENCH_WORDS) -> str:
+    """The words the question is asked in: the benchmark's, or a held-out set's."""
+    return question.text if words == BENCH_WORDS else question.reworded[words]
 
 
 def recall(
-    store: MemoryStore, players: Sequence[Player], k: int = K, advance: Advance = _noop, paraphrased: bool = False
+    store: MemoryStore, players: Sequence[Player], k: int = K, advance: Advance = _noop, words: str = BENCH_WORDS
 ) -> list[Recalled]:
     """Search every question as the companion would (the question's game, or none), after the player's index is
-    loaded (a live session loads it at its start); each search is timed, query embedding included. `paraphrased`:
-    ask each question in its held-out words instead."""
+    loaded (a live session loads it at its start); each search is timed, query embedding included. `words`: ask
+    each question in a held-out set's words instead."""
     out = []
     for player in players:
         store.search(player.user, "warm up", k=1, now=player.now)
         for q in player.questions:
             start = time.perf_counter()
-            hits = store.search(player.user, asked(q, paraphrased), game=q.game, k=k, now=player.now)
+            hits = store.search(player.user, asked(q, words), game=q.game, k=k, now=player.now)
             ms = (time.perf_counter() - start) * 1000
             texts = [h.memory.text for h in hits]
             found = Recalled(q, texts, support_rank(q, texts), ms)
             if found.rank is None:
-                diagnose(store, player, found, paraphrased)
+                diagnose(store, player, found, words)
             out.append(found)
             advance()
     return out
 
 
-def diagnose(store: MemoryStore, player: Player, miss: Recalled, paraphrased: bool = False) -> None:
+def diagnose(store: MemoryStore, player: Player, miss: Recalled, words: str = BENCH_WORDS) -> None:
     """Why a question missed: its support was never stored, or it was and ranked below the top k (where)."""
     q = miss.question
     miss.stored = any(supports(m.text, q.support) for m in store.memories(player.user))
     if miss.stored:
-        everything = store.search(
-            player.user, asked(q, paraphrased), game=q.game, k=store.count(player.user), now=player.now
-        )
+        everything = store.search(player.user, asked(q, words), game=q.game, k=store.count(player.user), now=player.now)
         miss.full_rank = support_rank(q, [h.memory.text for h in everything])
 
 
@@ -414,7 +416,10 @@ def run_benchmark(
             t0 = time.perf_counter()
             recalled = recall(store, made, K, bar("searching", len(questions)))
             timings["recall_s"] = time.perf_counter() - t0
-            paraphrased = recall(store, made, K, bar("searching, held-out words", len(questions)), paraphrased=True)
+            held_out = {
+                words: recall(store, made, K, bar(f"searching, {words} words", len(questions)), words=words)
+                for words in paraphrases()
+            }
         finally:
             store.close()
     result: dict[str, Any] = {
@@ -439,8 +444,10 @@ def run_benchmark(
             "mean": statistics.fmean(r.ms for r in recalled),
         },
         "misses": misses(recalled),
-        "recall_paraphrased": _breakdown([(r.question, r.rank is not None) for r in paraphrased]),
-        "misses_paraphrased": misses(paraphrased),
+        "held_out": {
+            words: {"recall": _breakdown([(r.question, r.rank is not None) for r in rows]), "misses": misses(rows)}
+            for words, rows in held_out.items()
+        },
         "questions": [
             {
                 **r.question.to_json(),
@@ -449,11 +456,12 @@ def run_benchmark(
                 "full_rank": r.full_rank,
                 "top": r.texts,
                 "search_ms": round(r.ms, 2),
-                "paraphrase_rank": p.rank,
-                "paraphrase_full_rank": p.full_rank,
-                "paraphrase_top": p.texts,
+                "held_out": {
+                    words: {"rank": rows[n].rank, "full_rank": rows[n].full_rank, "top": rows[n].texts}
+                    for words, rows in held_out.items()
+                },
             }
-            for r, p in zip(recalled, paraphrased, strict=True)
+            for n, r in enumerate(recalled)
         ],
     }
     if backend is not None and answers > 0:

@@ -35,7 +35,7 @@ def question_data() -> dict[str, Any]:
 
 @cache
 def paraphrases() -> dict[str, Any]:
-    """Held-out phrasings of the questions (memory_qa_paraphrases.yaml), never used to tune kibitz."""
+    """Held-out phrasings of the questions per set (memory_qa_paraphrases.yaml: dev, test)."""
     return _load("memory_qa_paraphrases.yaml")
 
 
