@@ -104,7 +104,10 @@ def test_thumbs_down_on_a_spoiler_or_a_long_line() -> None:
         ("I beat Bowser by jumping over him at the bridge", "bowser", "jumping over him"),
         ("내 이름은 민수야", "name", "민수"),
         ("우리 강아지 이름은 초코야", "pets", "초코"),
-        ("나는 떡볶이를 좋아해", "likes", "떡볶이"),
+        ("나는 떡볶이를 좋아해", "likes", "떡볶이를 좋아한다"),  # the particle that suits the word
+        ("나는 낚시를 정말 좋아해", "likes", "낚시를 좋아한다"),
+        ("점프 타이밍으로 해머브로스를 깼어", "해머브로스", "점프 타이밍으로 해머브로스를 깼다"),
+        ("쿠파한테 맨날 죽어", "nemesis: 쿠파", "쿠파한테 자꾸 죽는다"),
         ("I think this castle music slaps so hard", "said", "castle music"),
     ],
 )

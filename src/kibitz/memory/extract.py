@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +20,7 @@ from importlib import resources
 
 import yaml
 
+from kibitz.core.korean import fill
 from kibitz.core.records import Event, Observation
 from kibitz.memory.records import Memory
 from kibitz.memory.store import MemoryStore
@@ -69,8 +70,8 @@ def facts_from_text(text: str, user: str, game: str = "") -> list[Memory]:
             match = pattern.search(text)
             if match is None:
                 continue
-            groups = {k: v.strip().rstrip(".!?,") for k, v in match.groupdict().items() if v}
-            memory_text = rule.text.get(language, rule.text["en"]).format(**groups)
+            groups = defaultdict(str, {k: v.strip().rstrip(".!?,") for k, v in match.groupdict().items() if v})
+            memory_text = fill(rule.text.get(language, rule.text["en"]), groups)
             topic = rule.topic.format(**groups).lower() if "{" in rule.topic else rule.topic
             where = "" if rule.kind in ("life", "preference") else game
             found.append(Memory(user, memory_text, where, topic, rule.kind, rule.importance, source="conversation"))
