@@ -123,23 +123,13 @@ def _runs_on(ch: str) -> bool:
 
 def named(question: str, topics: Sequence[str]) -> list[bool]:
     """For each (lower-case) topic name, whether the question names it by words: the name itself, or its words."""
-    low = _low(question)
-    asked = {e.topic: e.asked(low) for e in vocabulary()}
-    out = []
-    for topic in topics:
-        entry = _entry(topic)
-        out.append(
-            (topic != "general" and _mentions(low, topic))
-            or (entry is not None and (asked[entry.topic] or (entry.rest and _mentions(low, entry.rest_of(topic)))))
-        )
-    return out
+    match = TopicMatch(question)
+    return [match.by_words(t) for t in topics]
 
 
 def latest(question: str, topics: Sequence[str]) -> list[bool]:
     """For each (lower-case) topic name, whether the question asks for the newest memory of its family."""
-    low = _low(question)
-    asked = [e for e in vocabulary() if e.latest is not None and e.latest.search(low)]
-    return [any(e.covers(t) for e in asked) for t in topics]
+    return TopicMatch(question).latest(topics)
 
 
 @lru_cache(maxsize=4)
@@ -184,22 +174,37 @@ def by_meaning(vector: Vectors, embedder: TextEmbedder) -> dict[str, float]:
 
 class TopicMatch:
     """What one question names: for each topic, how much (1 by words, up to 1 by meaning), and the families it
-    asks the newest memory of. Built once per search; both stores and the ranking use it."""
+    asks the newest memory of. Built once per search (the stores and the ranking ask it several times)."""
 
     def __init__(self, question: str, vector: Vectors | None = None, embedder: TextEmbedder | None = None) -> None:
         self.question = question
+        self._low = low = _low(question)
+        self._asked = {e.topic for e in vocabulary() if e.asked(low)}
+        self._latest = [e for e in vocabulary() if e.latest is not None and e.latest.search(low)]
         self.meaning = by_meaning(vector, embedder) if vector is not None and embedder is not None else {}
+        self._named: dict[str, float] = {}
+
+    def by_words(self, topic: str) -> bool:
+        """Whether the question names this (lower-case) topic by its name or its words."""
+        if topic != "general" and _mentions(self._low, topic):
+            return True
+        entry = _entry(topic)
+        return entry is not None and (
+            entry.topic in self._asked or (entry.rest and _mentions(self._low, entry.rest_of(topic)))
+        )
 
     def named(self, topics: Sequence[str]) -> list[float]:
         """For each (lower-case) topic name, how much the question names it (0..1)."""
-        exact = named(self.question, topics)
-        if not self.meaning:
-            return [float(x) for x in exact]
         out = []
-        for topic, hit in zip(topics, exact, strict=True):
-            entry = _entry(topic)
-            out.append(1.0 if hit else self.meaning.get(entry.topic, 0.0) if entry is not None else 0.0)
+        for topic in topics:
+            value = self._named.get(topic)
+            if value is None:
+                entry = _entry(topic)
+                value = 1.0 if self.by_words(topic) else self.meaning.get(entry.topic, 0.0) if entry else 0.0
+                self._named[topic] = value
+            out.append(value)
         return out
 
     def latest(self, topics: Sequence[str]) -> list[bool]:
-        return latest(self.question, topics)
+        """For each (lower-case) topic name, whether the question asks for the newest memory of its family."""
+        return [any(e.covers(t) for e in self._latest) for t in topics]
