@@ -33,6 +33,7 @@ from kibitz.bench.memqa.score import answer_correct, count_keys, date_keys, find
 from kibitz.bench.memqa.world import fill, particle, world
 from kibitz.brain.llm.openai import OpenAIBackend
 from kibitz.brain.persona import load_persona
+from kibitz.core.errors import KibitzError
 from kibitz.memory.embed import E5Small
 from kibitz.memory.sqlite import SQLiteStore
 
@@ -183,6 +184,10 @@ def test_tiny_end_to_end(tmp_path: Path, small: list[Player]) -> None:
     )
     assert result["search_ms"]["p95"] >= result["search_ms"]["p50"] > 0
     assert "answers" not in result
+    # Every question is also searched in each held-out set of words, which differ from the bench's.
+    assert set(result["held_out"]) == {"dev", "test"}
+    assert all(h["recall"]["all"]["n"] == len(questions) for h in result["held_out"].values())
+    assert all(q.reworded["dev"] != q.text and q.reworded["test"] != q.reworded["dev"] for q in questions)
     json_path, html_path = write_results(result, tmp_path / "out")
     assert json.loads(json_path.read_text())["recall"]["all"]["n"] == len(questions)
     page = html_path.read_text()
@@ -232,6 +237,21 @@ def test_answers_kibitz_and_full_history_against_a_server(store: SQLiteStore, sm
         "answers": json.loads(json.dumps(answers)),
     }
     assert rescore(stored)["answers"]["kibitz"]["accuracy"]["all"]["value"] == 1.0
+
+
+def test_answers_can_be_asked_in_held_out_words(small: list[Player]) -> None:
+    reworded: dict[str, list[str]] = {}
+    for q in (q for p in small for q in p.questions):  # two players may ask the same words
+        reworded.setdefault(q.reworded["test"], []).append(q.accept[0])
+    with FakeOpenAI() as server:
+        server.reply_fn = lambda body: f"It is {' or '.join(reworded.get(_asked(body), ['no idea']))}."
+        backend = OpenAIBackend(server.base_url, "fake")
+        result = run_benchmark(players=3, seed=0, answers=4, backend=backend, n_ctx=2048, answer_words="test")
+        asked = [_asked(r) for r in server.requests]
+    assert len(asked) == 8 and all(a in reworded for a in asked)  # both stacks, in the test words
+    assert result["answers"]["words"] == "test" and result["answers"]["kibitz"]["accuracy"]["all"]["value"] == 1.0
+    with pytest.raises(KibitzError, match="tset"):
+        run_benchmark(players=3, seed=0, answer_words="tset")
 
 
 def run_stub() -> dict[str, Any]:

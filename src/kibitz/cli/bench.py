@@ -511,6 +511,13 @@ def memory_qa_cmd(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Results folder (default ~/.cache/kibitz/bench/memory-qa/).")] = None,
     no_answers: Annotated[bool, typer.Option("--no-answers", help="Recall only, no model.")] = False,
+    words: Annotated[
+        str,
+        typer.Option(
+            help="Ask the answered questions in these words: bench (memory_qa_questions.yaml), or a held-out set "
+            "of memory_qa_paraphrases.yaml (dev, test); kibitz's notes are that set's top 5."
+        ),
+    ] = "bench",
 ) -> None:
     """Long-term memory: synthetic players (English and Korean) play sessions over weeks through kibitz's real
     memory, then ask what only earlier sessions answer. Recall@5 of the supporting memory by type and language,
@@ -520,7 +527,7 @@ def memory_qa_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from kibitz.bench.memqa.report import rich_tables, write_results
-    from kibitz.bench.memqa.run import run_benchmark
+    from kibitz.bench.memqa.run import check_words, run_benchmark
     from kibitz.brain.llm import make_backend
     from kibitz.core.config import load_config
     from kibitz.models.store import cache_dir
@@ -533,10 +540,11 @@ def memory_qa_cmd(
         "llm.n_ctx": ctx,
     }
     cfg = load_config(None, {k: v for k, v in overrides.items() if v is not None})
+    check_words(words)  # before the model loads
     llm = None if no_answers or answers <= 0 else make_backend(cfg.llm)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
-        result = run_benchmark(players, seed, answers, llm, cfg.llm.n_ctx, progress=progress)
+        result = run_benchmark(players, seed, answers, llm, cfg.llm.n_ctx, progress=progress, answer_words=words)
     if llm is not None:
         llm.close()
     for table in rich_tables(result):

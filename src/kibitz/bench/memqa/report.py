@@ -156,7 +156,8 @@ def _recall_rows(
 
 def _answers(answers: dict[str, Any]) -> str:
     parts = [
-        f"<h2>Answer accuracy: {html.escape(answers['model'])}, {answers['n']} questions</h2>",
+        f"<h2>Answer accuracy: {html.escape(answers['model'])}, {answers['n']} questions in the "
+        f"{html.escape(answers.get('words', 'bench'))} words</h2>",
         f"<p>Context {answers['n_ctx']} tokens, answers up to {answers['max_tokens']} tokens, temperature 0. The "
         "full-history baseline is the same model shown every session's events and messages, the oldest cut "
         f"to fit: {answers['baseline_history']['truncated']} of {answers['n']} prompts were cut, keeping "
@@ -227,7 +228,8 @@ def rich_tables(result: dict[str, Any]) -> list[Any]:
         at = Table(
             "",
             *(STACK_NAMES[s] for s in STACKS),
-            title=f"Answer accuracy, {answers['model']} ({answers['n']} questions)",
+            title=f"Answer accuracy, {answers['model']} ({answers['n']} questions, "
+            f"{answers.get('words', 'bench')} words)",
         )
         at.add_row("[b]accuracy[/b]", *(f"[b]{_pct(answers[s]['accuracy']['all']['value'])}[/b]" for s in STACKS))
         for t in TYPES:

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from kibitz.bench.stacks import render
 from kibitz.brain.llm.base import LLMBackend, Message
 from kibitz.brain.persona import Persona, load_persona
 from kibitz.brain.prompts import PromptBuilder, quote_untrusted
+from kibitz.core.errors import KibitzError
 from kibitz.core.records import Event, Observation, Provenance, Reading
 from kibitz.memory.commands import Outcome, interpret
 from kibitz.memory.extract import MemoryWriter
@@ -145,6 +146,13 @@ def support_rank(question: Question, texts: Sequence[str]) -> int | None:
 
 BENCH_WORDS = "bench"
 """The questions as memory_qa_questions.yaml words them; the other sets are memory_qa_paraphrases.yaml's."""
+
+
+def check_words(words: str) -> None:
+    """A clear error for a set of words that does not exist."""
+    if words != BENCH_WORDS and words not in paraphrases():
+        sets = ", ".join([BENCH_WORDS, *paraphrases()])
+        raise KibitzError(f"Unknown set of words {words!r}; use one of: {sets}.")
 
 
 def asked(question: Question, words: str = BENCH_WORDS) -> str:
@@ -384,8 +392,12 @@ def run_benchmark(
     progress: Any = None,
     store_path: Path | None = None,
     per_player: int = 16,
+    answer_words: str = BENCH_WORDS,
 ) -> dict[str, Any]:
-    """The whole benchmark; `backend` None (or `answers` 0) skips the answers. `progress` is a rich Progress."""
+    """The whole benchmark; `backend` None (or `answers` 0) skips the answers. `progress` is a rich Progress.
+    `answer_words`: the set of words the answered questions are asked in (bench, dev, test), kibitz's notes
+    being that set's top 5."""
+    check_words(answer_words)
     started = time.perf_counter()
 
     def bar(description: str, total: int) -> Advance:
@@ -423,7 +435,14 @@ def run_benchmark(
         finally:
             store.close()
     result: dict[str, Any] = {
-        "config": {"players": players, "seed": seed, "per_player": per_player, "k": K, "persona": persona},
+        "config": {
+            "players": players,
+            "seed": seed,
+            "per_player": per_player,
+            "k": K,
+            "persona": persona,
+            "answer_words": answer_words,
+        },
         "counts": {
             "players": len(made),
             "korean_players": sum(p.lang == "ko" for p in made),
@@ -466,7 +485,14 @@ def run_benchmark(
     }
     if backend is not None and answers > 0:
         t0 = time.perf_counter()
-        result["answers"] = answer_all(made, recalled, backend, base, n_ctx, answers, seed, bar)
+        asked_in = recalled
+        if answer_words != BENCH_WORDS:
+            asked_in = [
+                replace(r, question=replace(r.question, text=asked(r.question, answer_words)))
+                for r in held_out[answer_words]
+            ]
+        result["answers"] = answer_all(made, asked_in, backend, base, n_ctx, answers, seed, bar)
+        result["answers"]["words"] = answer_words
         timings["answers_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
     result["timings"] = timings
