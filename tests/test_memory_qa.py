@@ -250,6 +250,8 @@ def test_answers_can_be_asked_in_held_out_words(small: list[Player]) -> None:
         asked = [_asked(r) for r in server.requests]
     assert len(asked) == 8 and all(a in reworded for a in asked)  # both stacks, in the test words
     assert result["answers"]["words"] == "test" and result["answers"]["kibitz"]["accuracy"]["all"]["value"] == 1.0
+    again = rescore(json.loads(json.dumps(result)))  # scored again against the words they were asked in
+    assert again["answers"]["kibitz"]["accuracy"]["all"]["value"] == 1.0
     with pytest.raises(KibitzError, match="tset"):
         run_benchmark(players=3, seed=0, answer_words="tset")
 

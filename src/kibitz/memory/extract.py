@@ -131,7 +131,7 @@ class MemoryWriter:
                 continue
             if count := TALLY.match(m.text):
                 self.tally[m.topic] = max(self.tally[m.topic], int(count.group(1)))
-            elif count := OLD_TALLY.match(m.text):
+            elif (count := OLD_TALLY.match(m.text)) and m.topic in TALLY_TEXT:
                 # Earlier versions wrote "Got 3 game overs in ..." / "Defeated 12 enemies in ...", one memory per
                 # count: the highest count in today's form replaces them.
                 self.tally[m.topic] = max(self.tally[m.topic], int(count.group(1)))

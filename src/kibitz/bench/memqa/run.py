@@ -509,6 +509,7 @@ def rescore(result: dict[str, Any]) -> dict[str, Any]:
     rows = []
     for row in answers["rows"]:
         q = questions[row["id"]]
+        q = replace(q, text=asked(q, answers.get("words", BENCH_WORDS)))  # the words the answers were asked in
         for name in ("kibitz", "baseline"):
             row[name]["correct"] = answer_correct(row[name]["answer"], q.accept, q.reject, q.text)
         rows.append({"q": q, "kibitz": row["kibitz"], "baseline": row["baseline"]})
