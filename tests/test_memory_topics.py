@@ -26,7 +26,8 @@ TOPICS = [
 
 
 def _named(question: str) -> set[str]:
-    return {t for t, hit in zip(TOPICS, topics.named(question, TOPICS), strict=True) if hit}
+    match = topics.TopicMatch(question)
+    return {t for t in TOPICS if match.by_words(t)}
 
 
 @pytest.mark.parametrize(
@@ -51,9 +52,9 @@ def test_what_a_question_names(question: str, expect: set[str]) -> None:
 
 
 def test_latest_asks_for_the_newest_of_a_family() -> None:
-    asked = topics.latest("What happened the last time I played?", TOPICS)
+    asked = topics.TopicMatch("What happened the last time I played?").latest(TOPICS)
     assert [t for t, hit in zip(TOPICS, asked, strict=True) if hit] == ["session 2026-02-01 20:00"]
-    assert not any(topics.latest("How many sessions have I played?", TOPICS))
+    assert not any(topics.TopicMatch("How many sessions have I played?").latest(TOPICS))
 
 
 def test_the_vocabulary_rejects_unknown_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -121,17 +121,6 @@ def _runs_on(ch: str) -> bool:
     return ch.isascii() and (ch.isalnum() or ch == "-")
 
 
-def named(question: str, topics: Sequence[str]) -> list[bool]:
-    """For each (lower-case) topic name, whether the question names it by words: the name itself, or its words."""
-    match = TopicMatch(question)
-    return [match.by_words(t) for t in topics]
-
-
-def latest(question: str, topics: Sequence[str]) -> list[bool]:
-    """For each (lower-case) topic name, whether the question asks for the newest memory of its family."""
-    return TopicMatch(question).latest(topics)
-
-
 @lru_cache(maxsize=4)
 def _about_vectors(embedder: TextEmbedder) -> tuple[list[str], Vectors]:
     """The `about` sentences' embeddings, and the entry (topic) each belongs to: computed once per embedder and
