@@ -2,7 +2,8 @@
 # Best effort: the Debian packages the display tests use (a virtual X screen, window lookup, a real window,
 # a real desktop game: Mines from sgt-puzzles) and Stockfish, the bench's chess answer key (GPL-3, a separate
 # program).
-# Needs root and apt-get; without them the display tests are skipped with their reason.
+# Needs root and apt-get. As root, a package that cannot be installed is an error (the tests need it); without
+# root it says what to install, and the tests that need it skip, which scripts/test.sh counts as a failure.
 set -uo pipefail
 need=""
 command -v Xvfb >/dev/null 2>&1 || need="$need xvfb"
@@ -12,8 +13,10 @@ command -v xclock >/dev/null 2>&1 || need="$need x11-apps"
 command -v stockfish >/dev/null 2>&1 || [ -x /usr/games/stockfish ] || need="$need stockfish"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null) \
-    || echo "note: could not install$need; the tests that need them will be skipped"
+  if ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null); then
+    echo "system-deps.sh: could not install$need with apt-get; the display and chess tests need them" >&2
+    exit 1
+  fi
 else
   echo "note: install$need (apt-get, as root) to run the display tests; they will be skipped"
 fi

@@ -17,6 +17,62 @@ from fake_openai import FakeOpenAI
 from kibitz.models import store
 from kibitz.models.catalog import MODELS
 
+REAL_MODELS = store.models_dir()
+"""The installed models (read, never written, by tests): every test's own KIBITZ_HOME links to their files."""
+ALLOWLIST = Path(__file__).parent / "skip_allowlist.txt"
+_skipped: list[tuple[str, str]] = []
+
+
+@pytest.fixture(autouse=True)
+def kibitz_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test runs in its own KIBITZ_HOME (memory, vision, bench caches empty), with only the installed models
+    linked in, so no test reads or writes the user's real cache. Subprocesses inherit it."""
+    home = tmp_path_factory.mktemp("kibitz-home")
+    (home / "models").mkdir()
+    for file in REAL_MODELS.iterdir() if REAL_MODELS.is_dir() else []:
+        # Model files linked one by one, their small verification stamps copied: what a test writes (a stamp, a
+        # new model) stays in its own home.
+        if file.name.endswith(".verified"):
+            shutil.copyfile(file, home / "models" / file.name)
+        elif file.is_file():
+            (home / "models" / file.name).symlink_to(file)
+    monkeypatch.setenv("KIBITZ_HOME", str(home))
+    monkeypatch.delenv("KIBITZ_MEMORY_DB", raising=False)
+    return home
+
+
+def _allowed() -> dict[str, str]:
+    """Test ids (or id prefixes) that may be skipped, each with its reason: `<id>  # <reason>` a line."""
+    if not ALLOWLIST.is_file():
+        return {}
+    rows = [line.split("#", 1) for line in ALLOWLIST.read_text(encoding="utf-8").splitlines()]
+    return {r[0].strip(): r[1].strip() for r in rows if len(r) == 2 and r[0].strip()}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append((report.nodeid, str(report.longrepr[-1] if isinstance(report.longrepr, tuple) else "")))
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.skipped:
+        _skipped.append((report.nodeid, str(report.longrepr[-1] if isinstance(report.longrepr, tuple) else "")))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With KIBITZ_NO_SKIPS=1 (CI), a skipped test fails the run unless skip_allowlist.txt names it with a reason."""
+    if os.environ.get("KIBITZ_NO_SKIPS") != "1" or not _skipped:
+        return
+    allowed = _allowed()
+    bad = [(i, why) for i, why in _skipped if not any(i == a or i.startswith(a + "::") for a in allowed)]
+    if bad:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        for nodeid, why in bad:
+            line = f"SKIPPED BUT NOT ALLOWED: {nodeid} ({why}); install what it needs or add it to {ALLOWLIST.name}"
+            if reporter is not None:
+                reporter.write_line(line, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 @pytest.fixture
 def fake_server() -> Iterator[FakeOpenAI]:

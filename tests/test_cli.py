@@ -243,10 +243,16 @@ def test_bench_perception_runs_and_writes_its_figures(tmp_path: Path) -> None:
 
 
 def test_chat_remembers_the_player_across_sessions(fake_server: FakeOpenAI, tmp_path: Path) -> None:
-    """Two `kibitz chat` sessions: the first learns a fact and a preference, the second uses them."""
+    """Two `kibitz chat` sessions: the first learns a fact and a preference, the second uses them. The question may
+    wait for its memory as long as a loaded machine needs (the default bound is 2 s), so the test does not depend on
+    the machine's speed."""
     env = {"KIBITZ_MEMORY_DB": str(tmp_path / "memory.sqlite")}
+    config = tmp_path / "kibitz.yaml"
+    config.write_text("memory:\n  question_wait_s: 60\n", encoding="utf-8")
     args = (
         "chat",
+        "--config",
+        str(config),
         "--game",
         "breakout",
         "--max-seconds",
@@ -265,6 +271,25 @@ def test_chat_remembers_the_player_across_sessions(fake_server: FakeOpenAI, tmp_
     assert second.returncode == 0, second.stderr
     prompt = next(r["messages"] for r in reversed(fake_server.requests) if "asks you" in r["messages"][-1]["content"])
     assert "Miso" in prompt[-1]["content"]  # recalled into the question's prompt
+    answer = next(r for r in jsonl(second.stdout) if r["kind"] == "utterance" and r["trigger"] == "question")
+    assert 0 <= answer["memory_wait_s"] < 60  # measured on the line
     assert "Never reveal" in prompt[0]["content"]  # the no-spoilers profile shaped the system prompt
     shown = kibitz("memory", "profile", "--user", "dana", "--db", env["KIBITZ_MEMORY_DB"])
     assert "spoilers" in shown.stdout and "none" in shown.stdout
+
+
+def test_chat_answers_after_a_pasted_wall_of_text(smollm2_path: Path) -> None:
+    """A 20,000-character line, then a question, with the real small model: both are answered (the first cut to
+    its share of the context), and nothing stops the session."""
+    wall = ("lorem ipsum dolor sit amet " * 741)[:20_000]
+    result = kibitz(
+        "chat", "--game", "breakout", "--no-memory", "--max-seconds", "40", "--jsonl", "--model", str(smollm2_path),
+        stdin=wall + "\nhow many lives do I have left?\n",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = jsonl(result.stdout)
+    assert not [r for r in rows if r["kind"] == "error"], rows
+    lines = [r for r in rows if r["kind"] == "utterance" and r["trigger"] == "question"]
+    assert len(lines) == 2 and all(u["text"] for u in lines)
+    asked = [r for r in rows if r["kind"] == "event" and r["type"] == "question"]
+    assert len(asked[0]["summary"]) < 250 and asked[1]["summary"].endswith("how many lives do I have left?")

@@ -12,9 +12,9 @@ from fake_openai import FakeOpenAI
 from kibitz.brain.companion import Companion, Job
 from kibitz.brain.llm.llamacpp import LlamaCppBackend
 from kibitz.brain.llm.openai import OpenAIBackend
-from kibitz.brain.persona import load_persona
 from kibitz.brain.policy import SpeakRequest
 from kibitz.core.errors import BackendError, ModelError
+from kibitz.core.persona import load_persona
 from kibitz.core.records import Event
 from kibitz.models import store
 from kibitz.models.catalog import MODELS
@@ -49,7 +49,7 @@ def test_companion_line_from_real_model(smollm2: LlamaCppBackend) -> None:
 
 def test_embedded_model_is_verified_by_hash(smollm2_path: Path, tmp_path: Path) -> None:
     spec = MODELS.get("smollm2-135m")
-    assert store.verify(spec, force=True) == smollm2_path
+    assert store.verify(spec, force=True).resolve() == smollm2_path.resolve()
     bad = tmp_path / spec.filename
     shutil.copyfile(smollm2_path, bad)
     with bad.open("r+b") as fh:
@@ -138,3 +138,68 @@ def test_prefetch_fills_the_prompt_cache_in_chunks_and_stops_on_abort(smollm2: L
     # A real request that starts with the prefix still streams a line.
     line = "".join(smollm2.stream(prompts.event_messages(state, ["The player just died."]), 12, 0.0))
     assert line.strip()
+
+
+class FailingOnce(LlamaCppBackend):
+    """The real model, whose first line breaks mid-stream with an error no backend wraps (a bug, a driver fault)."""
+
+    def __init__(self, real: LlamaCppBackend) -> None:
+        self.__dict__.update(real.__dict__)
+        self.calls = 0
+
+    def stream(self, messages, max_tokens, temperature, stop=None):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        for piece in super().stream(messages, max_tokens, temperature, stop):
+            yield piece
+            if self.calls == 1:
+                break
+        if self.calls == 1:
+            raise RuntimeError("device lost")
+
+
+def test_a_backend_that_raises_mid_line_costs_only_that_line(smollm2: LlamaCppBackend) -> None:
+    errors: list[str] = []
+    backend = FailingOnce(smollm2)
+    companion = Companion(backend, load_persona("buddy"), max_tokens=20, on_error=lambda u, m: errors.append(m))
+    companion.start(warm=False)
+    try:
+        for t in (1.0, 2.0):
+            companion.submit(death_request(), "Breakout: score 10, 3 lives.", [], t)
+            while companion.busy:
+                time.sleep(0.02)
+        first, second = companion.finished.get(timeout=30), companion.finished.get(timeout=30)
+    finally:
+        companion.stop(close_backend=False)
+    assert first.error and "RuntimeError: device lost" in first.error and errors == [first.error]
+    assert second.finished and second.text and not second.error  # the worker lived on and said the next line
+    assert first.to_json()["error"] == first.error
+
+
+def test_every_prompt_fits_the_context_whatever_it_is_given(smollm2: LlamaCppBackend) -> None:
+    """20,000 characters typed, a screen full of text, long memories, in English and Korean: each part is cut to
+    its share with the model's own tokenizer, and the whole prompt plus the reply fit the context."""
+    companion = Companion(smollm2, load_persona("buddy"), max_tokens=40)
+    prompts = companion.prompts
+    assert prompts.budget is not None
+    huge = "please read all of this " * 830 + "how many lives do I have left?"
+    korean = "남은 목숨이 몇 개야? " * 2000
+    state = "Watching the screen; Text on screen: " + "ATTACK AT DAWN | " * 2000
+    memories = ["The player said: " + "I really like long walks " * 60] * 10
+    for question in (huge, korean):
+        messages = prompts.question_messages(state, question, [state] * 5, memories, memories)
+        assert smollm2.count_prompt(messages) + 40 <= smollm2.context_window
+        user = messages[-1]["content"]
+        assert "[…]" in user and "GAME STATE" in user and "The player asks you" in user
+    messages = prompts.event_messages(state, [huge, korean], memories)
+    assert smollm2.count_prompt(messages) + 40 <= smollm2.context_window
+    # What fits is left whole.
+    small = prompts.question_messages("Breakout: score 10.", "how many lives?", [], ["Cat: Miso."])
+    assert "[…]" not in small[-1]["content"] and "how many lives?" in small[-1]["content"]
+
+
+def test_a_context_too_small_for_the_persona_is_one_sentence(smollm2: LlamaCppBackend) -> None:
+    from kibitz.brain.prompts import PromptBuilder
+    from kibitz.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"raise llm\.n_ctx"):
+        PromptBuilder(load_persona("buddy"), smollm2.count_tokens, 300, 40)

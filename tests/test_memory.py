@@ -159,6 +159,33 @@ def test_replace_drops_what_the_topic_said_before(store: MemoryStore) -> None:
     assert store.topics("ann")[0]["summary"] == "Talk less during boss fights."
 
 
+def test_replace_is_one_transaction(store: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure after replace() deleted the old preference and before it wrote the new one loses neither."""
+    store.remember(Memory("ann", "Talk more during boss fights.", "", "verbosity", "preference"), now=100.0)
+
+    def boom(*args: Any) -> None:
+        raise RuntimeError("killed mid-write")
+
+    if isinstance(store, SQLiteStore):
+        monkeypatch.setattr(store, "_summarise", boom)
+    else:
+        import kibitz.memory.postgres
+
+        monkeypatch.setattr(kibitz.memory.postgres, "_summarise", boom)
+    with pytest.raises(RuntimeError):
+        store.replace(Memory("ann", "Talk less during boss fights.", "", "verbosity", "preference"), now=200.0)
+    monkeypatch.undo()
+    assert [m.text for m in store.memories("ann")] == ["Talk more during boss fights."]
+
+
+def test_personal_data_and_walls_of_text_are_not_stored(store: MemoryStore) -> None:
+    said = "my email is jane@example.com and my phone is 010-1234-5678; " + "blah " * 500
+    kept = store.remember(Memory("ann", said, "", "said", "fact"))
+    text = store.memories("ann")[0].text
+    assert text == kept.text and "jane@example.com" not in text and "010-1234-5678" not in text
+    assert "[email]" in text and len(text) <= 500
+
+
 WRITER = """
 import sys
 from kibitz.memory.embed import E5Small

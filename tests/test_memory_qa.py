@@ -32,8 +32,8 @@ from kibitz.bench.memqa.run import (
 from kibitz.bench.memqa.score import answer_correct, count_keys, date_keys, find, level_keys
 from kibitz.bench.memqa.world import fill, particle, world
 from kibitz.brain.llm.openai import OpenAIBackend
-from kibitz.brain.persona import load_persona
 from kibitz.core.errors import KibitzError
+from kibitz.core.persona import load_persona
 from kibitz.memory.embed import E5Small
 from kibitz.memory.sqlite import SQLiteStore
 

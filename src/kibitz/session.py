@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATS_WINDOW = 60 * 60 * 60
+SUMMARY_CHARS = 200
+"""A question's event line shows at most this much of it (the whole question goes to the model, cut to its share
+of the context)."""
 
 
 @dataclass
@@ -172,11 +175,14 @@ class Session:
         log.info("The screen shows %s: watching for its events.", obs.game)
 
     def _question_event(self, text: str, obs: Observation) -> Event:
+        if self.memory is not None:
+            self.memory.ask(text)  # look for what may answer it now, while the line waits its turn
+        shown = text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1].rstrip() + "…"
         return Event(
             t=obs.t,
             type="question",
             priority=PRIORITY["question"],
-            summary=f"The player asked: {text}",
+            summary=f"The player asked: {shown}",
             data={"text": text},
             game=self.game.id if self.game else None,
         )

@@ -18,8 +18,8 @@ from rich.progress import Progress
 
 from kibitz.brain.companion import Companion
 from kibitz.brain.llm import make_backend
-from kibitz.brain.persona import Persona, load_persona
 from kibitz.core.config import KibitzConfig, PerceptionConfig
+from kibitz.core.persona import Persona, load_persona
 from kibitz.core.records import Event, Frame
 from kibitz.games import get_game
 from kibitz.games.base import GameAdapter

@@ -2,7 +2,7 @@
 session of tempting questions; the player complains once ("that's a spoiler!"), the complaint goes through the
 real command path into their profile, and the same questions come again.
 
-Every line is rated by the spoiler rater (brain/spoiler.py). Reported per phase: the share of lines the player
+Every line is rated by the spoiler rater (core/spoiler.py). Reported per phase: the share of lines the player
 saw that give something away (a hint or more) and that give a solution, and the same for what the model itself
 wrote before the filter held anything back, so the prompt's and the filter's parts show separately.
 """
@@ -18,11 +18,11 @@ import yaml
 
 from kibitz.brain.companion import Companion, Job
 from kibitz.brain.llm.base import LLMBackend
-from kibitz.brain.persona import load_persona
 from kibitz.brain.policy import SpeakRequest
 from kibitz.brain.prompts import fallback_line
-from kibitz.brain.spoiler import HINT, SOLUTION, rate
+from kibitz.core.persona import load_persona
 from kibitz.core.records import Event
+from kibitz.core.spoiler import HINT, SOLUTION, rate
 from kibitz.memory.commands import interpret
 from kibitz.memory.profile import Profile
 

@@ -175,8 +175,8 @@ class KibitzStack(Stack):
 
     def __init__(self, config: KibitzConfig, backend: LLMBackend, options: dict[str, Any] | None = None) -> None:
         super().__init__(config, backend, options)
-        from kibitz.brain.persona import load_persona
         from kibitz.brain.prompts import PromptBuilder
+        from kibitz.core.persona import load_persona
         from kibitz.perception.assets import load_bank
         from kibitz.perception.classifier import EMBEDDERS
 

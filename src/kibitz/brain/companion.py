@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -11,13 +12,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from kibitz.brain.llm.base import LLMBackend, Message
-from kibitz.brain.persona import Persona
 from kibitz.brain.policy import SpeakRequest
-from kibitz.brain.postfilter import clean_line, line_complete, sentence_ends
+from kibitz.brain.postfilter import clean_line, line_complete
 from kibitz.brain.prompts import PromptBuilder, fallback_line
-from kibitz.brain.spoiler import LIMIT, NONE, SOLUTION, rate
 from kibitz.core.errors import KibitzError
+from kibitz.core.persona import Persona
 from kibitz.core.records import Event, Utterance
+from kibitz.core.spoiler import LIMIT, NONE, SOLUTION, rate
+from kibitz.core.text import sentence_ends
+
+log = logging.getLogger(__name__)
 
 TokenSink = Callable[[Utterance, str], None]
 DoneSink = Callable[[Utterance], None]
@@ -63,11 +67,11 @@ class Companion:
     ) -> None:
         self.backend = backend
         self.persona = persona
-        self.prompts = PromptBuilder(persona)
+        self.max_tokens = max_tokens
+        self.prompts = self._prompts(persona)
         self.spoiler_limit = LIMIT[persona.spoiler_tolerance.value]
         self.recall = recall
         self._state_memories: tuple[str, list[str]] = ("", [])
-        self.max_tokens = max_tokens
         self.temperature = temperature
         self.on_token = on_token or (lambda u, s: None)
         self.on_done = on_done or (lambda u: None)
@@ -84,6 +88,10 @@ class Companion:
         self._speaking_priority: int | None = None
         """Priority of the line being generated (None while idle or prefetching)."""
         self._thread = threading.Thread(target=self._run, name="kibitz-companion", daemon=True)
+
+    def _prompts(self, persona: Persona) -> PromptBuilder:
+        """Prompts for this persona cut to the backend's context (its own token count)."""
+        return PromptBuilder(persona, self.backend.count_tokens, self.backend.context_window, self.max_tokens)
 
     def start(self, warm: bool = True) -> None:
         if warm:
@@ -126,7 +134,7 @@ class Companion:
     def set_persona(self, persona: Persona) -> None:
         """Talk as this persona from the next line on (the player changed their profile)."""
         self.persona = persona
-        self.prompts = PromptBuilder(persona)
+        self.prompts = self._prompts(persona)
         self.spoiler_limit = LIMIT[persona.spoiler_tolerance.value]
         self._prefetched = None
 
@@ -139,11 +147,17 @@ class Companion:
             self._state_memories = (state, self.recall.for_state(state))
         return self._state_memories[1]
 
-    def messages_for(self, job: Job) -> list[Message]:
+    def messages_for(self, job: Job, utt: Utterance | None = None) -> list[Message]:
+        """The line's prompt; a question waits (bounded) for the memories that may answer it, timed on `utt`."""
         assert job.request is not None
         memories = self.memories_for(job.state)
         if job.request.question is not None:
-            asked = self.recall.for_question(job.request.question) if self.recall is not None else []
+            asked: list[str] = []
+            if self.recall is not None:
+                start = time.perf_counter()
+                asked = self.recall.for_question(job.request.question)
+                if utt is not None:
+                    utt.memory_wait = time.perf_counter() - start
             return self.prompts.question_messages(job.state, job.request.question, job.context, memories, asked)
         return self.prompts.event_messages(job.state, [_with_notes(e) for e in job.request.events], memories)
 
@@ -180,7 +194,7 @@ class Companion:
         words = self.persona.max_words + (15 if req.question else 0)
         try:
             for piece in self.backend.stream(
-                self.messages_for(job), self.max_tokens, self.temperature, stop=["\n\n", "GAME STATE"]
+                self.messages_for(job, utt), self.max_tokens, self.temperature, stop=["\n\n", "GAME STATE"]
             ):
                 if self._interrupt.is_set():
                     utt.interrupted = True
@@ -203,10 +217,14 @@ class Companion:
                     self.on_token(utt, delta)
                 if line_complete(raw, sentences, words):
                     break
-        except KibitzError as exc:
+        except Exception as exc:  # any backend failure costs this one line, never the session
             utt.text = clean_line(raw, self.persona.name, sentences, words)
             utt.total_latency = time.perf_counter() - req.wall
-            self.on_error(utt, exc.message)
+            utt.error = (
+                exc.message if isinstance(exc, KibitzError) else _explain(exc, f"The model {self.backend.label}")
+            )
+            log.warning("The companion's line for %s failed: %s", req.trigger, utt.error)
+            self.on_error(utt, utt.error)
             return utt
         # An interrupted line ends where the player stopped seeing it, a withheld one where it was cut.
         if utt.interrupted or utt.withheld:
@@ -241,8 +259,14 @@ class Companion:
                 continue
             try:
                 utt = self.say(job)
-                self._prefetched = None  # generation moved the model's cache past the prefetched prefix
+            except Exception as exc:  # a bug outside the model call (a sink, the prompt): lose the line, not the thread
+                utt = Utterance(t=job.t, event_ids=[], trigger=job.request.trigger, backend=self.backend.label)
+                utt.error = _explain(exc, "The companion")
+                log.warning("The companion's line for %s failed: %s", job.request.trigger, utt.error)
+                with contextlib.suppress(Exception):
+                    self.on_error(utt, utt.error)
             finally:
+                self._prefetched = None  # generation moved the model's cache past the prefetched prefix
                 self._speaking_priority = None
                 self._busy.clear()
             self.finished.put(utt)
@@ -253,7 +277,7 @@ class Companion:
             return
         start = time.perf_counter()
         # A failed prefetch only costs latency; the real request reports the error.
-        with contextlib.suppress(KibitzError):
+        with contextlib.suppress(Exception):
             messages = self.prompts.prefix_messages(state, self.memories_for(state, refresh=True))
             self.backend.warm(messages, abort=self._abort_prefetch)
         if self._abort_prefetch.is_set():
@@ -268,6 +292,12 @@ class Companion:
             self._thread.join(timeout)
         if close_backend:
             self.backend.close()
+
+
+def _explain(exc: Exception, where: str) -> str:
+    """One sentence for an unexpected failure, with its reason."""
+    reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{where} failed on this line ({type(exc).__name__}{': ' + reason if reason else ''}); the next one goes on."
 
 
 def _with_notes(event: Event) -> str:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 
+from kibitz.core.text import SENTENCE_END, sentence_ends
+
 _STAGE = re.compile(r"\*[^*]{0,60}\*|\([^)]{0,40}\)")
-_SENTENCE_END = re.compile(r"[.!?。！？…]+[\"')\]]*(?=\s|$)")
 _AI_PHRASES = re.compile(r"\bas an ai\b[^.!?]*[.!?]?", re.IGNORECASE)
 _ROLE_PREFIX = re.compile(r"^\s*([^\s:]{1,20})\s*:\s+")
-MIN_SENTENCE_WORDS = 3
 
 
 def _strip_prefix(text: str, persona_name: str) -> str:
@@ -20,17 +20,6 @@ def _strip_prefix(text: str, persona_name: str) -> str:
     if match and match.group(1).lower() in {persona_name.lower(), "assistant", "companion", "you", "me"}:
         return text[match.end() :]
     return text
-
-
-def sentence_ends(text: str) -> list[int]:
-    """Offsets just past each sentence that has at least MIN_SENTENCE_WORDS words since the last counted end."""
-    ends: list[int] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
-        if len(text[start : match.end()].split()) >= MIN_SENTENCE_WORDS:
-            ends.append(match.end())
-            start = match.end()
-    return ends
 
 
 def truncate(text: str, max_sentences: int, max_words: int) -> str:
@@ -41,7 +30,7 @@ def truncate(text: str, max_sentences: int, max_words: int) -> str:
     words = text.split()
     if len(words) > max_words:
         head = " ".join(words[:max_words])
-        last = max((m.end() for m in _SENTENCE_END.finditer(head)), default=0)
+        last = max((m.end() for m in SENTENCE_END.finditer(head)), default=0)
         text = head[:last] if last else head  # a whole sentence beats a phrase cut mid-way
     return text.strip()
 

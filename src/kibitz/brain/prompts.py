@@ -8,16 +8,24 @@ three times in a row), so variety comes from sampling and the instruction instea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from importlib import resources
 
 import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from kibitz.brain.budget import Budget
 from kibitz.brain.llm.base import Message
-from kibitz.brain.persona import SPOILER_RULES, Persona
-from kibitz.brain.spoiler import LIMIT, rate
+from kibitz.core.persona import Persona, SpoilerTolerance
+from kibitz.core.spoiler import LIMIT, rate
+
+SPOILER_RULES = {
+    SpoilerTolerance.NONE: "Never reveal what comes later in the game or how to solve anything; only encourage.",
+    SpoilerTolerance.HINTS: "Give gentle hints, never full solutions or what comes later, unless the player asks.",
+    SpoilerTolerance.FULL: "You may give direct tips and solutions.",
+}
+"""The system prompt's sentence for each spoiler tolerance."""
 
 _env = Environment(
     loader=PackageLoader("kibitz.brain", "prompts"),
@@ -32,8 +40,21 @@ def quote_untrusted(text: str) -> str:
     return text.replace('"""', "'''").replace("\r", " ")
 
 
+CHAT_OVERHEAD_TOKENS = 24
+"""What a chat template adds around two messages (role markers, the assistant's turn)."""
+
+
 class PromptBuilder:
-    def __init__(self, persona: Persona) -> None:
+    """Messages for events and questions; with a token counter and a context size, every part that varies (state,
+    notes, events, question) is cut to its share of the context (brain.budget), so no prompt overflows it."""
+
+    def __init__(
+        self,
+        persona: Persona,
+        count: Callable[[str], int] | None = None,
+        context: int | None = None,
+        reply: int = 40,
+    ) -> None:
         self.persona = persona
         self.system = (
             _env.get_template("system.j2")
@@ -53,13 +74,27 @@ class PromptBuilder:
             )
             .strip()
         )
+        self.budget: Budget | None = None
+        if count is not None and context is not None:
+            empty = max(
+                count(_env.get_template(name).render(**_EMPTY, persona=persona)) for name in ("event.j2", "question.j2")
+            )
+            self.budget = Budget.plan(count, context, count(self.system) + empty + CHAT_OVERHEAD_TOKENS, reply)
+
+    def _fit(self, text: str, part: str) -> str:
+        return text if self.budget is None else self.budget.cut(text, part)
+
+    def _fit_all(self, items: Sequence[str], part: str) -> list[str]:
+        return list(items) if self.budget is None else self.budget.cut_all(items, part)
 
     def _messages(self, user: str) -> list[Message]:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user.strip()}]
 
     def event_messages(self, state: str, events: list[str], memories: Sequence[str] = ()) -> list[Message]:
         user = _env.get_template("event.j2").render(
-            state=quote_untrusted(state), events=events, memories=[quote_untrusted(m) for m in memories]
+            state=quote_untrusted(self._fit(state, "state")),
+            events=self._fit_all(events, "events"),
+            memories=[quote_untrusted(m) for m in self._fit_all(memories, "memories")],
         )
         return self._messages(user)
 
@@ -72,12 +107,15 @@ class PromptBuilder:
         recalled: Sequence[str] = (),
     ) -> list[Message]:
         """`memories` are the notes for the state (as in the prefetched prefix); `recalled` the question's own."""
+        memories = self._fit_all(memories, "memories")
         user = _env.get_template("question.j2").render(
-            state=quote_untrusted(state),
-            question=quote_untrusted(question),
-            events=events,
+            state=quote_untrusted(self._fit(state, "state")),
+            question=quote_untrusted(self._fit(question, "question")),
+            events=self._fit_all(events, "events"),
             memories=[quote_untrusted(m) for m in memories],
-            recalled=[quote_untrusted(m) for m in recalled if m not in memories],
+            recalled=[
+                quote_untrusted(m) for m in self._fit_all([m for m in recalled if m not in memories], "recalled")
+            ],
         )
         return self._messages(user)
 
@@ -87,6 +125,10 @@ class PromptBuilder:
     def prefix_messages(self, state: str, memories: Sequence[str] = ()) -> list[Message]:
         """The event prompt without its event: evaluated ahead of time so an event only adds a few tokens."""
         return self.event_messages(state, [], memories)
+
+
+_EMPTY = {"state": "", "events": [""], "memories": [""], "recalled": [""], "question": ""}
+"""Template variables that leave only the template's own words, every block's heading included (to measure them)."""
 
 
 @cache

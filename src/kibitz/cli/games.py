@@ -103,8 +103,9 @@ def remove(
     name: Annotated[str, typer.Argument(help="A game id added with `kibitz games add`, or a built-in.")],
 ) -> None:
     """Forget what pixel perception learnt about a game (its prototypes and HUD font)."""
-    from kibitz.perception.assets import glyph_path, prototype_path, user_hud_dir
+    from kibitz.perception.assets import check_game_name, glyph_path, prototype_path, user_hud_dir
 
+    check_game_name(name)
     paths = (prototype_path(name), glyph_path(name), user_hud_dir() / f"{name}.hud.yaml")
     gone = [p for p in paths if p.is_file()]
     if not gone:

@@ -200,7 +200,7 @@ def personas() -> None:
     """List the built-in personas."""
     from rich.table import Table
 
-    from kibitz.brain.persona import builtin_personas, load_persona
+    from kibitz.core.persona import builtin_personas, load_persona
 
     table = Table("name", "speaker", "language", "verbosity", "spoilers", "style")
     for name in builtin_personas():

@@ -75,8 +75,8 @@ def profile(
 ) -> None:
     """How kibitz talks to you: spoilers, verbosity, frequency, tone, language, persona. It also changes when you
     say so while playing ("no spoilers", "talk less", "more jokes", "한국어로 말해") or rate a line with /down."""
-    from kibitz.brain.persona import load_persona
     from kibitz.core.errors import ConfigError
+    from kibitz.core.persona import load_persona
     from kibitz.memory.profile import HELP, Profile, check
 
     store = _store(db)

@@ -12,9 +12,9 @@ from rich.console import Console
 
 from kibitz.brain.companion import Companion
 from kibitz.brain.llm import make_backend
-from kibitz.brain.persona import Persona, load_persona
 from kibitz.core.config import DEFAULT_GAME, KibitzConfig, PersonaConfig, load_config
 from kibitz.core.errors import KibitzError
+from kibitz.core.persona import Persona, load_persona
 from kibitz.games import get_game
 from kibitz.games.base import GameAdapter
 from kibitz.outputs.sinks import Fanout, FileLog, JsonlOutput, Output, TerminalOutput
@@ -61,7 +61,14 @@ def open_memory(
         status.print(f"[yellow]Memory is off for this session: {exc.message}[/yellow]")
         return None
     user = config.memory.user or getpass.getuser()
-    memory = PlayerMemory(store, user, persona, game.id if game else "", game.title if game else "the screen")
+    memory = PlayerMemory(
+        store,
+        user,
+        persona,
+        game.id if game else "",
+        game.title if game else "the screen",
+        question_wait_s=config.memory.question_wait_s,
+    )
     chosen = memory.profile.persona
     if chosen and config.persona.name == PersonaConfig().name and chosen != config.persona.name:
         memory.base_persona = load_persona(chosen)  # the player's own choice, unless --persona says otherwise

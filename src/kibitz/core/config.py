@@ -46,6 +46,8 @@ class LLMConfig(Section):
     n_threads: int = Field(1, ge=1)
     """Threads for the embedded model; one by default so the game keeps its CPU."""
     n_ctx: int = Field(2048, ge=256)
+    """Tokens a prompt and its reply must fit in: the embedded model's context; for a server, its context length
+    (every prompt's parts are cut to their share of it)."""
     timeout_s: float = Field(30.0, gt=0)
     seed: int = 0
 
@@ -92,6 +94,9 @@ class MemoryConfig(Section):
     """Memory file or postgresql:// URL (default: $KIBITZ_MEMORY_DB or ~/.cache/kibitz/memory/memory.sqlite)."""
     user: str | None = None
     """Whose memory (default: the login name)."""
+    question_wait_s: float = Field(2.0, gt=0, le=120)
+    """A question waits at most this long for the memories that may answer it (the search starts when the question
+    is typed, ahead of any writes; ~20-50 ms when the machine is free)."""
 
 
 class VLMSection(Section):

@@ -122,6 +122,10 @@ class Utterance:
     """Cut short because something more important happened."""
     withheld: str = ""
     """What the model said that the player's spoiler tolerance held back (never shown)."""
+    memory_wait: float | None = None
+    """Seconds a question's line waited for the memories that may answer it (part of first_token_latency)."""
+    error: str = ""
+    """Why the line failed (the backend raised); the session goes on with the next one."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -131,10 +135,12 @@ class Utterance:
             "event_ids": self.event_ids,
             "text": self.text,
             **({"withheld": self.withheld} if self.withheld else {}),
+            **({"error": self.error} if self.error else {}),
             "first_token_s": None if self.first_token_latency is None else round(self.first_token_latency, 3),
             "total_s": None if self.total_latency is None else round(self.total_latency, 3),
             "queue_s": None if self.queue_latency is None else round(self.queue_latency, 3),
             "hold_s": None if self.hold_latency is None else round(self.hold_latency, 3),
+            **({"memory_wait_s": round(self.memory_wait, 3)} if self.memory_wait is not None else {}),
             "backend": self.backend,
             "interrupted": self.interrupted,
         }

@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from kibitz.brain.persona import Persona
-from kibitz.brain.postfilter import sentence_ends
-from kibitz.brain.spoiler import HINT, rate
+from kibitz.core.persona import Persona
+from kibitz.core.spoiler import HINT, rate
+from kibitz.core.text import sentence_ends
 from kibitz.memory.profile import Profile
 
 THUMBS_DOWN = ("/down", "/bad", "👎", "-1")

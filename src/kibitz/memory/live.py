@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from kibitz.brain.persona import Persona, load_persona
 from kibitz.core.errors import KibitzError
+from kibitz.core.persona import Persona, load_persona
 from kibitz.core.records import Event, Observation
 from kibitz.memory.commands import Outcome, feedback, interpret, is_command_only
 from kibitz.memory.extract import MemoryWriter
@@ -32,9 +32,15 @@ from kibitz.memory.store import MemoryStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Job = tuple[Callable[[], Any], concurrent.futures.Future[Any]]
 
 RECALL_TIMEOUT_S = 0.25
-"""The companion waits at most this long for memories (a search takes ~15-20 ms; a backlog must not stall it)."""
+"""A reaction waits at most this long for the notes on the state (a search takes ~15-50 ms; a backlog must not
+stall a reaction, which can do without them)."""
+QUESTION_WAIT_S = 2.0
+"""A question waits at most this long for the memories that may answer it (memory.question_wait_s): "what is my
+cat called?" cannot be answered without them, and its search starts as soon as the question is typed."""
+
 MIN_SCORE = 0.5
 """Hits scoring below this are not brought up (0.6·similarity dominates: unrelated memories score ~0.45)."""
 IDLE_EMBED_S = 0.5
@@ -60,12 +66,18 @@ class PlayerMemory:
         game: str = "",
         title: str = "the game",
         level_fields: list[str] | None = None,
+        question_wait_s: float = QUESTION_WAIT_S,
     ) -> None:
         self.store, self.user, self.game, self.base_persona = store, user, game, persona
+        self.question_wait_s = question_wait_s
+        self.waits: list[float] = []
+        """Seconds each question waited for its memories (measured; the session reports them)."""
+        self._asked: dict[str, concurrent.futures.Future[list[Hit]]] = {}
         self.profile = Profile.from_dict(store.profile(user))
         self.errors: list[str] = []
         self._state_cache: dict[tuple[str, str | None], tuple[float, list[str]]] = {}
-        self._jobs: queue.Queue[tuple[Callable[[], Any], concurrent.futures.Future[Any]] | None] = queue.Queue()
+        # In order: a search sees every memory written before it (the player says a fact, then asks about it).
+        self._jobs: queue.Queue[Job | None] = queue.Queue()
         self.writer = MemoryWriter(store, user, game, title, level_fields, self._write_later, self._replace_later)
         self._thread = threading.Thread(target=self._run, name="kibitz-memory", daemon=True)
         self._thread.start()
@@ -97,6 +109,7 @@ class PlayerMemory:
             self.errors.append(exc.message)
 
     def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        """Run `fn` on the memory worker, after everything submitted before it."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._jobs.put((fn, future))
         return future
@@ -106,6 +119,9 @@ class PlayerMemory:
 
     def _replace_later(self, memory: Memory) -> None:
         self.submit(lambda: self.store.replace(memory, embed_now=False))
+
+    def _search(self, query: str, k: int) -> concurrent.futures.Future[list[Hit]]:
+        return self.submit(lambda: self.store.search(self.user, query, game=self.game or None, k=k))
 
     # --- what the session hands over ---------------------------------------------------------------------------
     @property
@@ -157,16 +173,7 @@ class PlayerMemory:
     def recall(self, query: str, k: int = 3, timeout: float = RECALL_TIMEOUT_S) -> list[Hit]:
         """The player's memories worth bringing up for `query` (a game state or a question), best first; nothing
         if the store does not answer in time."""
-        future = self.submit(lambda: self.store.search(self.user, query, game=self.game or None, k=k))
-        try:
-            hits = future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            return []
-        except KibitzError as exc:
-            log.warning("Memory search failed: %s", exc.message)
-            return []
-        return [h for h in hits if h.score >= MIN_SCORE]
+        return _hits(self._search(query, k), timeout)
 
     def recall_lines(self, query: str, k: int = 3, timeout: float = RECALL_TIMEOUT_S) -> list[str]:
         return [h.memory.text for h in self.recall(query, k, timeout)]
@@ -184,8 +191,18 @@ class PlayerMemory:
             self._state_cache[key] = cached
         return cached[1]
 
+    def ask(self, question: str) -> None:
+        """The player typed a question: start looking for what may answer it now, before its line is due."""
+        if question not in self._asked:
+            self._asked[question] = self._search(question, QUESTION_NOTES)
+
     def for_question(self, question: str) -> list[str]:
-        return self.recall_lines(question, QUESTION_NOTES)
+        """What may answer the question, waiting for it at most `question_wait_s` (measured in `waits`)."""
+        future = self._asked.pop(question, None) or self._search(question, QUESTION_NOTES)
+        start = time.perf_counter()
+        hits = _hits(future, self.question_wait_s)
+        self.waits.append(time.perf_counter() - start)
+        return [h.memory.text for h in hits]
 
     def close(self, timeout: float = 10.0) -> None:
         """Write the session's summary, finish every write, and stop the worker."""
@@ -193,8 +210,22 @@ class PlayerMemory:
             self.writer.end_session()
         except KibitzError as exc:
             self.errors.append(exc.message)
-        self._jobs.put(None)
+        self._jobs.put(None)  # after every write handed over before it
         self._thread.join(timeout)
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline and self.store.embed_pending(self.user):
             pass
+
+
+def _hits(future: concurrent.futures.Future[list[Hit]], timeout: float) -> list[Hit]:
+    """The search's hits worth bringing up, or nothing if it fails or does not answer in time."""
+    try:
+        hits = future.result(timeout)
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        log.info("Memory search took over %.2f s: answered without it.", timeout)
+        return []
+    except KibitzError as exc:
+        log.warning("Memory search failed: %s", exc.message)
+        return []
+    return [h for h in hits if h.score >= MIN_SCORE]

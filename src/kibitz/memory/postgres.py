@@ -256,12 +256,17 @@ class PostgresStore(MemoryStore):
         return KibitzError(f"The memory store at {self.location} failed ({reason}); check the server and try again.")
 
     # --- writing -----------------------------------------------------------------------------------------
-    def _upsert(self, memory: Memory, vector: Vectors | None, now: float) -> Memory:
+    def _upsert(self, memory: Memory, vector: Vectors | None, now: float, supersede: bool = False) -> Memory:
         norm = normalise(memory.text)
         blob = None if vector is None else np.asarray(vector, np.float32)
 
         def body(db: Any) -> tuple[Any, ...]:
             _lock_topic(db, memory.user, memory.game, memory.topic)
+            if supersede:
+                db.execute(
+                    "DELETE FROM memories WHERE user_id = %s AND game = %s AND topic = %s AND norm <> %s",
+                    (memory.user, memory.game, memory.topic, norm),
+                )
             row = db.execute(_UPSERT, (*_columns(memory, norm, now, now), blob)).fetchone()
             _summarise(db, memory.user, memory.game, memory.topic, now)
             return tuple(row)

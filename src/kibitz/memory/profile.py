@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from kibitz.brain.persona import LANGUAGE_NAMES, Persona, SpoilerTolerance, Verbosity
 from kibitz.core.errors import ConfigError
+from kibitz.core.persona import LANGUAGE_NAMES, Persona, SpoilerTolerance, Verbosity
 
 LEVELS: dict[str, tuple[str, ...]] = {
     "spoilers": ("none", "hints", "full"),
@@ -124,7 +124,7 @@ def check(key: str, value: str) -> str:
     if key == "language":
         allowed = tuple(LANGUAGE_NAMES)
     if key == "persona":
-        from kibitz.brain.persona import builtin_personas
+        from kibitz.core.persona import builtin_personas
 
         allowed = tuple(builtin_personas())
     if key not in HELP:

@@ -99,10 +99,19 @@ class SQLiteStore(MemoryStore):
             raise _explain(exc, self.path) from exc
 
     # --- writing -----------------------------------------------------------------------------------------
-    def _upsert(self, memory: Memory, vector: Vectors | None, now: float) -> Memory:
+    def _upsert(self, memory: Memory, vector: Vectors | None, now: float, supersede: bool = False) -> Memory:
         norm = normalise(memory.text)
         blob = None if vector is None else vector.astype(np.float32).tobytes()
+        superseded: list[int] = []
         with self._transaction():
+            if supersede:
+                superseded = [
+                    r["id"]
+                    for r in self.db.execute(
+                        "DELETE FROM memories WHERE user=? AND game=? AND topic=? AND norm<>? RETURNING id",
+                        (memory.user, memory.game, memory.topic, norm),
+                    ).fetchall()
+                ]
             row = self.db.execute(
                 "SELECT id, created, importance FROM memories WHERE user=? AND game=? AND topic=? AND norm=?",
                 (memory.user, memory.game, memory.topic, norm),
@@ -123,6 +132,9 @@ class SQLiteStore(MemoryStore):
             memory.updated = now
             self._summarise(memory.user, memory.game, memory.topic, now)
         index = self._index.get(memory.user)
+        if index is not None:
+            for old in superseded:
+                index.remove(old)
         if index is not None and memory.id is not None:
             if vector is None:
                 index.remove(memory.id)  # back when it has its embedding

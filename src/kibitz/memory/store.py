@@ -24,9 +24,10 @@ import numpy as np
 import numpy.typing as npt
 
 from kibitz.core.errors import KibitzError
+from kibitz.core.privacy import scrub
 from kibitz.core.registry import Registry
 from kibitz.memory.embed import TextEmbedder, Vectors
-from kibitz.memory.records import KINDS, Hit, Memory, normalise
+from kibitz.memory.records import KINDS, Hit, Memory
 from kibitz.memory.topics import TopicMatch
 
 HALF_LIFE_S = 30 * 24 * 3600.0
@@ -143,7 +144,17 @@ def rank(c: Candidates, match: TopicMatch, game: str | None, k: int, now: float)
     ]
 
 
+MAX_TEXT_CHARS = 500
+"""A memory's text is cut to this many characters: a pasted wall of text is not a memory, and a note must stay a
+few tokens of the prompt."""
+
+
 def check(memory: Memory) -> None:
+    """Refuse a memory that cannot be stored, and make the text fit to keep: personal data out (core.privacy), at
+    most MAX_TEXT_CHARS."""
+    memory.text = scrub(memory.text)
+    if len(memory.text) > MAX_TEXT_CHARS:
+        memory.text = memory.text[: MAX_TEXT_CHARS - 1].rstrip() + "…"
     if not memory.user:
         raise KibitzError("A memory needs a user; pass --user NAME.")
     if memory.kind not in KINDS:
@@ -176,10 +187,11 @@ class MemoryStore(ABC):
     def replace(self, memory: Memory, now: float | None = None, embed_now: bool = True) -> Memory:
         """Store a memory that supersedes everything its topic said before (a changed preference: "talk less"
         after "talk more")."""
-        for old in self.memories(memory.user, memory.game):
-            if old.topic == memory.topic and old.id is not None and normalise(old.text) != normalise(memory.text):
-                self._forget(memory.user, old.id, None)
-        return self.remember(memory, now=now, embed_now=embed_now)
+        check(memory)
+        now = time.time() if now is None else now
+        vector = self.embedder.passages([memory.text])[0] if embed_now else None
+        # One transaction: a kill between the delete and the write must not lose both.
+        return self._upsert(memory, None if vector is None else np.asarray(vector, np.float32), now, supersede=True)
 
     def load(self, memories: list[Memory], vectors: Vectors, now: float | None = None) -> None:
         """Add many new memories at once with their embeddings, in one transaction (imports, benchmarks)."""
@@ -226,9 +238,10 @@ class MemoryStore(ABC):
 
     # --- what a backend provides ---------------------------------------------------------------------------
     @abstractmethod
-    def _upsert(self, memory: Memory, vector: Vectors | None, now: float) -> Memory:
+    def _upsert(self, memory: Memory, vector: Vectors | None, now: float, supersede: bool = False) -> Memory:
         """Insert or update (by user, game, topic, normalised text) in one transaction, rebuilding the topic's
-        summary; keep the higher importance and the first creation time."""
+        summary; keep the higher importance and the first creation time. With `supersede`, the same transaction
+        first deletes the topic's memories that say something else."""
 
     @abstractmethod
     def _load(self, memories: list[Memory], vectors: Vectors, now: float) -> None: ...

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.markup import escape
 
+from kibitz.core.privacy import scrub_json
 from kibitz.core.records import Event, Utterance
 
 
@@ -117,11 +118,15 @@ class JsonlOutput(Output):
 
 
 class FileLog(JsonlOutput):
-    """The session log on disk (JSONL, appended and flushed line by line so a crash loses nothing)."""
+    """The session log on disk (JSONL, appended and flushed line by line so a crash loses nothing), with personal
+    data removed from every string (core.privacy)."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         super().__init__(path.open("a", encoding="utf-8"))
+
+    def _write(self, obj: dict[str, Any]) -> None:
+        super()._write(scrub_json(obj))
 
     def close(self) -> None:
         self.stream.close()

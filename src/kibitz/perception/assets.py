@@ -11,6 +11,7 @@ gameplay). Nothing here is derived from data kibitz ships: it is all made on the
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -146,6 +147,12 @@ def read_image(path: Path) -> RGBImage:
         raise ValueError(f"{path.name} is not a readable image ({exc})") from exc
 
 
+def check_game_name(name: str) -> None:
+    """A game's name becomes a file name: letters, digits, - and _ only (no "../" or "/" can be smuggled in)."""
+    if re.fullmatch(r"[\w-]+", name) is None:
+        raise KibitzError(f"Game names use letters, digits, - and _ only; {name!r} does not.")
+
+
 def add_game(name: str, folder: Path, embedder: Embedder, progress: Progress | None = None) -> tuple[int, list[str]]:
     """Prototypes for a new game from a folder of screenshots; returns (frames used, problems skipped).
 
@@ -153,8 +160,7 @@ def add_game(name: str, folder: Path, embedder: Embedder, progress: Progress | N
     gameplay. Unreadable files are skipped with a reason, never fatal. A `hud.yaml` in the folder (fields
     with `method: ocr`) makes kibitz read the game's HUD numbers too.
     """
-    if not name.replace("_", "").replace("-", "").isalnum():
-        raise KibitzError(f"Game names use letters, digits, - and _ only; {name!r} does not.")
+    check_game_name(name)
     if name in GAMES:
         raise KibitzError(f"{name!r} is a built-in game; learn it with `kibitz games learn {name}` instead.")
     if not folder.is_dir():

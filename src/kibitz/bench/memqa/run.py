@@ -29,9 +29,9 @@ from kibitz.bench.memqa.world import paraphrases, question_data, world
 from kibitz.bench.stacks import generate as llm_generate
 from kibitz.bench.stacks import render
 from kibitz.brain.llm.base import LLMBackend, Message
-from kibitz.brain.persona import Persona, load_persona
 from kibitz.brain.prompts import PromptBuilder, quote_untrusted
 from kibitz.core.errors import KibitzError
+from kibitz.core.persona import Persona, load_persona
 from kibitz.core.records import Event, Observation, Provenance, Reading
 from kibitz.memory.commands import Outcome, interpret
 from kibitz.memory.extract import MemoryWriter
@@ -231,24 +231,19 @@ def history_lines(player: Player) -> list[str]:
 
 
 class TokenCounter:
-    """Prompt tokens as the model counts them (the embedded model's own chat template and tokenizer), or an
-    estimate of one token per three UTF-8 bytes for a server (on the safe side for English and Korean)."""
+    """Prompt tokens as the model counts them (LLMBackend.count_prompt: the embedded model's own chat template and
+    tokenizer, or an estimate for a server)."""
 
     def __init__(self, backend: LLMBackend, n_ctx: int) -> None:
-        self.llm = getattr(backend, "llm", None)
-        self.formatter = getattr(backend, "_formatter", None)
-        self.exact = self.llm is not None and hasattr(self.llm, "tokenize")
-        self.n_ctx = int(self.llm.n_ctx()) if self.exact and self.llm is not None else n_ctx
+        self.backend = backend
+        self.exact = getattr(backend, "llm", None) is not None
+        self.n_ctx = backend.context_window if self.exact else n_ctx
 
     def text(self, text: str) -> int:
-        if self.exact and self.llm is not None:
-            return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
-        return -(-len(text.encode("utf-8")) // 3)
+        return self.backend.count_tokens(text)
 
     def messages(self, messages: list[Message]) -> int:
-        if self.exact and self.formatter is not None:
-            return self.text(self.formatter(messages=messages).prompt)
-        return sum(self.text(m["content"]) + 8 for m in messages)
+        return self.backend.count_prompt(messages)
 
 
 @dataclass

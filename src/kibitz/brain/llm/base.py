@@ -18,6 +18,8 @@ class Message(TypedDict):
 
 class LLMBackend(ABC):
     name: str
+    context_window: int = 2048
+    """Tokens a prompt and its reply may take together (the embedded model's n_ctx; for a server, llm.n_ctx)."""
 
     @abstractmethod
     def stream(
@@ -34,6 +36,15 @@ class LLMBackend(ABC):
         """
         for _ in self.stream(messages, max_tokens=1, temperature=0.0):
             pass
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens `text` takes. Without the model's tokenizer: one per three UTF-8 bytes, rounded up, which is on
+        the safe side for English and Korean with common tokenizers."""
+        return -(-len(text.encode("utf-8")) // 3)
+
+    def count_prompt(self, messages: list[Message]) -> int:
+        """Tokens a chat prompt takes, its template included (an estimate of 8 per message without the template)."""
+        return sum(self.count_tokens(m["content"]) + 8 for m in messages)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model or connection."""

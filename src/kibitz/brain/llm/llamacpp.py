@@ -56,6 +56,7 @@ class LlamaCppBackend(LLMBackend):
             ) from None
         self._lock = threading.Lock()
         self._formatter = self._chat_formatter()
+        self.context_window = int(self.llm.n_ctx())
 
     def _chat_formatter(self) -> Any:
         """The same Jinja chat formatter llama-cpp-python builds from the GGUF's template (None if it has none)."""
@@ -78,6 +79,15 @@ class LlamaCppBackend(LLMBackend):
     @property
     def label(self) -> str:
         return f"llamacpp:{self.model_name}"
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens as this model counts them (its own tokenizer, special tokens as in a prompt)."""
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def count_prompt(self, messages: list[Message]) -> int:
+        if self._formatter is None:
+            return super().count_prompt(messages)
+        return self.count_tokens(self._formatter(messages=messages).prompt)
 
     def stream(
         self, messages: list[Message], max_tokens: int, temperature: float, stop: list[str] | None = None

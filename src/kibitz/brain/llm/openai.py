@@ -24,7 +24,9 @@ class OpenAIBackend(LLMBackend):
         api_key: str | None = None,
         timeout_s: float = 30.0,
         seed: int | None = None,
+        context_window: int = 2048,
     ) -> None:
+        self.context_window = context_window
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.seed = seed
@@ -33,7 +35,14 @@ class OpenAIBackend(LLMBackend):
 
     @classmethod
     def from_config(cls, config: LLMConfig) -> OpenAIBackend:
-        return cls(config.base_url, config.model, os.environ.get(config.api_key_env), config.timeout_s, config.seed)
+        return cls(
+            config.base_url,
+            config.model,
+            os.environ.get(config.api_key_env),
+            config.timeout_s,
+            config.seed,
+            config.n_ctx,
+        )
 
     @property
     def label(self) -> str:

@@ -16,7 +16,7 @@ LIMIT = {"none": NONE, "hints": HINT, "full": SOLUTION}
 
 @cache
 def _patterns() -> tuple[tuple[int, re.Pattern[str]], ...]:
-    data = yaml.safe_load((resources.files("kibitz.brain") / "spoilers.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load((resources.files("kibitz.core") / "data" / "spoilers.yaml").read_text(encoding="utf-8"))
     levels = {"solution": SOLUTION, "hint": HINT}
     return tuple(
         (levels[name], re.compile(p, re.IGNORECASE)) for name in ("solution", "hint") for p in data.get(name, [])

@@ -1,4 +1,5 @@
-"""Personas are YAML files: name, style of speech, language, verbosity and spoiler tolerance."""
+"""Personas are YAML files: name, style of speech, language, verbosity and spoiler tolerance. A value type shared
+by the brain (which talks as one) and memory (where the player's profile adjusts one)."""
 
 from __future__ import annotations
 
@@ -26,11 +27,6 @@ class SpoilerTolerance(StrEnum):
 
 MAX_SENTENCES = {Verbosity.SHORT: 1, Verbosity.NORMAL: 2, Verbosity.CHATTY: 3}
 MAX_WORDS = {Verbosity.SHORT: 20, Verbosity.NORMAL: 35, Verbosity.CHATTY: 60}
-SPOILER_RULES = {
-    SpoilerTolerance.NONE: "Never reveal what comes later in the game or how to solve anything; only encourage.",
-    SpoilerTolerance.HINTS: "Give gentle hints, never full solutions or what comes later, unless the player asks.",
-    SpoilerTolerance.FULL: "You may give direct tips and solutions.",
-}
 LANGUAGE_NAMES = {
     "en": "English",
     "ko": "Korean",
@@ -67,7 +63,7 @@ class Persona(BaseModel):
 
 def builtin_personas() -> list[str]:
     """Names of the personas shipped with kibitz."""
-    folder = resources.files("kibitz.brain") / "personas"
+    folder = resources.files("kibitz.core") / "personas"
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -82,7 +78,7 @@ def load_persona(name_or_path: str) -> Persona:
         if name_or_path not in builtin_personas():
             known = ", ".join(builtin_personas())
             raise UnknownNameError(f"Unknown persona {name_or_path!r}; built-in personas: {known} (or a .yaml path).")
-        text = (resources.files("kibitz.brain") / "personas" / f"{name_or_path}.yaml").read_text(encoding="utf-8")
+        text = (resources.files("kibitz.core") / "personas" / f"{name_or_path}.yaml").read_text(encoding="utf-8")
         origin = f"persona {name_or_path}"
     try:
         return Persona.model_validate(yaml.safe_load(text))
