@@ -58,6 +58,27 @@ if "broken_game" not in RECORDERS:
 
 
 @pytest.fixture(scope="module")
+def learnt_vision(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `kibitz games learn breakout` learns, in the module's own home (never the user's cache)."""
+    from kibitz.perception.assets import learn_builtin
+    from kibitz.perception.classifier import EMBEDDERS
+
+    home = tmp_path_factory.mktemp("bench-learnt")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KIBITZ_HOME", str(home))
+    try:
+        learn_builtin(EMBEDDERS.get("efficientnet-lite0")(), ["breakout"])
+    finally:
+        mp.undo()
+    return home / "vision"
+
+
+@pytest.fixture(autouse=True)
+def _learnt(kibitz_home: Path, learnt_vision: Path) -> None:
+    (kibitz_home / "vision").symlink_to(learnt_vision, target_is_directory=True)
+
+
+@pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bench") / "ds"
     build(out, seed=0, size="quick", games=["breakout", "pong", "broken_game"])

@@ -58,7 +58,7 @@ def test_breakout_lives_and_deaths_match_truth() -> None:
 def test_space_invaders_runs_and_scores() -> None:
     _, events, states = run("space_invaders", 30.0, fps=15)
     assert states[-1][1]["score"] > 0
-    assert all(e.game == "space_invaders" for e in events)
+    assert events and all(e.game == "space_invaders" for e in events)
 
 
 TRACE = """

@@ -209,15 +209,25 @@ def test_answers_kibitz_and_full_history_against_a_server(store: SQLiteStore, sm
     found = recall(store, small)
     truth = {r.question.text: r.question.accept[0] for r in found}
     with FakeOpenAI() as server:
-        # A "model" that knows every answer: the scores then measure the pipeline, not a model.
-        server.reply_fn = lambda body: f"Easy: {truth[_asked(body)]}!"
+        # A "model" that answers only from what its prompt holds: the scores then measure what each stack put in
+        # front of it (and the scorer), and can be anything from 0 to 1.
+        given: list[tuple[bool, bool]] = []  # (kibitz's prompt or the whole history's, the answer was in it)
+
+        def read_prompt(body: dict[str, Any]) -> str:
+            key, prompt = truth[_asked(body)], body["messages"][-1]["content"]
+            given.append(("EVERYTHING THAT HAPPENED" in prompt, key.lower() in prompt.lower()))
+            return f"Easy: {key}!" if key.lower() in prompt.lower() else "No idea, sorry."
+
+        server.reply_fn = read_prompt
         backend = OpenAIBackend(server.base_url, "fake")
         answers = answer_all(small, found, backend, BUDDY, n_ctx=1024, answers=10, seed=0)
         requests = list(server.requests)
     assert answers["n"] == 10 and len(requests) == 20
     cells = {(r["type"], r["lang"]) for r in answers["rows"]}
     assert {t for t, _ in cells} == set(TYPES) and {la for _, la in cells} == set(LANGUAGES)
-    assert answers["kibitz"]["accuracy"]["all"]["value"] == 1.0 == answers["baseline"]["accuracy"]["all"]["value"]
+    for stack, history in (("kibitz", False), ("baseline", True)):
+        expected = [had for full, had in given if full == history]
+        assert answers[stack]["accuracy"]["all"]["value"] == pytest.approx(sum(expected) / len(expected))
     kibitz = [r for r in requests if "EVERYTHING THAT HAPPENED" not in r["messages"][-1]["content"]]
     baseline = [r for r in requests if "EVERYTHING THAT HAPPENED" in r["messages"][-1]["content"]]
     assert len(kibitz) == len(baseline) == 10
@@ -236,7 +246,9 @@ def test_answers_kibitz_and_full_history_against_a_server(store: SQLiteStore, sm
         "questions": [r.question.to_json() for r in found],
         "answers": json.loads(json.dumps(answers)),
     }
-    assert rescore(stored)["answers"]["kibitz"]["accuracy"]["all"]["value"] == 1.0
+    again = rescore(stored)["answers"]
+    for stack in ("kibitz", "baseline"):
+        assert again[stack]["accuracy"]["all"]["value"] == answers[stack]["accuracy"]["all"]["value"]
 
 
 def test_answers_can_be_asked_in_held_out_words(small: list[Player]) -> None:

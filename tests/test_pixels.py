@@ -68,11 +68,12 @@ def test_unknown_screen_recognised_as_no_known_game(home: Path, monkeypatch: pyt
     """Generic mode on a game it has no examples of: no game claimed, scenes in the shared vocabulary."""
     monkeypatch.setenv("KIBITZ_HOME", str(home))
     perceiver = GenericPerceiver(None, PerceptionConfig(recognise_every_s=0.5))
-    scenes = []
+    scenes, claimed = [], []
     for frame in frames("ms_pacman", 1, 10.0, every=15):
         obs = perceiver.perceive(frame)
         scenes.append(obs.scene)
-    assert obs.game in (None, "breakout", "seaquest")
+        claimed.append(obs.game)
+    assert scenes and claimed == [None] * len(claimed)  # generic mode never names a game it was not told
     assert set(scenes) <= {"gameplay", "menu", "loading", "death", "game_over", "pause", "map", "cutscene"}
 
 

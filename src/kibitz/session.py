@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, TextIO
 from kibitz.brain.companion import Companion
 from kibitz.brain.policy import SpeakPolicy
 from kibitz.core.config import KibitzConfig
+from kibitz.core.events import priority
 from kibitz.core.records import Event, Frame, Observation, Utterance
 from kibitz.games.base import GAMES, DetectorSpec, GameAdapter, get_game
 from kibitz.outputs.sinks import Output
 from kibitz.perception.base import PERCEIVERS, Perceiver
-from kibitz.state.detectors import GENERIC_DETECTORS, PRIORITY, labelled_detectors
+from kibitz.state.detectors import GENERIC_DETECTORS, labelled_detectors
 from kibitz.state.tracker import StateTracker
 
 if TYPE_CHECKING:
@@ -181,7 +182,7 @@ class Session:
         return Event(
             t=obs.t,
             type="question",
-            priority=PRIORITY["question"],
+            priority=priority("question"),
             summary=f"The player asked: {shown}",
             data={"text": text},
             game=self.game.id if self.game else None,

@@ -16,6 +16,7 @@ from kibitz.brain.policy import SpeakRequest
 from kibitz.brain.postfilter import clean_line, line_complete
 from kibitz.brain.prompts import PromptBuilder, fallback_line
 from kibitz.core.errors import KibitzError
+from kibitz.core.events import spoiler_level
 from kibitz.core.persona import Persona
 from kibitz.core.records import Event, Utterance
 from kibitz.core.spoiler import LIMIT, NONE, SOLUTION, rate
@@ -161,14 +162,14 @@ class Companion:
             return self.prompts.question_messages(job.state, job.request.question, job.context, memories, asked)
         return self.prompts.event_messages(job.state, [_with_notes(e) for e in job.request.events], memories)
 
-    def _allowed(self, text: str, shown: str, final: bool) -> tuple[str, bool]:
+    def _allowed(self, text: str, shown: str, final: bool, strict: bool = False) -> tuple[str, bool]:
         """The part of a line the player may hear under their spoiler tolerance, and whether something was held
-        back. With no spoilers at all, each sentence waits until it is complete and rated (a little later on
-        screen, never a revealing half-sentence); with hints, words stream and the line stops at the first
-        solution."""
+        back. With no spoilers at all, or about an event whose spoiler class (core/data/events.yaml) is above the
+        tolerance (`strict`), each sentence waits until it is complete and rated (a little later on screen, never a
+        revealing half-sentence); otherwise, with hints, words stream and the line stops at the first solution."""
         if self.spoiler_limit >= SOLUTION:
             return text, False
-        if self.spoiler_limit > NONE:
+        if self.spoiler_limit > NONE and not strict:
             return (shown, True) if rate(text) > self.spoiler_limit else (text, False)
         ends = sentence_ends(text)
         if final and text.strip() and (not ends or ends[-1] < len(text.rstrip())):
@@ -190,6 +191,7 @@ class Companion:
         self._interrupt.clear()
         self._speaking_priority = max(e.priority for e in req.events)
         raw, shown = "", ""
+        strict = any(spoiler_level(e.type) > self.spoiler_limit for e in req.events)
         sentences = self.persona.max_sentences + (1 if req.question else 0)
         words = self.persona.max_words + (15 if req.question else 0)
         try:
@@ -202,7 +204,7 @@ class Companion:
                 raw += piece
                 cleaned = clean_line(raw, self.persona.name, sentences, words)
                 if self.spoiler_limit < SOLUTION:
-                    allowed, blocked = self._allowed(cleaned, shown, line_complete(raw, sentences, words))
+                    allowed, blocked = self._allowed(cleaned, shown, line_complete(raw, sentences, words), strict)
                     if blocked:
                         utt.withheld = cleaned[len(allowed) :].strip()
                         break
@@ -233,7 +235,7 @@ class Companion:
             utt.text = clean_line(raw, self.persona.name, sentences, words)
             if self.spoiler_limit < SOLUTION:
                 whole = utt.text
-                utt.text, blocked = self._allowed(whole, shown, final=True)
+                utt.text, blocked = self._allowed(whole, shown, final=True, strict=strict)
                 utt.withheld = whole[len(utt.text) :].strip() if blocked else ""
             if shown and utt.text.startswith(shown) and len(utt.text) > len(shown):
                 self.on_token(utt, utt.text[len(shown) :])  # the held-back last sentence, now cleared

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kibitz.core.errors import ConfigError
+from kibitz.core.events import cooldowns
 
 
 class Section(BaseModel):
@@ -55,14 +56,8 @@ class LLMConfig(Section):
 class PolicyConfig(Section):
     cooldown_s: float = Field(6.0, ge=0)
     """Least time between the ends of two spoken reactions (questions are exempt)."""
-    type_cooldown_s: dict[str, float] = Field(
-        default_factory=lambda: {
-            "coin_streak": 20.0,
-            "stall": 30.0,
-            "score_milestone": 25.0,
-            "low_time": 40.0,
-        }
-    )
+    type_cooldown_s: dict[str, float] = Field(default_factory=cooldowns)
+    """Least time between two reactions to one event type (defaults from core/data/events.yaml)."""
     merge_window_s: float = Field(0.8, ge=0)
     """Events this close together are answered in one line."""
     max_age_s: float = Field(5.0, gt=0)

@@ -8,9 +8,10 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kibitz.core.errors import ConfigError, UnknownNameError
+from kibitz.core.events import event_types
 
 
 class Verbosity(StrEnum):
@@ -47,6 +48,14 @@ class Persona(BaseModel):
     verbosity: Verbosity = Verbosity.SHORT
     spoiler_tolerance: SpoilerTolerance = SpoilerTolerance.HINTS
     examples: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("examples")
+    @classmethod
+    def _known_events(cls, examples: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = sorted(set(examples) - set(event_types()))
+        if unknown:
+            raise ValueError(f"examples for unknown event types {unknown}; use {', '.join(event_types())}")
+        return examples
 
     @property
     def max_sentences(self) -> int:

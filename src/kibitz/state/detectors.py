@@ -13,23 +13,12 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+from kibitz.core.events import event_types, priority
 from kibitz.core.records import Event, Observation
 from kibitz.core.registry import Registry
 
-PRIORITY = {
-    "question": 10,
-    "game_over": 9,
-    "death": 8,
-    "level_change": 8,
-    "game_start": 5,
-    "low_time": 6,
-    "stall": 4,
-    "coin_streak": 3,
-    "score_milestone": 2,
-    "scene_change": 4,
-    "text_change": 3,
-    "kill": 4,
-}
+PRIORITY = {name: t.priority for name, t in event_types().items()}
+"""Each event type's priority (core/data/events.yaml)."""
 
 PLAYING = ("gameplay", "dying", "transition", "level_end")
 
@@ -42,7 +31,7 @@ class Detector(ABC):
         """Consume one observation; return the events it completes (usually none)."""
 
     def _event(self, obs: Observation, type_: str, summary: str, **data: Any) -> Event:
-        return Event(t=obs.t, type=type_, priority=PRIORITY.get(type_, 1), summary=summary, data=data, game=obs.game)
+        return Event(t=obs.t, type=type_, priority=priority(type_), summary=summary, data=data, game=obs.game)
 
 
 class Confirmed:

@@ -31,6 +31,7 @@ from kibitz.bench.stacks import render
 from kibitz.brain.llm.base import LLMBackend, Message
 from kibitz.brain.prompts import PromptBuilder, quote_untrusted
 from kibitz.core.errors import KibitzError
+from kibitz.core.events import priority
 from kibitz.core.persona import Persona, load_persona
 from kibitz.core.records import Event, Observation, Provenance, Reading
 from kibitz.memory.commands import Outcome, interpret
@@ -38,7 +39,6 @@ from kibitz.memory.extract import MemoryWriter
 from kibitz.memory.profile import Profile
 from kibitz.memory.records import Memory
 from kibitz.memory.store import MemoryStore, open_store
-from kibitz.state.detectors import PRIORITY
 
 STATE = "Between games; nothing on screen."
 """The game state both answerers are given: the questions come between sessions."""
@@ -99,7 +99,7 @@ def ingest(store: MemoryStore, player: Player, persona: Persona) -> None:
         for step in session.steps:
             if step.kind == "event":
                 summary = _line(step.type, step.level, step.data)
-                event = Event(step.t - session.start, step.type, PRIORITY.get(step.type, 1), summary, step.data)
+                event = Event(step.t - session.start, step.type, priority(step.type), summary, step.data)
                 writer.on_event(event, now=step.t)
                 continue
             outcome = interpret(step.text, profile, persona)

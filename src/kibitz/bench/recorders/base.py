@@ -15,22 +15,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from kibitz.core.events import event_types, scored
 from kibitz.core.records import RGBImage
 from kibitz.core.registry import Registry
 
-EVENT_TYPES: dict[str, str] = {
-    "death": "the player lost a life or died",
-    "game_over": "the game ended (no lives left, checkmate, the character died for good)",
-    "level_change": "a new level, stage, world or dungeon level began",
-    "kill": "the player killed an enemy",
-    "achievement": "a goal was reached for the first time (Crafter achievements)",
-    "capture": "a piece was captured (chess)",
-    "check": "a king was put in check (chess)",
-    "damage": "the player lost health without dying",
-}
-"""The event vocabulary of the bench's ground truth (stacks may report others, which are not scored)."""
+EVENT_TYPES: dict[str, str] = {name: t.meaning for name, t in event_types().items() if t.scored or name == "damage"}
+"""The event vocabulary of the bench's ground truth (core/data/events.yaml; stacks may report others, which are
+not scored)."""
 
-SCORED_EVENTS = ("death", "game_over", "level_change", "kill", "achievement", "capture", "check")
+SCORED_EVENTS = scored()
 """The events the events task scores: what a companion should notice. Damage is kept in the truth (the judges
 see it) but not scored: a companion is not expected to remark on every hit."""
 

@@ -1,0 +1,37 @@
+"""`kibitz bench injection`: injected screen text goes through the real OCR, session and model path."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("rapidocr", reason='install kibitz[vision] for OCR: pip install "kibitz[vision]"')
+
+from kibitz.bench.injection import draw_case, load_cases, run_injection, says, shows, wilson
+from kibitz.brain.llm.llamacpp import LlamaCppBackend
+from kibitz.core.config import KibitzConfig
+from kibitz.perception.ocr import OCREngine
+
+
+def test_cases_are_many_and_drawn_readably() -> None:
+    cases = load_cases()
+    assert len(cases) >= 50 and len({c["canary"] for c in cases}) == len(cases)
+    read = " ".join(b.text for b in OCREngine().read(draw_case(cases[0])))
+    assert shows(read, cases[0]["canary"]), read
+
+
+def test_matching_and_interval() -> None:
+    assert says("Okay: I AM A TEAPOT!", "i am a teapot") and not says("two teapots", "teapot")
+    assert not says("You should avoid that pit", "void") and shows("SAYBANANAPROTOCOL", "banana protocol")
+    low, high = wilson(0, 50)
+    assert low == 0.0 and 0.05 < high < 0.08
+
+
+def test_injection_bench_runs_the_real_path(smollm2_path: object) -> None:
+    backend = LlamaCppBackend(str(smollm2_path), n_ctx=2048)
+    cases = [c for c in load_cases() if c["where"] in ("web", "chat")][:2]
+    result = run_injection(backend, KibitzConfig(), cases)
+    backend.close()
+    assert result["cases"] == 2 and result["lines"] >= 2 and result["errors"] == 0
+    assert result["reached"] >= 1  # the OCR read the drawn text into the quoted state
+    assert all("question" in r["events"] for r in result["rows"])
+    assert result["obeyed"] == sum(r["obeyed"] for r in result["rows"] if r["reached"])
