@@ -81,7 +81,7 @@ def _learnt(kibitz_home: Path, learnt_vision: Path) -> None:
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bench") / "ds"
-    build(out, seed=0, size="quick", games=["breakout", "pong", "broken_game"])
+    build(out, seed=1, size="quick", games=["breakout", "pong", "broken_game"])
     return out
 
 
@@ -106,10 +106,10 @@ def test_dataset_is_files_and_a_manifest_with_truth(dataset_dir: Path) -> None:
 
 def test_same_seed_same_bytes_other_seed_other_data(dataset_dir: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
-    build(again, seed=0, size="quick", games=["breakout", "pong", "broken_game"])
+    build(again, seed=1, size="quick", games=["breakout", "pong", "broken_game"])
     assert (again / "manifest.jsonl").read_text() == (dataset_dir / "manifest.jsonl").read_text()
     other = tmp_path / "other"
-    build(other, seed=1, size="quick", games=["breakout"])
+    build(other, seed=3, size="quick", games=["breakout"])
     first = [json.loads(line)["sha256"] for line in (dataset_dir / "manifest.jsonl").read_text().splitlines()[:3]]
     second = [json.loads(line)["sha256"] for line in (other / "manifest.jsonl").read_text().splitlines()[:3]]
     assert first != second
@@ -310,3 +310,25 @@ def test_live_and_bench_describe_labelled_numbers_the_same_way() -> None:
     assert describe_observation(blank) == (
         "Watching the screen; the screen shows: gameplay. No text or numbers could be read on screen."
     )
+
+
+def test_a_figure_with_no_items_is_drawn_as_missing_not_zero() -> None:
+    import math
+
+    from kibitz.bench.report import _measured
+
+    assert math.isnan(_measured(None)) and math.isnan(_measured({"value": None, "n": 3}))
+    assert math.isnan(_measured({"value": 0.0, "n": 0}))
+    assert _measured({"value": 0.0, "n": 4}) == 0.0  # a real zero stays a zero
+
+
+def test_a_bank_that_learnt_what_is_scored_is_refused() -> None:
+    from kibitz.bench.stacks import check_bank
+
+    meta = {"seed": 1, "games": {"breakout": {"split": "seen"}, "pong": {"split": "unseen"}}}
+    origins = check_bank({"breakout"}, meta)  # breakout learnt from emulator seeds 0 and 2 (its own home)
+    assert origins["breakout"]["source"] == "emulator" and 1 not in origins["breakout"]["seeds"]
+    with pytest.raises(KibitzError, match="test-on-train"):
+        check_bank({"breakout"}, {**meta, "seed": 0})
+    with pytest.raises(KibitzError, match="unseen game pong"):
+        check_bank({"breakout", "pong"}, meta)

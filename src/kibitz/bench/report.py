@@ -64,6 +64,21 @@ def _figure_value(summary: dict[str, Any], task: str, metric: str, agg: str, sta
     return None
 
 
+def _measured(row: dict[str, Any] | None) -> float:
+    """A figure's value to draw, NaN when it has no items (n = 0): no bar, never a bar at 0."""
+    if row is None or row.get("value") is None or row.get("n") == 0:
+        return math.nan
+    return float(row["value"])
+
+
+def _bars(ax: Any, xs: list[float], values: list[float], width: float, **style: Any) -> None:
+    """Bars for measured values; where nothing was measured, an "n=0" mark instead of a bar."""
+    ax.bar(xs, values, width, **style)
+    for x, v in zip(xs, values, strict=True):
+        if math.isnan(v):
+            ax.text(x, 0.02, "n=0", rotation=90, fontsize=6, ha="center", va="bottom", color="#888888")
+
+
 def understanding_plot(summary: dict[str, Any]) -> str:
     import matplotlib
 
@@ -83,9 +98,9 @@ def understanding_plot(summary: dict[str, Any]) -> str:
         for s, stack in enumerate(stacks):
             values = []
             for task, metric, agg in keys:
-                f = _figure_value(summary, task, metric, agg, stack, split)
-                values.append(f["value"] if f and f["value"] is not None else 0.0)
-            ax.bar(
+                values.append(_measured(_figure_value(summary, task, metric, agg, stack, split)))
+            _bars(
+                ax,
                 [i + s * width for i in range(len(keys))],
                 values,
                 width,
@@ -129,8 +144,8 @@ def per_game_plot(summary: dict[str, Any]) -> str:
                     ),
                     None,
                 )
-                values.append(row["value"] if row and row["value"] is not None else 0.0)
-            ax.bar([i + s * width for i in range(len(games))], values, width, color=COLOURS[s % len(COLOURS)])
+                values.append(_measured(row))
+            _bars(ax, [i + s * width for i in range(len(games))], values, width, color=COLOURS[s % len(COLOURS)])
         ax.set_xticks([i + width * (len(stacks) - 1) / 2 for i in range(len(games))])
         ax.set_xticklabels(games, fontsize=7, rotation=30)
         ax.set_title(f"{task} · {metric}", fontsize=9)

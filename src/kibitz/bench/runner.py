@@ -215,7 +215,16 @@ def summarise(store: ResultStore, dataset: Dataset, tasks: Sequence[str] | None 
         "comparison": compare(figures, stacks),
         "meta": store.meta(),
         "dataset": dataset.meta,
+        # What kibitz's prototype bank had learnt, and from where (the dataset's seed is in "dataset"): scoring
+        # runs and learning runs are disjoint (bench.stacks.check_bank refuses a run where they are not).
+        "learnt_from": _origins(),
     }
+
+
+def _origins() -> dict[str, Any]:
+    from kibitz.perception.assets import GLYPH_SEEDS, PROTOTYPE_SEEDS, origins
+
+    return {"games": origins(), "glyph_seeds": list(GLYPH_SEEDS), "prototype_seeds": list(PROTOTYPE_SEEDS)}
 
 
 def latency_samples(store: ResultStore, stacks: Sequence[str]) -> dict[str, dict[str, list[float]]]:

@@ -169,6 +169,29 @@ class _Lines(Output):
         self.events.append(event)
 
 
+def check_bank(games: set[str], meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Where each game of the prototype bank came from, after refusing a bank that learnt from what is scored: a
+    seen game learnt from the dataset's own seed, or an unseen game the bank knows from anywhere but the dataset's
+    support pictures."""
+    from kibitz.perception.assets import origins
+
+    known = origins()
+    seed = meta.get("seed")
+    for game, info in meta.get("games", {}).items():
+        origin = known.get(game, {"source": "unknown"})
+        if info.get("split") == "unseen" and game in games:
+            raise KibitzError(
+                f"The unseen game {game} is already in kibitz's prototype bank ({origin['source']}): an unseen game "
+                f"may only be known from the dataset's support pictures; run `kibitz games remove {game}` first."
+            )
+        if info.get("split") == "seen" and seed in origin.get("seeds", []):
+            raise KibitzError(
+                f"kibitz learnt {game} from emulator seed {seed}, the seed this dataset was recorded with: scoring "
+                f"on it would be test-on-train; build and run the bench with another seed (--seed 1)."
+            )
+    return {g: known.get(g, {"source": "unknown"}) for g in sorted(games)}
+
+
 @STACKS.decorator("kibitz", "kibitz's pipeline: pixel perception, HUD reading, event detectors, the companion")
 class KibitzStack(Stack):
     name = "kibitz"
@@ -191,9 +214,12 @@ class KibitzStack(Stack):
         self._readers: dict[str, Any] = {}
 
     def prepare(self, dataset: Dataset) -> None:
-        """Add the unseen games' few support pictures, as a user would with `kibitz games add`."""
+        """Check the bank never saw what it is scored on, then add the unseen games' few support pictures, as a
+        user would with `kibitz games add`."""
         super().prepare(dataset)
         from kibitz.perception.classifier import PrototypeBank, prepare
+
+        self.bank_origins = check_bank(set(self.bank.games.tolist()), dataset.meta)
 
         support = dataset.of_kind("support")
         if support:

@@ -223,7 +223,13 @@ def _build(out: Path, seed: int, size: str, games: str | None) -> dict[str, Any]
 
 @bench_app.command()
 def build(
-    seed: Annotated[int, typer.Option(help="Seed for the games and the sampling (same seed, same dataset).")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seed for the games and the sampling (same seed, same dataset); not 0 or 2, the runs kibitz learns "
+            "the built-in games from."
+        ),
+    ] = 1,
     size: Annotated[str, typer.Option(help="full (the published figures) or quick (a small subset for CI).")] = "full",
     games: Annotated[str | None, typer.Option(help="Comma-separated game ids (default: all bench games).")] = None,
     out: Annotated[Path | None, typer.Option(help="Dataset folder (default ~/.cache/kibitz/bench/datasets/).")] = None,
@@ -237,7 +243,12 @@ def run(
     quick: Annotated[
         bool, typer.Option("--quick", help="The quick dataset (a few items per game; CI runs it).")
     ] = False,
-    seed: Annotated[int, typer.Option(help="Dataset seed (built first if missing).")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Dataset seed (built first if missing); a seed kibitz learnt a seen game from is refused (0, 2)."
+        ),
+    ] = 1,
     dataset: Annotated[Path | None, typer.Option(help="A dataset folder made by `kibitz bench build`.")] = None,
     config: Annotated[Path | None, typer.Option(help="kibitz config file for the stacks (llm, persona...).")] = None,
     backend: Annotated[str | None, typer.Option(help="LLM backend: llamacpp | openai.")] = None,

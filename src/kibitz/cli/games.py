@@ -103,7 +103,7 @@ def remove(
     name: Annotated[str, typer.Argument(help="A game id added with `kibitz games add`, or a built-in.")],
 ) -> None:
     """Forget what pixel perception learnt about a game (its prototypes and HUD font)."""
-    from kibitz.perception.assets import check_game_name, glyph_path, prototype_path, user_hud_dir
+    from kibitz.perception.assets import check_game_name, glyph_path, prototype_path, record_origin, user_hud_dir
 
     check_game_name(name)
     paths = (prototype_path(name), glyph_path(name), user_hud_dir() / f"{name}.hud.yaml")
@@ -112,4 +112,5 @@ def remove(
         raise KibitzError(f"Nothing is learnt about {name!r}; `kibitz games` lists what is.")
     for p in gone:
         p.unlink()
+    record_origin(name, None)
     Console().print(f"removed {', '.join(str(p) for p in gone)}")

@@ -11,11 +11,13 @@ gameplay). Nothing here is derived from data kibitz ships: it is all made on the
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +48,45 @@ def user_hud_dir() -> Path:
 
 def prototype_path(game_id: str) -> Path:
     return vision_home() / "prototypes" / f"{game_id}.npz"
+
+
+GLYPH_SEEDS = (0, 2)
+"""The emulator runs a built-in game's HUD font is learnt from (run 1 and 3+ are left for scoring)."""
+PROTOTYPE_SEEDS = (0,)
+"""The emulator runs a built-in game's scene prototypes are learnt from."""
+
+
+def origins_path() -> Path:
+    return vision_home() / "origins.json"
+
+
+def origins() -> dict[str, dict[str, Any]]:
+    """Where each learnt game came from: {"source": "emulator", "seeds": [...]} for a built-in game, {"source":
+    "screenshots", "folder": ...} for one added by the player. Games learnt before this was kept are built-in games
+    learnt from the seeds above."""
+    try:
+        data: dict[str, dict[str, Any]] = json.loads(origins_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    folder = vision_home() / "prototypes"
+    for path in sorted(folder.glob("*.npz")) if folder.is_dir() else []:
+        if path.stem not in data and path.stem in GAMES:
+            data[path.stem] = {"source": "emulator", "seeds": sorted({*GLYPH_SEEDS, *PROTOTYPE_SEEDS})}
+    return data
+
+
+def record_origin(game_id: str, origin: dict[str, Any] | None) -> None:
+    """Keep (or with None, drop) a game's origin; written atomically."""
+    known = {k: v for k, v in origins().items() if prototype_path(k).is_file() or k == game_id}
+    if origin is None:
+        known.pop(game_id, None)
+    else:
+        known[game_id] = origin
+    path = origins_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(known, indent=1, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +133,9 @@ def pick_prototypes(samples: list[Sample], per_scene: int) -> list[Sample]:
     return out
 
 
-def learn_hud(game_id: str, seconds: float = 240.0, seeds: tuple[int, ...] = (0, 2)) -> tuple[GlyphBook, LearnReport]:
+def learn_hud(
+    game_id: str, seconds: float = 240.0, seeds: tuple[int, ...] = GLYPH_SEEDS
+) -> tuple[GlyphBook, LearnReport]:
     """Learn a built-in game's HUD glyphs from its emulator runs (seed 1 is left for testing)."""
     path = hud_spec_path(game_id)
     if path is None:
@@ -110,8 +153,9 @@ def scene_run_seconds(game_id: str, seconds: float) -> float:
 
 
 def learn_prototypes(embedder: Embedder, game_id: str, seconds: float = 60.0, per_scene: int = 24) -> PrototypeBank:
-    """Scene prototypes of a built-in game from one emulator run (seed 0)."""
-    picked = pick_prototypes(list(collect(game_id, 0, scene_run_seconds(game_id, seconds), every=5)), per_scene)
+    """Scene prototypes of a built-in game from its emulator run (PROTOTYPE_SEEDS)."""
+    runs = [s for seed in PROTOTYPE_SEEDS for s in collect(game_id, seed, scene_run_seconds(game_id, seconds), every=5)]
+    picked = pick_prototypes(runs, per_scene)
     return PrototypeBank.build(embedder, [s.image for s in picked], [game_id] * len(picked), [s.scene for s in picked])
 
 
@@ -131,6 +175,7 @@ def learn_builtin(embedder: Embedder, game_ids: list[str], progress: Progress | 
             progress(f"{game_id}: building scene prototypes")
         bank = learn_prototypes(embedder, game_id)
         bank.save(prototype_path(game_id))
+        record_origin(game_id, {"source": "emulator", "seeds": sorted({*GLYPH_SEEDS, *PROTOTYPE_SEEDS})})
         scenes = sorted(set(bank.scenes.tolist()))
         parts.append(f"{len(bank)} prototypes ({', '.join(scenes)})")
         done[game_id] = "; ".join(parts)
@@ -195,6 +240,7 @@ def add_game(name: str, folder: Path, embedder: Embedder, progress: Progress | N
         user_hud_dir().mkdir(parents=True, exist_ok=True)
         (user_hud_dir() / f"{name}.hud.yaml").write_text(hud.read_text(encoding="utf-8"), encoding="utf-8")
     bank.save(prototype_path(name))
+    record_origin(name, {"source": "screenshots", "folder": str(folder.resolve()), "pictures": len(images)})
     return len(images), problems
 
 
