@@ -91,6 +91,17 @@ def test_dataset_is_files_and_a_manifest_with_truth(dataset_dir: Path) -> None:
     assert {("breakout", "frame"), ("breakout", "clip"), ("breakout", "question"), ("pong", "frame")} <= kinds
     assert ("pong", "support") in kinds and ("breakout", "support") not in kinds  # support only for unseen games
     assert ds.meta["games"]["breakout"]["split"] == "seen" and ds.meta["games"]["pong"]["split"] == "unseen"
+    runs = ds.meta["games"]["pong"]["runs"]
+    assert runs["support"] != runs["items"] == ds.meta["seed"]  # support pictures come from another run
+    # Labels are the game's, the same on every item (not the last sampled frame's, nor a frame's true fields).
+    for game in ("breakout", "pong"):
+        assert (
+            len({json.dumps(i.get("labels"), sort_keys=True) for i in ds.items if i["game"] == game and "labels" in i})
+            == 1
+        )
+    support = {i["sha256"] for i in ds.of_kind("support") if i["game"] == "pong"}
+    scored = {i["sha256"] for i in ds.items if i["game"] == "pong" and i["kind"] != "support"}
+    assert support and not support & scored
     assert "pip install brokengame" in ds.meta["missing"]["broken_game"]
     frame = ds.of_kind("frame")[0]
     image = ds.image(frame)

@@ -141,11 +141,11 @@ def test_first_lives_card_mid_level_is_a_death_and_a_new_level_card_is_not() -> 
 def test_labelled_health_dies_only_at_zero_and_levels_come_from_level_fields() -> None:
     from kibitz.state.detectors import DETECTORS, labelled_detectors
 
-    specs = dict(labelled_detectors(["hp", "dlvl", "level", "gold"]))
-    assert set(specs) == {"death", "level_change"} and specs["level_change"]["fields"] == ["dlvl"]
+    specs = dict(labelled_detectors(["hp", "depth", "level", "gold"]))
+    assert set(specs) == {"death", "level_change"} and specs["level_change"]["fields"] == ["depth"]
     d = DETECTORS.get("death")(**specs["death"])
     seq = [obs(0, hp=12), obs(3, hp=5), obs(6, hp=9), obs(9, hp=0)]
     events = [(o.t, e.type) for o in seq for e in d.update(o)]
     assert events == [(9, "death")]  # losing health is not dying
     lv = DETECTORS.get("level_change")(**specs["level_change"])
-    assert [e.type for o in (obs(0, dlvl=1), obs(3, dlvl=2)) for e in lv.update(o)] == ["level_change"]
+    assert [e.type for o in (obs(0, depth=1), obs(3, depth=2)) for e in lv.update(o)] == ["level_change"]

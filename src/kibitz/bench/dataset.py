@@ -191,6 +191,22 @@ def _pick_frames(candidates: list[TrueFrame], n: int, rng: random.Random) -> lis
     return sorted(picked, key=lambda f: f.t)
 
 
+SUPPORT_SEED_OFFSET = 10_000
+"""An unseen game's support pictures are taken from its run `seed + SUPPORT_SEED_OFFSET`, never from the run its
+items come from."""
+
+
+def _sample_run(recorder: Recorder, seed: int, seconds: float, every: float) -> list[TrueFrame]:
+    """One frame every `every` seconds of a run of the game."""
+    picked: list[TrueFrame] = []
+    next_at = every / 2
+    for f in recorder.frames(seed, seconds):
+        if f.t >= next_at:
+            picked.append(f)
+            next_at += every
+    return picked
+
+
 def record_game(
     recorder: Recorder,
     plan: Plan,
@@ -255,11 +271,11 @@ def record_game(
     split = "seen" if is_seen(game) else "unseen"
     base = {"game": game, "split": split, "genre": recorder.genre, "title": recorder.title}
     labels = {k: list(v) for k, v in recorder.hud_labels.items()}
-    """How the game labels its numbers on screen: a hint both stacks get (a player could tell kibitz as much)."""
+    """How the game labels its numbers on screen: a hint both stacks get (a player could tell kibitz as much). The
+    game's, the same for every item: which fields a frame shows is truth, never a hint."""
     items: list[dict[str, Any]] = []
     frames = _pick_frames(candidates, plan.frames, rng)
     for n, f in enumerate(frames):
-        labels = {k: list(recorder.hud_labels.get(k, ())) for k in f.hud}
         items.append(
             {
                 "id": f"{game}/frame/{n:03d}",
@@ -337,8 +353,9 @@ def record_game(
         )
         n += 1
     if split == "unseen":
-        used = {f.t for f in frames}
-        spare = [f for f in candidates if f.t not in used]
+        # The few pictures a player would show kibitz come from another run of the game than the items they help
+        # score: the same frames (or the same run) would let recognition match an item against itself.
+        spare = _sample_run(recorder, seed + SUPPORT_SEED_OFFSET, plan.seconds, every)
         for n, f in enumerate(_pick_frames(spare, plan.support, rng)):
             items.append(
                 {
@@ -429,6 +446,7 @@ def build(
             "genre": recorder.genre,
             "split": "seen" if is_seen(game) else "unseen",
             "seconds": plan.seconds,
+            "runs": {"items": seed, **({} if is_seen(game) else {"support": seed + SUPPORT_SEED_OFFSET})},
             "items": counts,
             "build_s": round(time.perf_counter() - game_start, 1),
         }

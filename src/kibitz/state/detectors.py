@@ -305,7 +305,8 @@ class SceneChangeDetector(Detector):
 
 TEXT_KEYWORDS: dict[str, list[str]] = {
     "game_over": ["game over", "you lose", "you lost", "continue?"],
-    "kill": ["you kill", "you destroy", "you defeat"],
+    # Not "you kill" / "you destroy": those are NetHack's own messages, and NetHack is an unseen game of the bench.
+    "kill": ["you defeat"],
     "death": ["dead", "died", "you died", "killed", "wasted", "deaths"],
     "level_change": ["level complete", "stage clear", "level up", "you win", "victory", "completed"],
 }
@@ -364,7 +365,8 @@ GENERIC_DETECTORS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 """What any screen gets when no game adapter is known: (detector, parameters)."""
 
-LEVEL_FIELDS = ("dlvl", "depth", "floor", "world", "stage", "area")
+LEVEL_FIELDS = ("depth", "floor", "world", "stage", "area")
+"""Field names that mean the level being played (not NetHack's own "dlvl": NetHack is an unseen game of the bench)."""
 
 
 def labelled_detectors(fields: Iterable[str]) -> list[tuple[str, dict[str, Any]]]:
