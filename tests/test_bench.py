@@ -343,3 +343,25 @@ def test_a_bank_that_learnt_what_is_scored_is_refused() -> None:
         check_bank({"breakout"}, {**meta, "seed": 0})
     with pytest.raises(KibitzError, match="unseen game pong"):
         check_bank({"breakout", "pong"}, meta)
+
+
+@pytest.mark.parametrize(
+    ("reply", "answers", "options", "right"),
+    [
+        ("No worries, you've got this!", ["no"], ["yes", "no"], False),
+        ("No, you're not in check.", ["no"], ["yes", "no"], True),
+        ("Oh no! Yes, you're in check.", ["yes"], ["yes", "no"], True),
+        ("Nice one!", ["1", "one"], [], False),
+        ("You have one life left.", ["1", "one"], [], True),
+        ("It could be white or black, hard to say.", ["white"], ["white", "black"], False),
+        ("It's not black's move, it's white's.", ["white"], ["white", "black"], True),
+        ("It isn't white's turn.", ["white"], ["white", "black"], False),
+        ("That's a knight... or maybe a bishop.", ["knight"], ["pawn", "knight", "bishop"], False),
+        ("You have 120 points.", ["12"], [], False),
+        ("Score: 1,531!", ["1531"], [], True),
+    ],
+)
+def test_answers_match_as_whole_answers(reply: str, answers: list[str], options: list[str], right: bool) -> None:
+    from kibitz.bench.tasks import answered
+
+    assert answered(reply, answers, options) is right

@@ -323,6 +323,7 @@ def record_game(
                 "t": round(f.t, 3),
                 "question": qa.question,
                 "answers": list(qa.answers),
+                "options": list(qa.options),
                 "qkind": qa.kind,
                 "hud": f.hud,
                 "labels": labels,

@@ -7,9 +7,12 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from typing import Any, ClassVar
 
 import numpy as np
+import yaml
 
 from kibitz.bench.dataset import Dataset
 from kibitz.bench.recorders.base import SCORED_EVENTS
@@ -249,6 +252,31 @@ def mentions(text: str, answer: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(answer.lower())}(?!\w)", text.lower()) is not None
 
 
+@cache
+def _answer_rules() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(idioms, negated word) patterns from prompts/answers.yaml."""
+    data = yaml.safe_load((resources.files("kibitz.bench") / "prompts" / "answers.yaml").read_text(encoding="utf-8"))
+    idioms = "|".join(re.escape(i) for i in sorted(data["idioms"], key=len, reverse=True))
+    negations = "|".join(re.escape(n) for n in sorted(data["negations"], key=len, reverse=True))
+    return (
+        re.compile(rf"(?<!\w)(?:{idioms})(?!\w)"),
+        re.compile(rf"(?:(?<!\w)|(?<=n))(?:{negations})\s+(?:the\s+|a\s+)?[\w']+"),
+    )
+
+
+def answered(text: str, answers: Sequence[str], options: Sequence[str] = ()) -> bool:
+    """The reply gives one of the accepted answers as its answer: not inside an idiom ("No worries!" is not "no",
+    "Nice one!" is not "one"), not negated ("not white's turn"), and naming no other of the question's options
+    beside it ("white or black" does not answer "whose turn is it?")."""
+    idioms, negated = _answer_rules()
+    plain = text.lower().replace("\u2019", "'")
+    plain = negated.sub(" ", idioms.sub(" ", plain))
+    if not any(mentions(plain, a) for a in answers):
+        return False
+    wrong = [o for o in options if o not in answers and mentions(plain, o)]
+    return not wrong
+
+
 @TASKS.decorator("questions")
 class Questions(Task):
     name = "questions"
@@ -266,7 +294,7 @@ class Questions(Task):
         text = output.get("text", "")
         first = output.get("first_token_s")
         return {
-            "accuracy": float(any(mentions(text, a) for a in item["answers"])),
+            "accuracy": float(answered(text, item["answers"], item.get("options", ()))),
             "first_token_s": [] if first is None else [first],
         }
 

@@ -55,6 +55,9 @@ class QA:
     """Accepted answers; a reply is right when it contains one of them (numbers as whole numbers)."""
     kind: str
     """count, name, yes_no, ... (for reporting per kind)."""
+    options: tuple[str, ...] = ()
+    """Every answer the question allows, the right ones included, when they are few (yes/no, white/black, the six
+    pieces): a reply that names a wrong option beside the right one has not answered."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -221,10 +221,15 @@ class ChessRecorder(Recorder):
         piece = board.piece_at(square)
         assert piece is not None
         qas = [
-            QA("Whose turn is it?", ("white" if board.turn else "black",), "name"),
-            QA(f"What piece is on {chess.square_name(square)}?", (PIECE_NAMES[piece.piece_type - 1],), "name"),
+            QA("Whose turn is it?", ("white" if board.turn else "black",), "name", ("white", "black")),
+            QA(
+                f"What piece is on {chess.square_name(square)}?",
+                (PIECE_NAMES[piece.piece_type - 1],),
+                "name",
+                PIECE_NAMES,
+            ),
             QA(f"How many pawns does {side} have?", (str(pawns),), "count"),
-            QA("Am I in check?", ("yes" if board.is_check() else "no",), "yes_no"),
+            QA("Am I in check?", ("yes" if board.is_check() else "no",), "yes_no", ("yes", "no")),
         ]
         rng.shuffle(qas)
         return qas[:3]
