@@ -365,3 +365,14 @@ def test_answers_match_as_whole_answers(reply: str, answers: list[str], options:
     from kibitz.bench.tasks import answered
 
     assert answered(reply, answers, options) is right
+
+
+def test_a_failed_item_counts_as_wrong() -> None:
+    from kibitz.bench.runner import _as_silent
+    from kibitz.bench.tasks import TASKS
+
+    item = {"id": "g/question/000", "kind": "question", "answers": ["3"], "options": []}
+    row = {"item": item["id"], "status": "failed", "scores": {}, "split": "seen", "game": "g"}
+    scored = _as_silent(TASKS.get("questions")(), row, {item["id"]: item})
+    assert scored is not None and scored["scores"]["accuracy"] == 0.0
+    assert _as_silent(TASKS.get("questions")(), {**row, "item": "x#1|judge"}, {}) is None

@@ -134,13 +134,17 @@ def summarise(store: ResultStore, dataset: Dataset, tasks: Sequence[str] | None 
     per_game: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
     games = sorted({i["game"] for i in dataset.items})
+    items = {i["id"]: i for i in dataset.items}
     for name in names:
         task = TASKS.get(name)()
         rows = store.rows(name)
         for metric in task.metrics:
             for stack in stacks:
                 mine = [r for r in rows if r["stack"] == stack]
-                ok = [r for r in mine if r["status"] == "ok"]
+                # A failed item counts as wrong: scored as if the stack had said nothing (and shown by reason).
+                ok = [r for r in mine if r["status"] == "ok"] + [
+                    r for r in (_as_silent(task, r, items) for r in mine if r["status"] == "failed") if r is not None
+                ]
                 for split in ("all", "seen", "unseen"):
                     chosen = [r for r in ok if split == "all" or r["split"] == split]
                     figures.append(
@@ -199,7 +203,6 @@ def summarise(store: ResultStore, dataset: Dataset, tasks: Sequence[str] | None 
         for r in judge_rows
         if r["status"] == "failed"
     ]
-    items = {i["id"]: i for i in dataset.items}
     examples = []
     for stack in stacks:
         said = lines_to_judge(store.rows("events", stack) + store.rows("advice", stack), items)
@@ -219,6 +222,17 @@ def summarise(store: ResultStore, dataset: Dataset, tasks: Sequence[str] | None 
         # runs and learning runs are disjoint (bench.stacks.check_bank refuses a run where they are not).
         "learnt_from": _origins(),
     }
+
+
+def _as_silent(task: Task, row: dict[str, Any], items: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """A failed row scored as an empty output (None for rows that are no dataset item, e.g. a judge's grade)."""
+    item = items.get(row["item"])
+    if item is None:
+        return None
+    try:
+        return {**row, "scores": task.score({}, item)}
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _origins() -> dict[str, Any]:
