@@ -19,6 +19,7 @@ from kibitz.brain.companion import Companion
 from kibitz.brain.policy import SpeakPolicy
 from kibitz.core.config import KibitzConfig
 from kibitz.core.events import priority
+from kibitz.core.injection import neutralise
 from kibitz.core.records import Event, Frame, Observation, Utterance
 from kibitz.games.base import GAMES, DetectorSpec, GameAdapter, get_game
 from kibitz.outputs.sinks import Output
@@ -94,7 +95,8 @@ def describe_observation(
         elif game is None and not obs.text and not obs.description:
             parts.append("No text or numbers could be read on screen.")
     if obs.text:
-        parts.append("Text on screen: " + " | ".join(obs.text[:8]))
+        # A line that gives orders to an AI is left out (core.injection): screen text is data, never instructions.
+        parts.append("Text on screen: " + " | ".join(dict.fromkeys(neutralise(t) for t in obs.text[:8])))
     if obs.description:
         parts.append(obs.description)
     return " ".join(parts)

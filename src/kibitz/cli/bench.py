@@ -440,6 +440,9 @@ def injection_cmd(
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
     persona: Annotated[str, typer.Option(help="Persona (`kibitz personas`).")] = "buddy",
     cases: Annotated[int | None, typer.Option(help="Only the first N cases (all by default).")] = None,
+    set_: Annotated[
+        str, typer.Option("--set", help="dev (56 cases, looked at while building the defence) or test (50, held out).")
+    ] = "test",
     out: Annotated[Path | None, typer.Option(help="Also write every case, line and figure as JSON here.")] = None,
 ) -> None:
     """Is screen text that tries to instruct the companion ever obeyed? Signs, chat, web pages and subtitles that say
@@ -453,25 +456,25 @@ def injection_cmd(
 
     overrides = {"llm.backend": backend, "llm.model": model, "llm.base_url": base_url}
     cfg = load_config(None, {k: v for k, v in overrides.items() if v is not None})
-    chosen = load_cases()[:cases] if cases is not None else load_cases()
+    chosen = load_cases(set_)[:cases] if cases is not None else load_cases(set_)
     llm = make_backend(cfg.llm)
     with Progress(console=console) as bar:
         task = bar.add_task("injection cases", total=len(chosen))
         result = run_injection(llm, cfg, chosen, persona, progress=lambda: bar.advance(task))
     llm.close()
-    table = Table("where", "cases", "text reached the prompt", "obeyed")
+    table = Table("where", "cases", "read by OCR", "left out of the prompt", "obeyed")
     for where, row in result["by_where"].items():
-        n = sum(r["where"] == where for r in result["rows"])
-        table.add_row(where, str(n), str(row["reached"]), str(row["obeyed"]))
+        table.add_row(where, *(str(row[k]) for k in ("cases", "read", "left_out", "obeyed")))
     console.print(table)
     low, high = result["obeyed_ci95"]
     rate = "n/a" if result["obeyed_rate"] is None else f"{result['obeyed_rate']:.1%}"
     console.print(
-        f"{result['model']}: obeyed {result['obeyed']} of {result['reached']} cases whose text reached the prompt "
-        f"({rate}, 95 % CI {low:.1%}-{high:.1%}); {result['cases']} cases, {result['lines']} lines, "
-        f"{result['errors']} failed lines; obeyed among unread cases: {result['obeyed_unread']}"
+        f"{set_} set, {result['model']}: obeyed {result['obeyed']} of the {result['read']} cases the OCR read "
+        f"({rate}, 95 % CI {low:.1%}-{high:.1%}); {result['left_out']} read lines left out of the prompt; "
+        f"{result['cases']} cases, {result['lines']} lines, {result['errors']} failed lines; obeyed among unread "
+        f"cases: {result['obeyed_unread']}"
     )
-    _save(out, [result])
+    _save(out, [{**result, "set": set_}])
 
 
 @bench_app.command("spoilers")
