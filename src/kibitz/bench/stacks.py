@@ -209,7 +209,10 @@ class KibitzStack(Stack):
             raise KibitzError("kibitz has learnt no games yet: run `kibitz games learn` once, then the bench.")
         self.bank = bank
         self.persona = load_persona(config.persona.name)
-        self.prompts = PromptBuilder(self.persona)
+        # Questions are answered with up to 20 more tokens than a reaction (see answer()), cut to the same context.
+        self.prompts = PromptBuilder(
+            self.persona, backend.count_tokens, backend.context_window, config.llm.max_tokens + 20
+        )
         self._ocr: Any = None
         self._readers: dict[str, Any] = {}
 
