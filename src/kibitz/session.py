@@ -19,7 +19,7 @@ from kibitz.brain.companion import Companion
 from kibitz.brain.policy import SpeakPolicy
 from kibitz.core.config import KibitzConfig
 from kibitz.core.events import priority
-from kibitz.core.injection import neutralise
+from kibitz.core.injection import neutralise_lines
 from kibitz.core.records import Event, Frame, Observation, Utterance
 from kibitz.games.base import GAMES, DetectorSpec, GameAdapter, get_game
 from kibitz.outputs.sinks import Output
@@ -96,7 +96,7 @@ def describe_observation(
             parts.append("No text or numbers could be read on screen.")
     if obs.text:
         # A line that gives orders to an AI is left out (core.injection): screen text is data, never instructions.
-        parts.append("Text on screen: " + " | ".join(dict.fromkeys(neutralise(t) for t in obs.text[:8])))
+        parts.append("Text on screen: " + " | ".join(neutralise_lines(obs.text[:8])))
     if obs.description:
         parts.append(obs.description)
     return " ".join(parts)
