@@ -41,8 +41,9 @@ def neutralise_lines(lines: Sequence[str]) -> list[str]:
     flagged = [gives_orders(line) for line in lines]
     out = list(flagged)
     for i in range(len(lines) - 1):
-        joined = f"{lines[i]} {lines[i + 1]}"
-        if (flagged[i] and not _ENDS.search(lines[i])) or (not flagged[i] and not flagged[i + 1] and gives_orders(joined)):
+        continued = flagged[i] and not _ENDS.search(lines[i])
+        together = not flagged[i] and not flagged[i + 1] and gives_orders(f"{lines[i]} {lines[i + 1]}")
+        if continued or together:
             out[i] = out[i + 1] = True
     placeholder = _rules()[0]
     kept: list[str] = []
