@@ -71,7 +71,7 @@ class PlayerMemory:
         self.store, self.user, self.game, self.base_persona = store, user, game, persona
         self.question_wait_s = question_wait_s
         self.waits: list[float] = []
-        """Seconds each question waited for its memories (measured; the session reports them)."""
+        """Seconds each question waited for its memories (each question's line also carries its wait)."""
         self._asked: dict[str, concurrent.futures.Future[list[Hit]]] = {}
         self.profile = Profile.from_dict(store.profile(user))
         self.errors: list[str] = []
