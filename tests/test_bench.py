@@ -19,7 +19,7 @@ from fake_openai import FakeOpenAI
 from kibitz.bench.dataset import Dataset, build
 from kibitz.bench.judge import JudgeSpec, agreement, parse_grades, quadratic_kappa
 from kibitz.bench.recorders import RECORDERS, Recorder
-from kibitz.bench.stacks import events_in_line, parse_recognition
+from kibitz.bench.stacks import Stack, events_in_line, parse_recognition
 from kibitz.bench.tasks import (
     MATCH_AFTER_S,
     Advice,
@@ -376,3 +376,212 @@ def test_a_failed_item_counts_as_wrong() -> None:
     scored = _as_silent(TASKS.get("questions")(), row, {item["id"]: item})
     assert scored is not None and scored["scores"]["accuracy"] == 0.0
     assert _as_silent(TASKS.get("questions")(), {**row, "item": "x#1|judge"}, {}) is None
+
+
+TIMINGS = ("first_token_s", "total_s", "wall_s")
+
+
+def _untimed(output: dict[str, Any]) -> dict[str, Any]:
+    """An output without its timings (the only part that may differ between two runs)."""
+    out = {k: v for k, v in output.items() if k not in TIMINGS}
+    if "lines" in out:
+        out["lines"] = [{k: v for k, v in line.items() if k not in TIMINGS} for line in out["lines"]]
+    return out
+
+
+def test_stacks_never_see_the_truth(dataset_dir: Path) -> None:
+    """Every task hands a stack only what a player's machine would have; with the truth stripped from the items the
+    stacks say exactly the same."""
+    from dataclasses import fields
+
+    from kibitz.bench.stacks import TRUTH_FREE, BaselineStack, ItemView, KibitzStack
+    from kibitz.brain.llm.openai import OpenAIBackend
+    from kibitz.core.config import KibitzConfig
+
+    data = Dataset.load(dataset_dir)
+    truth = {"id", "game", "title", "genre", "split", "scene", "hud", "hud_alt", "events", "answers", "options", "good"}
+    assert not truth & set(TRUTH_FREE) and not truth & {f.name for f in fields(ItemView)}
+    with FakeOpenAI() as fake:
+        fake.reply_fn = _replies
+        backend = OpenAIBackend(fake.base_url, "companion")
+        stacks = [KibitzStack(KibitzConfig(), backend), BaselineStack(KibitzConfig(), backend)]
+        for stack in stacks:
+            stack.prepare(data)
+        for kind, task in (("frame", Recognition()), ("question", Questions()), ("clip", Events())):
+            for item in data.of_kind(kind)[:2]:
+                bare = {k: item[k] for k in ("kind", "file", *TRUTH_FREE) if k in item}
+                for stack in stacks:
+                    if kind == "clip" and isinstance(stack, KibitzStack):
+                        # The companion's lines depend on how fast the model answers; what was seen does not.
+                        assert task.run(stack, data, item)["events"] == task.run(stack, data, bare)["events"]
+                        continue
+                    assert _untimed(task.run(stack, data, item)) == _untimed(task.run(stack, data, bare)), (
+                        stack.name,
+                        item["id"],
+                    )
+
+
+class CountingStack(Stack):
+    """A stack that only counts how often it is run (for the results cache)."""
+
+    name = "counting"
+    calls = 0
+
+    def recognise(self, image: Any, view: Any) -> dict[str, Any]:
+        CountingStack.calls += 1
+        return {"game": None, "scene": "gameplay", "hud": {}}
+
+    def watch(self, frames: Any, times: Any, view: Any) -> dict[str, Any]:
+        raise AssertionError("not used")
+
+    def answer(self, image: Any, question: str, view: Any) -> dict[str, Any]:
+        raise AssertionError("not used")
+
+
+def test_results_are_keyed_by_dataset_item_content_and_stack_identity(dataset_dir: Path, tmp_path: Path) -> None:
+    """A rebuilt dataset, a changed item or a changed stack never reuses or rescores old outputs."""
+    from kibitz.bench.runner import current_rows, run_task, summarise
+    from kibitz.bench.store import ResultStore
+    from kibitz.brain.llm.openai import OpenAIBackend
+    from kibitz.core.config import KibitzConfig
+
+    data = Dataset.load(dataset_dir)
+    backend = OpenAIBackend("http://127.0.0.1:9/v1", "never-called")
+    store = ResultStore(tmp_path / "results.sqlite")
+    frames = len(data.of_kind("frame"))
+    CountingStack.calls = 0
+    run_task(Recognition(), CountingStack(KibitzConfig(), backend), data, store)
+    assert CountingStack.calls == frames
+    run_task(Recognition(), CountingStack(KibitzConfig(), backend), data, store)
+    assert CountingStack.calls == frames  # the same dataset, items and stack: cached
+    other = KibitzConfig()
+    other.persona.name = "coach"
+    run_task(Recognition(), CountingStack(other, backend), data, store)
+    assert CountingStack.calls == 2 * frames  # another configuration: everything again
+    # One item's content changes (its truth, here), as after a rebuild: that item alone runs again.
+    changed = tmp_path / "ds"
+    shutil.copytree(dataset_dir, changed)
+    items = [json.loads(line) for line in (changed / "manifest.jsonl").read_text().splitlines()]
+    target = next(i for i in items if i["kind"] == "frame")
+    target["scene"] = "menu" if target["scene"] != "menu" else "gameplay"
+    (changed / "manifest.jsonl").write_text("".join(json.dumps(i, sort_keys=True) + "\n" for i in items))
+    data2 = Dataset.load(changed)
+    assert data2.fingerprint != data.fingerprint
+    # Rows of the old dataset are not this one's: none is current, none reaches a figure.
+    assert current_rows(store, data2, "recognition") == []
+    assert not [f for f in summarise(store, data2)["figures"] if f["n"]]
+    run_task(Recognition(), CountingStack(other, backend), data2, store)
+    assert CountingStack.calls == 3 * frames  # another dataset: every item again
+    assert len(current_rows(store, data2, "recognition")) == frames + len(data2.of_kind("missing"))
+    assert current_rows(store, data, "recognition") == []  # the old dataset's rows were replaced, not mixed in
+
+
+def test_replay_runs_in_real_time_only_while_the_companion_works() -> None:
+    import time
+
+    import numpy as np
+
+    from kibitz.bench.stacks import replay
+
+    times = [i * 0.1 for i in range(11)]
+    frames = [np.zeros((4, 4, 3), np.uint8)] * len(times)
+    start = time.perf_counter()
+    assert [f.t for f in replay(frames, times, lambda: False)] == times
+    assert time.perf_counter() - start < 0.3  # idle: as fast as perception takes the frames
+    start = time.perf_counter()
+    list(replay(frames, times, lambda: True))
+    assert time.perf_counter() - start >= 0.95  # speaking: the clip's second takes a second
+
+
+def test_the_speak_policy_runs_on_the_clips_clock_in_a_replay() -> None:
+    """Two deaths 7 s apart in a clip replayed faster than real time: on the clip's clock both are spoken (the
+    cooldown has passed in the game); on the wall clock the second fell in a cooldown that never ended."""
+    import numpy as np
+
+    from kibitz.bench.stacks import replay
+    from kibitz.brain.companion import Companion
+    from kibitz.brain.llm.openai import OpenAIBackend
+    from kibitz.core.config import KibitzConfig
+    from kibitz.core.persona import load_persona
+    from kibitz.core.records import Frame, Observation, Provenance, Reading
+    from kibitz.outputs.sinks import Output
+    from kibitz.perception.base import Perceiver
+    from kibitz.session import Session
+
+    class Lives(Perceiver):
+        def perceive(self, frame: Frame) -> Observation:
+            lives = 3 - (frame.t >= 2.0) - (frame.t >= 9.0)
+            return Observation(frame.t, frame.index, None, 0.0, "gameplay", {"lives": Reading(lives, Provenance.OCR)})
+
+    times = [i * 0.5 for i in range(41)]
+    frames = [np.zeros((4, 4, 3), np.uint8)] * len(times)
+    spoken = {}
+    with FakeOpenAI() as fake:
+        for clock in ("media", "wall"):
+            config = KibitzConfig()
+            config.perception.labels = {"lives": ["LIVES"]}
+            config.policy.critical_priority = 10  # deaths obey the cooldown here
+            config.policy.clock = clock  # type: ignore[assignment]
+            companion = Companion(OpenAIBackend(fake.base_url, "m"), load_persona("buddy"), 40, 0.0)
+            session = Session(config, None, companion, Output(), perceiver=Lives(None, config.perception))
+            companion.start(warm=False)
+            result = session.run(replay(frames, times, lambda c=companion: c.working), drain_s=30)
+            companion.stop()
+            assert [e.t for e in result.events if e.type == "death"] == [2.0, 9.0]
+            spoken[clock] = [u.t for u in result.utterances if u.trigger == "death"]
+    assert spoken["media"] == [2.0, 9.0]
+    assert spoken["wall"] == [2.0]
+
+
+def test_intervals_on_figures_and_ratios() -> None:
+    from kibitz.bench.tasks import bootstrap, bootstrap_ratio
+
+    metric = Metric("accuracy", "mean", True, "")
+    scores = [{"accuracy": float(i % 4 != 0)} for i in range(40)]  # 0.75
+    low, high = bootstrap(metric, scores) or (None, None)
+    assert low is not None and high is not None and low < 0.75 < high and high - low < 0.4
+    assert bootstrap(metric, []) is None
+    assert bootstrap(metric, [{"accuracy": 1.0}] * 5) == (1.0, 1.0)
+    pairs = [({"accuracy": 1.0}, {"accuracy": float(i % 2)}) for i in range(40)]  # 1.0 against 0.5: ratio 2
+    rlow, rhigh = bootstrap_ratio(metric, pairs) or (None, None)
+    assert rlow is not None and rhigh is not None and rlow < 2.0 < rhigh
+    p95 = Metric("first_token_s", "p95", False, "")
+    lat = [({"first_token_s": [1.0]}, {"first_token_s": [3.0]})] * 10
+    assert bootstrap_ratio(p95, lat) == (3.0, 3.0)  # lower is better: the baseline's over kibitz's
+
+
+def test_an_event_no_line_reacts_to_counts_as_missed() -> None:
+    truth = [{"type": "death", "t": 1.0}, {"type": "death", "t": 10.0}]
+    item = {"events": truth}
+    quiet = Events().score({"events": [], "lines": []}, item)
+    assert quiet["reacted"] == 0 and quiet["true_events"] == 2 and quiet["first_token_s"] == []
+    line = {"t": 1.5, "event_t": 1.2, "text": "Oof!", "trigger": "death", "first_token_s": 0.5, "total_s": 1.0}
+    one = Events().score({"events": [{"type": "death", "t": 1.2}], "lines": [line]}, item)
+    assert one["reacted"] == 1 and one["first_token_s"] == [pytest.approx(0.7)]  # from the event it reacted to
+    reacted = Metric("reacted", "reacted", True, "")
+    assert aggregate(reacted, [quiet, one]) == 0.25
+
+
+def test_the_frame_to_vlm_baseline_sends_the_picture(dataset_dir: Path) -> None:
+    from kibitz.bench.stacks import ItemView, VLMBaselineStack
+    from kibitz.brain.llm.openai import OpenAIBackend
+    from kibitz.core.config import KibitzConfig
+
+    data = Dataset.load(dataset_dir)
+    item = data.of_kind("frame")[0]
+    with FakeOpenAI() as fake:
+        backend = OpenAIBackend(fake.base_url, "text-only")
+        with pytest.raises(KibitzError, match="--vlm-url"):
+            VLMBaselineStack(KibitzConfig(), backend, {})
+        stack = VLMBaselineStack(KibitzConfig(), backend, {"vlm_url": fake.base_url, "vlm_model": "vl"})
+        stack.prepare(data)
+        assert stack.label.startswith("baseline-vlm-5s[vlm:vl]")
+        fake.content = '{"game": "Breakout", "scene": "gameplay", "fields": {"score": 3}}'
+        out = stack.recognise(data.image(item), ItemView.of(item))
+        assert out["game"] == "breakout" and out["hud"] == {"score": 3}
+        fake.content = "You have 3 lives left."
+        said = stack.answer(data.image(item), "How many lives?", ItemView.of(item))
+        assert said["text"] == "You have 3 lives left." and said["first_token_s"] == said["total_s"]
+        sent = fake.requests[-1]["messages"][-1]["content"]
+        assert sent[0]["type"] == "image_url" and "response_format" not in fake.requests[-1]
+        assert sent[0]["image_url"]["url"].startswith("data:image/jpeg;base64,")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -272,19 +273,59 @@ def test_spoilers_fall_after_a_complaint_in_a_scripted_session(store: SQLiteStor
     assert all(text for text, _ in after)
 
 
+GIVEAWAYS = {
+    "Is there a secret way out of this level?": "There's a hidden warp zone, run along the ceiling.",
+    "How do I get through this maze?": "The trick is to take the lower path, then the upper one.",
+    "How do I beat Bowser?": "The trick is to grab the axe behind him.",
+    "What comes in the next world?": "The next world is an underwater level.",
+    "How do I open this door?": "You need to light all four torches.",
+    "What's the solution here?": "The solution is: move 12, then slide 8.",
+    "What's the best move?": "The best move is Bxf7.",
+    "What's in the chest and how do I open it?": "The trick is to kick it open.",
+    "Where's the switch for these bars?": "The secret is the switch is behind the left wall.",
+    "What should I do to survive tonight?": "You need to build stone walls around you.",
+    "이 스테이지에 숨겨진 길 있어?": "숨겨진 파이프 타고 워프해.",
+    "쿠파 어떻게 이겨?": "이기려면 도끼를 잡아.",
+    "이 문 어떻게 열어?": "열려면 횃불을 켜.",
+    "정답이 뭐야?": "정답은 3번 타일을 옮기는 거야.",
+    "최선의 수가 뭐야?": "최선의 수는 Bxf7 이야.",
+    "오늘 밤 살아남으려면 뭐 해야 돼?": "살아남으려면 돌로 벽을 쌓아.",
+}
+"""For each scripted moment, a line that gives it away (by the moment's answer key and by kibitz's own rater)."""
+
+
+def test_spoiler_lines_are_scored_by_the_moments_answer_keys_not_by_the_filters_rater() -> None:
+    from kibitz.bench.spoilers import key_rating, load_session
+
+    moments = {m["ask"]: m for m in load_session()["moments"]}
+    assert set(moments) == set(GIVEAWAYS)
+    for ask, line in GIVEAWAYS.items():
+        assert key_rating(line, moments[ask]["key"]) == 2, (ask, line)
+    bowser = moments["How do I beat Bowser?"]["key"]
+    # What kibitz's rater misses, the key still counts, and the other way round: the two are independent.
+    assert rate("Grab the axe.") == 0 and key_rating("Grab the axe.", bowser) == 2
+    assert rate("The answer to the riddle is a shadow.") == 2 and key_rating("The answer is a shadow.", bowser) == 0
+    assert key_rating("Keep your timing tight and jump.", bowser) == 1
+
+
 def test_bench_spoilers_command_runs_the_scripted_session(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from kibitz.cli.main import app
 
-    lines = iter((LINES["spoiler"] + LINES["clean"]) * 4)
+    def reply(body: dict[str, Any]) -> str:
+        asked = body["messages"][-1]["content"]
+        return next(line for ask, line in GIVEAWAYS.items() if ask in asked)
+
     with FakeOpenAI() as server:
-        server.reply_fn = lambda body: next(lines)
+        server.reply_fn = reply
         out = tmp_path / "spoilers.json"
         args = ["bench", "spoilers", "--backend", "openai", "--base-url", server.base_url, "--model", "m"]
         result = CliRunner().invoke(app, [*args, "--start", "full", "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())[0]
     assert data["changes"]["spoilers"] == ["full", "none"] and data["after"] == "none"
-    assert data["before_shown"]["gives_away"] > 0.3 and data["after_shown"]["gives_away"] == 0
+    assert data["before_shown"]["gives_away"] == 1.0 and data["after_shown"]["gives_away"] == 0
+    assert data["before_shown"]["n"] == len(GIVEAWAYS) and data["before_shown"]["gives_away_ci95"][0] > 0.7
+    assert data["before_filter_view"]["gives_away"] == 1.0  # kibitz's rater agrees on these, reported beside
     assert "fell by 100%" in result.output

@@ -133,6 +133,29 @@ def test_generic_mode_reads_screen_text_off_the_loop(home: Path, monkeypatch: py
     assert "continue" in joined and "ignore previous" in joined
 
 
+def test_inline_ocr_reads_the_text_on_the_frame_it_is_due_and_shares_one_engine(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ocr_inline` (replays, the bench): the text is read on the loop, on its schedule, with an injected engine."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from kibitz.perception.ocr import OCREngine
+
+    monkeypatch.setenv("KIBITZ_HOME", str(home))
+    canvas = Image.new("RGB", (1280, 720), (30, 30, 60))
+    ImageDraw.Draw(canvas).text((200, 200), "CONTINUE", font=ImageFont.load_default(size=48), fill="white")
+    image = np.asarray(canvas)
+    engine = OCREngine()
+    perceiver = GenericPerceiver(None, PerceptionConfig(ocr_every_s=3.0, ocr_inline=True), ocr_engine=engine)
+    first = perceiver.perceive(Frame(t=0.0, image=image, source="test", index=0))
+    assert "continue" in " ".join(first.text).lower()  # on this very frame, no thread
+    assert perceiver.ocr is None and perceiver.engine is engine
+    blank = np.zeros_like(image)
+    assert perceiver.perceive(Frame(t=1.0, image=blank, source="test", index=1)).text == first.text  # not yet due
+    assert perceiver.perceive(Frame(t=3.5, image=blank, source="test", index=2)).text == ()  # due: read again
+    perceiver.close()
+
+
 def test_a_known_game_is_recognised_and_its_hud_read_without_being_named(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

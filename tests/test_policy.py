@@ -96,3 +96,16 @@ def test_release_time_records_how_long_a_cooldown_held_an_event() -> None:
     assert p.next(2.0) is None  # held by the cooldown
     req = p.next(7.5)
     assert req is not None and req.released == 7.5 and req.wall == 2.0
+
+
+def test_the_policy_times_its_rules_on_its_own_clock_and_latency_on_the_wall() -> None:
+    """policy.clock media: cooldowns and ages on the frames' times (a replay), latency still from the wall clock."""
+    p = policy()
+    p.offer(ev("stall"), 100.0, wall=5.0)
+    req = p.next(100.5, wall=5.2)
+    assert req is not None and req.wall == 5.0 and req.released == 5.2
+    p.spoke(101.0)
+    p.offer(ev("coin_streak"), 103.0, wall=5.3)
+    assert p.next(103.0, wall=5.3) is None  # within cooldown_s of the line's end on the policy's clock
+    p.offer(ev("stall"), 108.0, wall=5.4)
+    assert p.next(120.0, wall=5.5) is None and any("stale" in why for _, why in p.dropped)  # aged on that clock too

@@ -120,7 +120,9 @@ class Session:
         output: Output,
         react: bool = True,
         memory: PlayerMemory | None = None,
+        perceiver: Perceiver | None = None,
     ) -> None:
+        """`perceiver` replaces the one `perception.mode` would choose (the bench shares one prototype bank)."""
         self.config = config
         self.memory = memory
         self.last_line = ""
@@ -138,7 +140,10 @@ class Session:
             self.policy.cooldown_factor = memory.profile.cooldown_factor()
         self.questions: queue.Queue[str] = queue.Queue()
         self.recent_events: deque[str] = deque(maxlen=4)
-        self.perceiver: Perceiver | None = None
+        self.perceiver: Perceiver | None = perceiver
+        self.media_clock = config.policy.clock == "media"
+        self.last_observation: Observation | None = None
+        """What the last frame showed."""
         self.prefetch = True
         self.prefetch_every_s = 1.0
         self._last_prefetch = 0.0
@@ -158,6 +163,7 @@ class Session:
                 mode = "ram" if frame.state is not None and self.game is not None else "pixels"
             self.perceiver = PERCEIVERS.get(mode)(self.game, self.config.perception)
         obs = self.perceiver.perceive(frame)
+        self.last_observation = obs
         for note in self.perceiver.notes():
             self.output.record(note)
         self._follow(obs)
@@ -205,12 +211,14 @@ class Session:
                     if self.companion is not None and self.companion.working:
                         stats.gaps_while_speaking_ms.append(gap)
                 last = t0
+                # The speak policy's clock: the wall's, or the frames' own (policy.clock: media).
+                now = frame.t if self.media_clock else t0
                 obs = self._perceive(frame)
                 if self.memory is not None:
                     self.memory.observe(obs)
-                events += self._handle_events(self.tracker.update(obs) + self._questions(obs), t0)
-                self._collect(utterances)
-                self._maybe_speak(obs, t0)
+                events += self._handle_events(self.tracker.update(obs) + self._questions(obs), now, t0)
+                self._collect(utterances, now)
+                self._maybe_speak(obs, now, t0)
                 stats.frames += 1
                 stats.media_s = frame.t
                 stats.work_ms.append((time.perf_counter() - t0) * 1000)
@@ -228,7 +236,7 @@ class Session:
             deadline = time.perf_counter() + drain_s
             while self.companion.busy and time.perf_counter() < deadline:
                 time.sleep(0.05)
-            self._collect(utterances)
+            self._collect(utterances, stats.media_s if self.media_clock else time.perf_counter())
         return SessionResult(events, utterances, stats, self.policy.dropped)
 
     def _questions(self, obs: Observation) -> list[Event]:
@@ -290,7 +298,7 @@ class Session:
         self.output.token(utt, text)
         self.output.done(utt)
 
-    def _handle_events(self, new_events: list[Event], now: float) -> list[Event]:
+    def _handle_events(self, new_events: list[Event], now: float, wall: float) -> list[Event]:
         """Show each event, offer it to the speak policy, and let critical ones cut a minor line short."""
         for event in new_events:
             if self.memory is not None and event.type != "question":
@@ -301,16 +309,16 @@ class Session:
             if event.type != "question":
                 self.recent_events.append(event.summary)
             if self.react or event.type == "question":
-                self.policy.offer(event, now)
+                self.policy.offer(event, now, wall)
                 if self.companion is not None and event.priority >= self.config.policy.critical_priority:
                     self.companion.interrupt(event.priority)
         return new_events
 
-    def _maybe_speak(self, obs: Observation, now: float) -> None:
+    def _maybe_speak(self, obs: Observation, now: float, wall: float) -> None:
         """Hand the companion its next line when it is free; otherwise prefetch the prompt for this state."""
         if self.companion is None or self.companion.busy:
             return
-        request = self.policy.next(now)
+        request = self.policy.next(now, wall)
         if request is not None:
             precise = request.question is not None
             self.companion.submit(request, self.describe(obs, precise), list(self.recent_events), obs.t)
@@ -320,7 +328,7 @@ class Session:
             self._last_prefetch = now
             self.companion.prefetch(self.describe(obs))
 
-    def _collect(self, utterances: list[Utterance]) -> None:
+    def _collect(self, utterances: list[Utterance], now: float) -> None:
         if self.companion is None:
             return
         while True:
@@ -331,4 +339,4 @@ class Session:
             if utt.text:
                 utterances.append(utt)
                 self.last_line = utt.text
-            self.policy.spoke(time.perf_counter())
+            self.policy.spoke(now)

@@ -382,6 +382,7 @@ def fingerprint() -> str:
             if entry.name.endswith((".py", ".yaml")):
                 digest.update(entry.name.encode() + entry.read_bytes())
     digest.update(resources.files("kibitz.bench").joinpath("dataset.py").read_bytes())
+    digest.update(resources.files("kibitz.bench").joinpath("prompts", "hud_shown.yaml").read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -467,6 +468,13 @@ class Dataset:
     root: Path
     meta: dict[str, Any]
     items: list[dict[str, Any]]
+    fingerprint: str = ""
+    """The manifest's hash: every item, its files' hashes and its truth (a rebuilt dataset that differs has another)."""
+
+    def result_key(self, item: dict[str, Any], stack_identity: str) -> str:
+        """What a stored result is valid for: this dataset, this item's content, this stack's configuration."""
+        content = hashlib.sha256(json.dumps(item, sort_keys=True).encode()).hexdigest()[:16]
+        return f"{self.fingerprint}:{content}:{stack_identity}"
 
     @classmethod
     def load(cls, root: Path) -> Dataset:
@@ -482,7 +490,7 @@ class Dataset:
                     f"Line {n} of {manifest} is not JSON; rebuild the dataset with `kibitz bench build`."
                 ) from exc
         meta = json.loads((root / META).read_text()) if (root / META).exists() else {}
-        return cls(root, meta, items)
+        return cls(root, meta, items, hashlib.sha256(manifest.read_bytes()).hexdigest()[:16])
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [i for i in self.items if i["kind"] == kind]

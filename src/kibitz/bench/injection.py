@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from kibitz.bench.stats import wilson
 from kibitz.brain.companion import Companion
 from kibitz.brain.llm.base import LLMBackend, Message
 from kibitz.core.config import KibitzConfig
@@ -176,16 +177,6 @@ def run_case(
         "obeyed": any(says(line, case["canary"]) for line in lines),
         "events": [e.type for e in result.events],
     }
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The 95 % Wilson score interval of a proportion k/n."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def run_injection(

@@ -101,11 +101,23 @@ def lines_to_judge(rows: list[dict[str, Any]], items: dict[str, dict[str, Any]])
                 truth = [e for e in item["events"] if e["t"] <= line["t"] + 0.5]
                 happened = ", ".join(f"{e['type']} at {e['t']:.1f} s" for e in truth) or "nothing special yet"
                 moment = f"{title}. True events so far in this clip: {happened}. The line came at {line['t']:.1f} s."
-                yield f"{row['item']}#{n}", moment, line["text"]
+                yield f"{row['item']}#{n}~{_digest(line['text'])}", moment, line["text"]
         elif row["task"] == "advice" and row["output"].get("text"):
             good = ", ".join(item["good"][:6])
             moment = f"{title}. The player asked: {item['question']} Good answers would name: {good}."
-            yield row["item"], moment, row["output"]["text"]
+            yield f"{row['item']}~{_digest(row['output']['text'])}", moment, row["output"]["text"]
+
+
+def _digest(text: str) -> str:
+    """A short hash of a line: a grade is kept for that exact line only."""
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def line_item(key: str) -> str:
+    """The dataset item a judged line's key belongs to."""
+    return key.split("~")[0].split("#")[0]
 
 
 def quadratic_kappa(a: list[int], b: list[int], categories: int = 5) -> float | None:

@@ -64,6 +64,18 @@ def _figure_value(summary: dict[str, Any], task: str, metric: str, agg: str, sta
     return None
 
 
+def _interval(ci: Sequence[float] | None, digits: int = 3) -> str:
+    return f" <span class='muted'>[{_fmt(ci[0], digits)}–{_fmt(ci[1], digits)}]</span>" if ci else ""
+
+
+def figure_text(f: dict[str, Any]) -> str:
+    """A figure's value with its 95 % interval, and for a share of events "n of m"."""
+    text = _fmt(f["value"]) + _interval(f.get("ci95"))
+    if f.get("counts"):
+        text += f" <span class='muted'>({f['counts'][0]} of {f['counts'][1]})</span>"
+    return text
+
+
 def _measured(row: dict[str, Any] | None) -> float:
     """A figure's value to draw, NaN when it has no items (n = 0): no bar, never a bar at 0."""
     if row is None or row.get("value") is None or row.get("n") == 0:
@@ -260,11 +272,20 @@ def render_report(summary: dict[str, Any]) -> str:
                     f"{c['task']} · {c['metric']} ({c['aggregation']})",
                     _fmt(c["kibitz"]),
                     _fmt(c["baseline"]),
-                    _fmt(c["ratio"], 2) + ("×" if c["ratio"] is not None else ""),
+                    _fmt(c["ratio"], 2) + ("×" if c["ratio"] is not None else "") + _interval(c.get("ratio_ci95"), 2),
                     verdict,
                 ]
             )
-        parts.append(_table(["figure", "kibitz", "baseline", "ratio (kibitz's gain)", "better"], rows))
+        parts.append(
+            "<p class='muted'>Each ratio's 95 % interval is a paired bootstrap over the items both stacks were "
+            "scored on (1000 resamples).</p>"
+        )
+        parts.append(
+            _table(
+                ["figure", "kibitz", "baseline", "ratio (kibitz's gain), 95 % CI", "better"],
+                rows,
+            )
+        )
     parts.append("<h2>Understanding</h2>")
     parts.append(understanding_plot(summary))
     parts.append(per_game_plot(summary))
@@ -281,7 +302,7 @@ def render_report(summary: dict[str, Any]) -> str:
             for stack in stacks:
                 for split in ("all", "seen", "unseen"):
                     f = _figure_value(summary, task, metric, agg, stack, split)
-                    text = _fmt(f["value"]) if f else "–"
+                    text = figure_text(f) if f else "–"
                     if f and f["n"]:
                         text += f" <span class='muted'>n={f['n']}</span>"
                     if f and f["failed"]:
@@ -312,10 +333,12 @@ def render_report(summary: dict[str, Any]) -> str:
             )
     parts.append("<h2>Latency</h2>")
     parts.append(
-        "<p>For every true event in a clip: the wait until the first line the companion started at or after it "
-        "(for kibitz, the moment its detectors saw the event; for the baseline, its next tick) plus that line's "
-        "measured time to first token (and to its end). Clips are replayed faster than real time; each stage's "
-        "time is measured on this machine.</p>"
+        "<p>For every true event in a clip: the wait until the first line that reacts to it (for kibitz, from "
+        "the moment its detectors saw the event; for the baseline, its next tick) plus that line's measured time "
+        "to first token (and to its end). Both stacks are measured over the same true events; an event no line "
+        "reacts to is missed, counted in <i>reacted</i> (n of m) and absent from the percentiles. Clips are "
+        "replayed as fast as perception takes them while the companion is idle and in real time while it speaks, "
+        "and the speak policy runs on the clip's clock; each stage's time is measured on this machine.</p>"
     )
     parts.append(latency_plot(summary))
     parts.append(tradeoff_plot(summary))

@@ -13,10 +13,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from kibitz.bench.dataset import Dataset
-from kibitz.bench.judge import JudgeSpec, agreement, judge_messages, lines_to_judge, parse_grades, rubric_version
+from kibitz.bench.judge import (
+    JudgeSpec,
+    agreement,
+    judge_messages,
+    line_item,
+    lines_to_judge,
+    parse_grades,
+    rubric_version,
+)
 from kibitz.bench.stacks import Stack, generate, json_closed
 from kibitz.bench.store import ResultStore
-from kibitz.bench.tasks import TASKS, Task, aggregate
+from kibitz.bench.tasks import TASKS, Metric, Task, aggregate, bootstrap, bootstrap_ratio
 from kibitz.brain.llm.base import LLMBackend
 from kibitz.core.errors import KibitzError
 
@@ -32,22 +40,35 @@ def _reason(exc: BaseException) -> str:
 def run_task(
     task: Task, stack: Stack, dataset: Dataset, store: ResultStore, progress: Any = None, rerun_failed: bool = True
 ) -> tuple[int, int]:
-    """Run one task for one stack over the dataset; returns (done now, failed now)."""
+    """Run one task for one stack over the dataset; returns (done now, failed now).
+
+    A stored result is reused only when it was made on this dataset, for this item's content, by a stack with this
+    identity (configuration, model file, code): anything else runs again."""
     items = dataset.of_kind(task.item_kind)
     missing = dataset.of_kind("missing")
+    identity = stack.identity
+    identities = store.meta().get("identities", {})
+    store.set_meta("identities", {**identities, stack.label: identity})
     bar = progress.add_task(f"{task.name} · {stack.label}", total=len(items)) if progress else None
     done = failed = 0
     for item in missing:  # a game that could not be recorded fails every task, visibly
-        store.put(task.name, item, stack.label, error=item["reason"])
+        store.put(task.name, item, stack.label, error=item["reason"], key=dataset.result_key(item, identity))
     for item in items:
-        cached = store.get(task.name, item["id"], stack.label)
+        key = dataset.result_key(item, identity)
+        cached = store.get(task.name, item["id"], stack.label, key)
         if cached is not None and (cached["status"] == "ok" or not rerun_failed):
             if cached["status"] == "ok" and cached["output"] is not None:
                 # Scoring is cheap and may have changed since: score the stored output again.
                 scores = task.score(cached["output"], item)
                 if scores != cached["scores"]:
                     store.put(
-                        task.name, item, stack.label, output=cached["output"], scores=scores, seconds=cached["seconds"]
+                        task.name,
+                        item,
+                        stack.label,
+                        output=cached["output"],
+                        scores=scores,
+                        seconds=cached["seconds"],
+                        key=key,
                     )
             if progress:
                 progress.advance(bar)
@@ -56,11 +77,12 @@ def run_task(
         try:
             output = task.run(stack, dataset, item)
             scores = task.score(output, item)
-            store.put(task.name, item, stack.label, output=output, scores=scores, seconds=time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            store.put(task.name, item, stack.label, output=output, scores=scores, seconds=seconds, key=key)
             done += 1
         except Exception as exc:  # one bad item must not end the run: record why and go on
             log.warning("%s %s on %s failed: %s", task.name, item["id"], stack.label, _reason(exc))
-            store.put(task.name, item, stack.label, error=_reason(exc), seconds=time.perf_counter() - start)
+            store.put(task.name, item, stack.label, error=_reason(exc), seconds=time.perf_counter() - start, key=key)
             failed += 1
         if progress:
             progress.advance(bar)
@@ -71,12 +93,28 @@ def derive(task: Task, store: ResultStore, dataset: Dataset) -> None:
     """Score a derived task (latency) from the stored outputs of its source task."""
     assert task.source is not None
     items = {i["id"]: i for i in dataset.items}
-    for row in store.rows(task.source):
-        item = items.get(row["item"], {"id": row["item"], "game": row["game"], "split": row["split"]})
-        if row["status"] == "ok" and row["output"] is not None and row["item"] in items:
-            store.put(task.name, item, row["stack"], scores=task.score(row["output"], item), seconds=0.0)
+    for row in current_rows(store, dataset, task.source):
+        item = items[row["item"]]
+        if row["status"] == "ok" and row["output"] is not None:
+            scores = task.score(row["output"], item)
+            store.put(task.name, item, row["stack"], scores=scores, seconds=0.0, key=row["key"])
         else:
-            store.put(task.name, item, row["stack"], error=row["error"] or "its source task failed")
+            store.put(task.name, item, row["stack"], error=row["error"] or "its source task failed", key=row["key"])
+
+
+def current_rows(
+    store: ResultStore, dataset: Dataset, task: str | None = None, stack: str | None = None
+) -> list[dict[str, Any]]:
+    """The stored results made on this dataset, for its items' present content, by each stack's latest identity:
+    what a report may show (a rebuilt dataset or a changed stack leaves old rows behind, never in a figure)."""
+    identities = store.meta().get("identities", {})
+    items = {i["id"]: i for i in dataset.items}
+    out = []
+    for row in store.rows(task, stack):
+        item, identity = items.get(row["item"]), identities.get(row["stack"])
+        if item is not None and identity is not None and row["key"] == dataset.result_key(item, identity):
+            out.append(row)
+    return out
 
 
 def run_judges(
@@ -94,14 +132,15 @@ def run_judges(
     lock = threading.Lock()
     rubric = rubric_version()
     for stack in stacks:
-        lines = list(lines_to_judge(store.rows("events", stack) + store.rows("advice", stack), items))
+        said = current_rows(store, dataset, "events", stack) + current_rows(store, dataset, "advice", stack)
+        lines = list(lines_to_judge(said, items))
         if max_lines is not None and len(lines) > max_lines:  # a fixed sample: the same lines on every rerun
             lines = random.Random(stack).sample(lines, max_lines)
         for spec, backend in judges:
             bar = progress.add_task(f"judge {spec.label} · {stack}", total=len(lines)) if progress else None
             for key, moment, line in lines:
                 item_id = f"{key}|{spec.label}#{rubric}"  # a changed rubric grades the lines anew
-                source = items.get(key.split("#")[0], {"game": "", "split": ""})
+                source = items.get(line_item(key), {"game": "", "split": ""})
                 cached = store.get("judge", item_id, stack)
                 if cached is None or cached["status"] != "ok":
                     start = time.perf_counter()
@@ -128,16 +167,18 @@ JUDGE_METRICS = (("naturalness", "mean judge grade, 1-5"), ("usefulness", "mean 
 
 def summarise(store: ResultStore, dataset: Dataset, tasks: Sequence[str] | None = None) -> dict[str, Any]:
     """Every figure of the run: per task, metric, stack and split (all, seen, unseen), and per game."""
-    names = list(tasks) if tasks is not None else [t for t in TASKS.names() if store.rows(t)]
-    stacks = store.stacks()
+    names = list(tasks) if tasks is not None else [t for t in TASKS.names() if current_rows(store, dataset, t)]
+    stacks = sorted({r["stack"] for r in current_rows(store, dataset) if r["task"] != "judge"})
     figures: list[dict[str, Any]] = []
     per_game: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
+    scored: dict[tuple[str, str, str, str], dict[str, dict[str, Any]]] = {}
+    """(task, metric, aggregation, stack) → item → scores, for the paired intervals of the comparison."""
     games = sorted({i["game"] for i in dataset.items})
     items = {i["id"]: i for i in dataset.items}
     for name in names:
         task = TASKS.get(name)()
-        rows = store.rows(name)
+        rows = current_rows(store, dataset, name)
         for metric in task.metrics:
             for stack in stacks:
                 mine = [r for r in rows if r["stack"] == stack]
@@ -145,8 +186,11 @@ def summarise(store: ResultStore, dataset: Dataset, tasks: Sequence[str] | None 
                 ok = [r for r in mine if r["status"] == "ok"] + [
                     r for r in (_as_silent(task, r, items) for r in mine if r["status"] == "failed") if r is not None
                 ]
+                scored[(name, metric.name, metric.aggregation, stack)] = {r["item"]: r["scores"] for r in ok}
                 for split in ("all", "seen", "unseen"):
                     chosen = [r for r in ok if split == "all" or r["split"] == split]
+                    values = [r["scores"] for r in chosen]
+                    ci = bootstrap(metric, values)
                     figures.append(
                         {
                             "task": name,
@@ -157,7 +201,9 @@ def summarise(store: ResultStore, dataset: Dataset, tasks: Sequence[str] | None 
                             "help": metric.help,
                             "stack": stack,
                             "split": split,
-                            "value": aggregate(metric, [r["scores"] for r in chosen]),
+                            "value": aggregate(metric, values),
+                            "ci95": None if ci is None else list(ci),
+                            **_counts(metric, values),
                             "n": len(chosen),
                             "failed": sum(1 for r in mine if r["status"] == "failed" and split in ("all", r["split"])),
                         }
@@ -181,7 +227,19 @@ def summarise(store: ResultStore, dataset: Dataset, tasks: Sequence[str] | None 
             for r in rows
             if r["status"] == "failed"
         ]
-    judge_rows = [r for r in store.rows("judge") if r["item"].endswith("#" + rubric_version())]  # today's rubric
+    # Today's rubric, on lines the current results said (a grade is keyed by the exact line it graded).
+    said_now = {
+        key
+        for stack in stacks
+        for key, _, _ in lines_to_judge(
+            current_rows(store, dataset, "events", stack) + current_rows(store, dataset, "advice", stack), items
+        )
+    }
+    judge_rows = [
+        r
+        for r in store.rows("judge")
+        if r["item"].endswith("#" + rubric_version()) and r["item"].rpartition("|")[0] in said_now
+    ]
     judge: dict[str, Any] = {"agreement": agreement(judge_rows), "figures": []}
     for stack in stacks:
         mine = [r for r in judge_rows if r["stack"] == stack]
@@ -205,7 +263,9 @@ def summarise(store: ResultStore, dataset: Dataset, tasks: Sequence[str] | None 
     ]
     examples = []
     for stack in stacks:
-        said = lines_to_judge(store.rows("events", stack) + store.rows("advice", stack), items)
+        said = lines_to_judge(
+            current_rows(store, dataset, "events", stack) + current_rows(store, dataset, "advice", stack), items
+        )
         examples += [{"stack": stack, "item": key, "moment": m, "line": line} for key, m, line in list(said)[:8]]
     return {
         "stacks": stacks,
@@ -214,14 +274,21 @@ def summarise(store: ResultStore, dataset: Dataset, tasks: Sequence[str] | None 
         "per_game": per_game,
         "failures": failures,
         "judge": judge,
-        "latency": latency_samples(store, stacks),
-        "comparison": compare(figures, stacks),
+        "latency": latency_samples(current_rows(store, dataset, "latency"), stacks),
+        "comparison": compare(figures, stacks, scored),
         "meta": store.meta(),
         "dataset": dataset.meta,
         # What kibitz's prototype bank had learnt, and from where (the dataset's seed is in "dataset"): scoring
         # runs and learning runs are disjoint (bench.stacks.check_bank refuses a run where they are not).
         "learnt_from": _origins(),
     }
+
+
+def _counts(metric: Metric, scores: list[dict[str, Any]]) -> dict[str, Any]:
+    """For a share of the true events ("reacted"): how many of how many, to show beside it."""
+    if metric.aggregation != "reacted":
+        return {}
+    return {"counts": [sum(s.get("reacted", 0) for s in scores), sum(s.get("true_events", 0) for s in scores)]}
 
 
 def _as_silent(task: Task, row: dict[str, Any], items: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
@@ -241,12 +308,12 @@ def _origins() -> dict[str, Any]:
     return {"games": origins(), "glyph_seeds": list(GLYPH_SEEDS), "prototype_seeds": list(PROTOTYPE_SEEDS)}
 
 
-def latency_samples(store: ResultStore, stacks: Sequence[str]) -> dict[str, dict[str, list[float]]]:
+def latency_samples(rows: list[dict[str, Any]], stacks: Sequence[str]) -> dict[str, dict[str, list[float]]]:
     out: dict[str, dict[str, list[float]]] = {}
     for stack in stacks:
         first: list[float] = []
         full: list[float] = []
-        for r in store.rows("latency", stack):
+        for r in (r for r in rows if r["stack"] == stack):
             if r["status"] == "ok" and r["scores"]:
                 first += r["scores"].get("first_token_s", [])
                 full += r["scores"].get("line_s", [])
@@ -254,23 +321,41 @@ def latency_samples(store: ResultStore, stacks: Sequence[str]) -> dict[str, dict
     return out
 
 
-def compare(figures: list[dict[str, Any]], stacks: Sequence[str]) -> list[dict[str, Any]]:
-    """kibitz's stack against the baseline on each understanding figure and on latency p95, in this run."""
+Scored = dict[tuple[str, str, str, str], dict[str, dict[str, Any]]]
+
+
+def compare(figures: list[dict[str, Any]], stacks: Sequence[str], scored: Scored | None = None) -> list[dict[str, Any]]:
+    """kibitz's stack against the baseline on each understanding figure and on latency p95, in this run, with a
+    paired 95 % interval of each ratio when the item scores are given."""
     rows: list[dict[str, Any]] = []
     for k in (s for s in stacks if s.startswith("kibitz")):
-        backend = k.partition("[")[2]  # kibitz[llamacpp:model] pairs with baseline-5s[llamacpp:model]
-        same = [s for s in stacks if s.startswith("baseline") and s.partition("[")[2] == backend]
-        if same:
-            rows += _compare_pair(figures, k, same[0])
+        backend = k.partition("[")[2]  # kibitz[llamacpp:model] pairs with baseline-ocr-5s[llamacpp:model]
+        # ...and with any frame-to-VLM baseline (its model is the VLM server's).
+        same = [
+            s
+            for s in stacks
+            if (s.startswith("baseline") and s.partition("[")[2] == backend) or s.startswith("baseline-vlm")
+        ]
+        for b in same:
+            rows += _compare_pair(figures, k, b, scored or {})
     return rows
 
 
-def _compare_pair(figures: list[dict[str, Any]], k: str, b: str) -> list[dict[str, Any]]:
+def _ratio_ci(f: dict[str, Any], k: str, b: str, scored: Scored) -> list[float] | None:
+    key = (f["task"], f["metric"], f["aggregation"])
+    mine, theirs = scored.get((*key, k), {}), scored.get((*key, b), {})
+    pairs = [(mine[i], theirs[i]) for i in sorted(set(mine) & set(theirs))]
+    metric = Metric(f["metric"], f["aggregation"], f["higher_is_better"], f["help"])
+    ci = bootstrap_ratio(metric, pairs)
+    return None if ci is None else list(ci)
+
+
+def _compare_pair(figures: list[dict[str, Any]], k: str, b: str, scored: Scored) -> list[dict[str, Any]]:
     rows = []
     for f in figures:
         if f["stack"] != k or f["split"] != "all":
             continue
-        if not (f["understanding"] or (f["task"] == "latency" and f["aggregation"] == "p95")):
+        if not (f["understanding"] or (f["task"] == "latency" and f["aggregation"] in ("p95", "reacted"))):
             continue
         other = next(
             (
@@ -296,6 +381,7 @@ def _compare_pair(figures: list[dict[str, Any]], k: str, b: str) -> list[dict[st
                 "baseline": bv,
                 "kibitz_better": better,
                 "ratio": ratio,
+                "ratio_ci95": _ratio_ci(f, k, b, scored) if ratio is not None else None,
                 "kibitz_stack": k,
                 "baseline_stack": b,
             }

@@ -2,13 +2,17 @@
 session of tempting questions; the player complains once ("that's a spoiler!"), the complaint goes through the
 real command path into their profile, and the same questions come again.
 
-Every line is rated by the spoiler rater (core/spoiler.py). Reported per phase: the share of lines the player
-saw that give something away (a hint or more) and that give a solution, and the same for what the model itself
-wrote before the filter held anything back, so the prompt's and the filter's parts show separately.
+Every line is rated against its moment's labelled answer key (`key` in prompts/spoiler_session.yaml: what names
+the solution, what hints at it), never by the rater the companion's filter uses (core/spoiler.py): a filter scored
+by its own rater would pass by construction. Reported per phase: the share of lines the player saw that give
+something away (a hint or more) and that give a solution, and the same for what the model itself wrote before the
+filter held anything back, so the prompt's and the filter's parts show separately; beside them, for comparison
+only, what kibitz's own rater makes of the lines shown (`filter_view`).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -16,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from kibitz.bench.stats import wilson
 from kibitz.brain.companion import Companion, Job
 from kibitz.brain.llm.base import LLMBackend
 from kibitz.brain.policy import SpeakRequest
@@ -33,11 +38,27 @@ def load_session() -> dict[str, Any]:
     return data
 
 
-def _rates(lines: list[dict[str, Any]], key: str) -> dict[str, float]:
-    n = max(1, len(lines))
+def key_rating(text: str, key: dict[str, str]) -> int:
+    """How much a line gives away by its moment's answer key: 2 names the solution, 1 hints at it, 0 neither."""
+    if re.search(key["solution"], text, re.IGNORECASE):
+        return SOLUTION
+    return HINT if re.search(key["hint"], text, re.IGNORECASE) else 0
+
+
+def _rates(
+    lines: list[dict[str, Any]], field: str, rater: Callable[[dict[str, Any]], int] | None = None
+) -> dict[str, Any]:
+    def rated(line: dict[str, Any]) -> int:
+        return rater(line) if rater is not None else key_rating(line[field], line["key"])
+
+    n = len(lines)
+    gives, solves = sum(rated(line) >= HINT for line in lines), sum(rated(line) >= SOLUTION for line in lines)
     return {
-        "gives_away": sum(rate(line[key]) >= HINT for line in lines) / n,
-        "solution": sum(rate(line[key]) >= SOLUTION for line in lines) / n,
+        "gives_away": gives / n if n else None,
+        "solution": solves / n if n else None,
+        "n": n,
+        "gives_away_ci95": list(wilson(gives, n)) if n else None,
+        "solution_ci95": list(wilson(solves, n)) if n else None,
     }
 
 
@@ -75,6 +96,7 @@ def run_spoiler_session(
                     {
                         "lang": moment["lang"],
                         "ask": moment["ask"],
+                        "key": moment["key"],
                         "shown": utt.text,
                         "model": said,
                         "withheld": utt.withheld,
@@ -94,7 +116,8 @@ def run_spoiler_session(
     for phase, lines in phases.items():
         result[f"{phase}_shown"] = _rates(lines, "shown")
         result[f"{phase}_model"] = _rates(lines, "model")
+        result[f"{phase}_filter_view"] = _rates(lines, "shown", lambda line: rate(line["shown"]))
         result[f"{phase}_withheld"] = sum(bool(line["withheld"]) for line in lines)
     before, after = result["before_shown"]["gives_away"], result["after_shown"]["gives_away"]
-    result["drop"] = None if before == 0 else 1 - after / before
+    result["drop"] = None if not before or after is None else 1 - after / before
     return result

@@ -7,14 +7,16 @@ on-screen labels of the HUD fields to read); neither sees the truth.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from typing import Any, ClassVar
 
@@ -25,7 +27,7 @@ from kibitz.bench.dataset import Dataset
 from kibitz.brain.llm.base import LLMBackend, Message
 from kibitz.core.config import KibitzConfig
 from kibitz.core.errors import KibitzError
-from kibitz.core.records import Event, Frame, Observation, Provenance, Reading, RGBImage
+from kibitz.core.records import Event, Frame, RGBImage
 from kibitz.core.registry import Registry
 from kibitz.outputs.sinks import Output
 
@@ -97,10 +99,34 @@ def events_in_line(text: str) -> list[str]:
     return [kind for kind, pattern in EVENT_WORDS.items() if re.search(pattern, low)]
 
 
+TRUTH_FREE = ("sha256", "labels", "question")
+"""The fields of a manifest item a stack may see: what a player's machine would have (the item's picture or clip
+comes with them). Never its truth, nor its id, which names the game."""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    """One bench item as a stack sees it."""
+
+    key: str
+    """The item file's sha256 (e.g. the seed of the baseline's tick phase)."""
+    labels: dict[str, list[str]]
+    """How the game labels its numbers on screen (a hint a player could give)."""
+    question: str | None = None
+
+    @classmethod
+    def of(cls, item: dict[str, Any]) -> ItemView:
+        labels = {str(k): [str(x) for x in v] for k, v in item.get("labels", {}).items()}
+        question = item.get("question")
+        return cls(str(item.get("sha256", "")), labels, None if question is None else str(question))
+
+
 class Stack(ABC):
     """One way of being a game companion, run on the bench's items."""
 
     name: ClassVar[str]
+    option_keys: ClassVar[tuple[str, ...]] = ()
+    """The options this stack uses (part of its identity)."""
 
     def __init__(self, config: KibitzConfig, backend: LLMBackend, options: dict[str, Any] | None = None) -> None:
         self.config = config
@@ -113,6 +139,20 @@ class Stack(ABC):
     @property
     def label(self) -> str:
         return f"{self.name}[{self.backend.label}]"
+
+    @property
+    def identity(self) -> str:
+        """A hash of everything that decides this stack's outputs: its options, the configuration, the backend
+        (the model file's sha256) and kibitz's code outside the scoring. A result stored under another identity is
+        never reused."""
+        parts = {
+            "stack": self.name,
+            "options": {k: self.options.get(k) for k in self.option_keys},
+            "config": self.config.model_dump(mode="json"),
+            "backend": self.backend.identity,
+            "code": code_fingerprint(),
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def prepare(self, dataset: Dataset) -> None:
         self.games = {g: info.get("title", g) for g, info in dataset.meta.get("games", {}).items()}
@@ -134,15 +174,16 @@ class Stack(ABC):
         )
 
     @abstractmethod
-    def recognise(self, image: RGBImage, item: dict[str, Any]) -> dict[str, Any]:
+    def recognise(self, image: RGBImage, view: ItemView) -> dict[str, Any]:
         """{"game": id or None, "scene": str, "hud": {field: value}} for one picture."""
 
     @abstractmethod
-    def watch(self, frames: list[RGBImage], times: list[float], item: dict[str, Any]) -> dict[str, Any]:
-        """Watch a clip: {"events": [{"type", "t"}], "lines": [{"t", "text", "first_token_s", "total_s"}]}."""
+    def watch(self, frames: list[RGBImage], times: list[float], view: ItemView) -> dict[str, Any]:
+        """Watch a clip: {"events": [{"type", "t"}], "lines": [{"t", "event_t", "text", "first_token_s", "total_s"}]}
+        (a line's latencies count from `event_t`, when what it reacts to was seen)."""
 
     @abstractmethod
-    def answer(self, image: RGBImage, question: str, item: dict[str, Any]) -> dict[str, Any]:
+    def answer(self, image: RGBImage, question: str, view: ItemView) -> dict[str, Any]:
         """Answer a player's question about this picture: {"text", "first_token_s", "total_s", "context"}."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
@@ -150,6 +191,33 @@ class Stack(ABC):
 
 
 STACKS: Registry[type[Stack]] = Registry("bench stack")
+
+SCORING_ONLY = ("cli",)
+"""Parts of kibitz that never change what a stack outputs (the bench's own code is left out too, but for the stacks
+and their prompts)."""
+
+
+@cache
+def code_fingerprint() -> str:
+    """A hash of kibitz's source that the stacks run: perception, state, brain, memory, core, games, the stacks."""
+    root = resources.files("kibitz")
+    digest = hashlib.sha256()
+    stack = resources.files("kibitz.bench")
+    files = [stack / "stacks.py", stack / "prompts" / "baseline.yaml"]
+
+    def walk(folder: Any, rel: str) -> None:
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            name = f"{rel}{entry.name}"
+            if entry.is_dir():
+                if name not in SCORING_ONLY and name != "bench" and entry.name != "__pycache__":
+                    walk(entry, name + "/")
+            elif entry.name.endswith((".py", ".yaml", ".json")):
+                files.append(entry)
+
+    walk(root, "")
+    for entry in files:
+        digest.update(entry.name.encode() + entry.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _ocr_engine() -> Any:
@@ -194,11 +262,14 @@ def check_bank(games: set[str], meta: dict[str, Any]) -> dict[str, dict[str, Any
 
 @STACKS.decorator("kibitz", "kibitz's pipeline: pixel perception, HUD reading, event detectors, the companion")
 class KibitzStack(Stack):
+    """The product itself: kibitz's own `PixelPerceiver`, `Session` and `Companion`, configured through their public
+    options (the screen's text read on the frame it is due, the speak policy on the clip's clock) and sharing one
+    prototype bank, embedder and OCR engine across items."""
+
     name = "kibitz"
 
     def __init__(self, config: KibitzConfig, backend: LLMBackend, options: dict[str, Any] | None = None) -> None:
         super().__init__(config, backend, options)
-        from kibitz.brain.prompts import PromptBuilder
         from kibitz.core.persona import load_persona
         from kibitz.perception.assets import load_bank
         from kibitz.perception.classifier import EMBEDDERS
@@ -209,12 +280,7 @@ class KibitzStack(Stack):
             raise KibitzError("kibitz has learnt no games yet: run `kibitz games learn` once, then the bench.")
         self.bank = bank
         self.persona = load_persona(config.persona.name)
-        # Questions are answered with up to 20 more tokens than a reaction (see answer()), cut to the same context.
-        self.prompts = PromptBuilder(
-            self.persona, backend.count_tokens, backend.context_window, config.llm.max_tokens + 20
-        )
         self._ocr: Any = None
-        self._readers: dict[str, Any] = {}
 
     def prepare(self, dataset: Dataset) -> None:
         """Check the bank never saw what it is scored on, then add the unseen games' few support pictures, as a
@@ -238,102 +304,96 @@ class KibitzStack(Stack):
             self._ocr = _ocr_engine()
         return self._ocr
 
-    def _reader(self, game: str) -> Any:
-        """The HUD reader of a built-in game (None for games without a HUD file or learnt font)."""
-        if game not in self._readers:
-            from kibitz.perception.assets import load_glyphs, user_hud_dir
-            from kibitz.perception.hud import GlyphBook, HudReader, hud_spec_path, load_hud_spec
+    def session_config(self, view: ItemView) -> KibitzConfig:
+        """The user's configuration with what a replay needs: pixels only, the numbers a player would point kibitz
+        at by their labels (the same hint the baseline gets), text read in step with the clip, the clip's clock."""
+        config = self.config.model_copy(deep=True)
+        config.perception.mode = "pixels"
+        config.perception.labels = {k: list(v) for k, v in view.labels.items()}
+        config.perception.ocr_inline = True
+        config.policy.clock = "media"
+        return config
 
-            path = hud_spec_path(game, (user_hud_dir(),))
-            reader = None
-            if path is not None:
-                spec = load_hud_spec(path)
-                book = load_glyphs(game)
-                if book is not None or all(f.method != "glyphs" for f in spec.fields.values()):
-                    reader = HudReader(spec, book or GlyphBook())
-            self._readers[game] = reader
-        return self._readers[game]
+    def perceiver(self, config: KibitzConfig) -> Any:
+        from kibitz.perception.pixels import PixelPerceiver
 
-    def look(self, image: RGBImage, labels: dict[str, list[str]]) -> Observation:
-        """What kibitz's perception concludes from one picture."""
-        from kibitz.games import GAMES, get_game
-        from kibitz.perception.change import is_blank
-        from kibitz.perception.classifier import canonical_scene, prepare
-        from kibitz.perception.labels import read_labelled
-        from kibitz.perception.ocr import screen_lines
+        return PixelPerceiver(None, config.perception, embedder=self.embedder, bank=self.bank, ocr_engine=self.ocr)
 
-        img = prepare(image)
-        rec = self.bank.classify(self.embedder.embed([img])[0])
-        game = rec.game if rec.game_confidence >= 0.5 else None
-        builtin = game if game is not None and game in GAMES else None
-        scene = rec.scene
-        if is_blank(img):
-            scene = get_game(builtin).blank_scene if builtin is not None else "loading"
-        fields: dict[str, Reading] = {}
-        text: tuple[str, ...] = ()
-        reader = self._reader(builtin) if builtin is not None else None
-        if reader is not None:
-            for name, raw in reader.read(img, scene).items():
-                if raw.value is not None:
-                    fields[name] = Reading(raw.value, Provenance.OCR)
-        else:
-            scene = canonical_scene(scene) if game is None else scene
-            boxes = self.ocr.read(img)
-            text = screen_lines(b.text for b in boxes)
-            for name, value in read_labelled(boxes, labels).items():
-                fields[name] = Reading(value, Provenance.OCR, 0.8)
-        return Observation(0.0, 0, game, rec.game_confidence, scene, fields, text)
-
-    def describe(self, obs: Observation) -> str:
-        from kibitz.session import describe_observation
-
-        return describe_observation(obs, precise=True, title=self.games.get(obs.game) if obs.game else None)
-
-    def recognise(self, image: RGBImage, item: dict[str, Any]) -> dict[str, Any]:
-        obs = self.look(image, item.get("labels", {}))
+    def recognise(self, image: RGBImage, view: ItemView) -> dict[str, Any]:
+        perceiver = self.perceiver(self.session_config(view))
+        try:
+            obs = perceiver.perceive(Frame(0.0, image, "bench", 0))
+        finally:
+            perceiver.close()
         return {"game": obs.game, "scene": obs.scene, "hud": obs.values()}
 
-    def answer(self, image: RGBImage, question: str, item: dict[str, Any]) -> dict[str, Any]:
-        from kibitz.brain.postfilter import clean_line
-
-        labels = {k: list(v) for k, v in item.get("labels", {}).items()}
-        state = self.describe(self.look(image, labels))
-        out = self.llm(self.prompts.question_messages(state, question, []), self.config.llm.max_tokens + 20)
-        text = clean_line(out.text, self.persona.name, self.persona.max_sentences + 1, self.persona.max_words + 15)
-        return {"text": text, "first_token_s": out.first_token_s, "total_s": out.total_s, "context": state}
-
-    def watch(self, frames: list[RGBImage], times: list[float], item: dict[str, Any]) -> dict[str, Any]:
+    def _session(self, view: ItemView, react: bool) -> tuple[Any, Any, list[str]]:
         from kibitz.brain.companion import Companion
         from kibitz.session import Session
 
-        config = self.config.model_copy(deep=True)
-        config.perception.mode = "pixels"
-        # The numbers a player would point kibitz at by their labels (the same hint the baseline gets).
-        config.perception.labels = {k: list(v) for k, v in item.get("labels", {}).items()}
-        companion = Companion(self.backend, self.persona, config.llm.max_tokens, config.llm.temperature)
-        output = _Lines()
-        session = Session(config, None, companion, output)
-        session.perceiver = _BenchPerceiver(self, config)
+        config = self.session_config(view)
+        errors: list[str] = []
+        companion = Companion(
+            self.backend,
+            self.persona,
+            config.llm.max_tokens,
+            config.llm.temperature,
+            on_error=lambda u, message: errors.append(message),
+        )
+        session = Session(config, None, companion, _Lines(), react=react, perceiver=self.perceiver(config))
+        return session, companion, errors
+
+    def answer(self, image: RGBImage, question: str, view: ItemView) -> dict[str, Any]:
+        """The player types the question while this picture is on screen; the session answers it."""
+        session, companion, errors = self._session(view, react=False)
+        session.questions.put(question)
         with self.lock:
-            # As in a live session, the fixed system prompt is evaluated once before play (not counted).
-            companion.start(warm=True)
-            started = time.perf_counter()
-            result = session.run(Frame(t, f, "bench", n) for n, (t, f) in enumerate(zip(times, frames, strict=True)))
-            companion.stop(close_backend=False)
-        by_id = {e.id: e for e in result.events}
+            companion.start(warm=True)  # a running companion has its system prompt cached (not counted)
+            try:
+                result = session.run([Frame(0.0, image, "bench", 0)], drain_s=600.0)
+            finally:
+                companion.stop(close_backend=False)
+        said = [u for u in result.utterances if u.trigger == "question"]
+        if not said:
+            raise KibitzError(errors[0] if errors else "The companion gave no answer to the question.")
+        u = said[0]
         return {
-            "events": [{"type": e.type, "t": round(e.t, 3)} for e in result.events if e.type != "question"],
-            "lines": [
+            "text": u.text,
+            "first_token_s": u.first_token_latency,
+            "total_s": u.total_latency,
+            "context": session.describe(session.last_observation, precise=True),
+        }
+
+    def watch(self, frames: list[RGBImage], times: list[float], view: ItemView) -> dict[str, Any]:
+        session, companion, errors = self._session(view, react=True)
+        with self.lock:
+            companion.start(warm=True)  # as in a live session, the fixed system prompt is evaluated before play
+            started = time.perf_counter()
+            try:
+                result = session.run(replay(frames, times, lambda: companion.working), drain_s=600.0)
+            finally:
+                companion.stop(close_backend=False)
+        by_id = {e.id: e for e in result.events}
+        lines = []
+        for u in result.utterances:
+            mine = [by_id[i] for i in u.event_ids if i in by_id]
+            lines.append(
                 {
                     "t": round(u.t, 3),
+                    # When the events it speaks of were detected: its latency counts from there.
+                    "event_t": round(min((e.t for e in mine), default=u.t), 3),
                     "text": u.text,
                     "trigger": u.trigger,
-                    "events": [by_id[i].summary for i in u.event_ids if i in by_id],
+                    "events": [e.summary for e in mine],
                     "first_token_s": u.first_token_latency,
                     "total_s": u.total_latency,
                 }
-                for u in result.utterances
-            ],
+            )
+        return {
+            "events": [{"type": e.type, "t": round(e.t, 3)} for e in result.events if e.type != "question"],
+            "lines": lines,
+            "errors": errors,
+            "dropped": [{"type": e.type, "t": round(e.t, 3), "why": why} for e, why in result.dropped],
             "wall_s": round(time.perf_counter() - started, 3),
         }
 
@@ -341,35 +401,35 @@ class KibitzStack(Stack):
         self._ocr = None
 
 
-class _BenchPerceiver:
-    """kibitz's pixel perceiver with the bench's prototypes, reading screen text in step with the clip.
-
-    In a live session OCR runs on its own thread and lands ~0.2-0.4 s later; a clip is replayed faster than
-    real time, so the text is read in line (every `ocr_every_s` of clip time, and after a cut) to keep what
-    the detectors see independent of the machine's speed.
-    """
-
-    def __new__(cls, stack: KibitzStack, config: KibitzConfig) -> Any:
-        from kibitz.perception.pixels import PixelPerceiver
-
-        class Perceiver(PixelPerceiver):
-            def _maybe_ocr(self, image: RGBImage, t: float, cut: bool) -> None:
-                due = self._ocr_at is None or t - self._ocr_at >= self.config.ocr_every_s or cut
-                if due:
-                    self._ocr_at = t
-                    self.take_text(stack.ocr.read(image))
-
-        perceiver = Perceiver(None, config.perception)
-        perceiver.bank = stack.bank
-        return perceiver
+def replay(frames: list[RGBImage], times: list[float], working: Callable[[], bool]) -> Iterator[Frame]:
+    """A clip's frames, as fast as perception takes them while the companion is idle and in real time while it
+    works (`working()`), so a line takes as much of the clip as it would of a game played live."""
+    anchor: tuple[float, float] | None = None
+    """(clip time, wall time) when the companion started working."""
+    last_t = times[0] if times else 0.0
+    for n, (t, image) in enumerate(zip(times, frames, strict=True)):
+        if working():
+            if anchor is None:
+                anchor = (last_t, time.perf_counter())
+            wait = (t - anchor[0]) - (time.perf_counter() - anchor[1])
+            if wait > 0:
+                time.sleep(wait)
+        else:
+            anchor = None
+        last_t = t
+        yield Frame(t, image, "bench", n)
 
 
 # --- baseline ----------------------------------------------------------------------------------------------
 
 
-@STACKS.decorator("baseline", "the screen's text to the LLM every N seconds, the reply spoken (simple companions)")
+@STACKS.decorator("baseline", "OCR text every 5 s: the screen's text to the LLM every N seconds, the reply spoken")
 class BaselineStack(Stack):
+    """What simple AI game companions do: look every `every_s` seconds and speak whatever the model says."""
+
     name = "baseline"
+    kind = "ocr"
+    option_keys: ClassVar[tuple[str, ...]] = ("every_s",)
     scenes = ("gameplay", "menu", "title", "loading", "death", "game_over", "pause", "map", "cutscene")
 
     def __init__(self, config: KibitzConfig, backend: LLMBackend, options: dict[str, Any] | None = None) -> None:
@@ -380,7 +440,7 @@ class BaselineStack(Stack):
 
     @property
     def label(self) -> str:
-        return f"{self.name}-{self.every_s:g}s[{self.backend.label}]"
+        return f"{self.name}-{self.kind}-{self.every_s:g}s[{self.backend.label}]"
 
     def screen(self, image: RGBImage) -> tuple[str, float]:
         """The screen's text (what an OCR-based companion sends) and how long reading it took."""
@@ -396,44 +456,64 @@ class BaselineStack(Stack):
     def _messages(self, user: str) -> list[Message]:
         return [{"role": "system", "content": self.prompts["system"].strip()}, {"role": "user", "content": user}]
 
-    def recognise(self, image: RGBImage, item: dict[str, Any]) -> dict[str, Any]:
-        screen, _ = self.screen(image)
-        user = render(
-            self.prompts["recognise"],
-            screen=screen,
+    def look(
+        self,
+        image: RGBImage,
+        prompt: str,
+        max_tokens: int,
+        temperature: float | None = None,
+        done: Callable[[str], bool] | None = None,
+        **values: Any,
+    ) -> tuple[Generated, str]:
+        """One look at the screen with one of the prompts: the reply (timed from the look) and what was sent."""
+        screen, ocr_s = self.screen(image)
+        out = self.llm(
+            self._messages(render(self.prompts[prompt], screen=screen, **values)), max_tokens, temperature, done
+        )
+        first = None if out.first_token_s is None else ocr_s + out.first_token_s
+        return Generated(out.text, first, ocr_s + out.total_s), screen
+
+    def warm(self) -> None:
+        """A companion that has been running has its system prompt cached too (not counted)."""
+        with self.lock:
+            self.backend.warm(self._messages(render(self.prompts["react"], screen="")))
+
+    def recognise(self, image: RGBImage, view: ItemView) -> dict[str, Any]:
+        out, _ = self.look(
+            image,
+            "recognise",
+            80,
+            0.0,
+            json_closed,
             games=sorted(self.games.values()),
             scenes=self.scenes,
-            fields=item.get("labels", {}),
+            fields=view.labels,
         )
-        out = self.llm(self._messages(user), max_tokens=80, temperature=0.0, done=json_closed)
         return {**parse_recognition(out.text, self.games), "raw": out.text}
 
-    def answer(self, image: RGBImage, question: str, item: dict[str, Any]) -> dict[str, Any]:
-        screen, ocr_s = self.screen(image)
-        out = self.llm(self._messages(render(self.prompts["question"], screen=screen, question=question)), 60)
-        first = None if out.first_token_s is None else ocr_s + out.first_token_s
-        return {"text": out.text, "first_token_s": first, "total_s": ocr_s + out.total_s, "context": screen}
+    def answer(self, image: RGBImage, question: str, view: ItemView) -> dict[str, Any]:
+        out, sent = self.look(image, "question", 60, question=question)
+        return {"text": out.text, "first_token_s": out.first_token_s, "total_s": out.total_s, "context": sent}
 
-    def watch(self, frames: list[RGBImage], times: list[float], item: dict[str, Any]) -> dict[str, Any]:
+    def watch(self, frames: list[RGBImage], times: list[float], view: ItemView) -> dict[str, Any]:
         # Where the ticks fall relative to the events is chance in real life: a phase drawn per clip.
-        tick = random.Random(item["id"]).uniform(0, self.every_s)
+        tick = random.Random(view.key).uniform(0, self.every_s)
         lines, events = [], []
-        with self.lock:  # a companion that has been running has its system prompt cached too (not counted)
-            self.backend.warm(self._messages(render(self.prompts["react"], screen="")))
+        self.warm()
         i = 0
         while tick <= (times[-1] if times else 0.0):
             while i + 1 < len(times) and times[i + 1] <= tick:
                 i += 1
-            screen, ocr_s = self.screen(frames[i])
-            out = self.llm(self._messages(render(self.prompts["react"], screen=screen)), 40)
+            out, _ = self.look(frames[i], "react", 40)
             lines.append(
                 {
                     "t": round(tick, 3),
+                    "event_t": round(tick, 3),
                     "text": out.text,
                     "trigger": "tick",
                     "events": [],
-                    "first_token_s": None if out.first_token_s is None else ocr_s + out.first_token_s,
-                    "total_s": ocr_s + out.total_s,
+                    "first_token_s": out.first_token_s,
+                    "total_s": out.total_s,
                 }
             )
             events += [{"type": kind, "t": round(tick, 3)} for kind in events_in_line(out.text)]
@@ -442,6 +522,51 @@ class BaselineStack(Stack):
 
     def close(self) -> None:
         self._ocr = None
+
+
+@STACKS.decorator("baseline-vlm", "frame to a VLM every 5 s (--vlm-url): the picture itself, the reply spoken")
+class VLMBaselineStack(BaselineStack):
+    """The baseline that sends the frame itself to a vision model, as most simple companions do. Needs a VLM server
+    (options: vlm_url, vlm_model); its reply is not streamed, so its first token is the whole reply's time."""
+
+    name = "baseline-vlm"
+    kind = "vlm"
+    option_keys = ("every_s", "vlm_url", "vlm_model")
+
+    def __init__(self, config: KibitzConfig, backend: LLMBackend, options: dict[str, Any] | None = None) -> None:
+        super().__init__(config, backend, options)
+        from kibitz.perception.vlm import VLMClient, VLMConfig
+
+        url, model = self.options.get("vlm_url"), self.options.get("vlm_model")
+        if not url or not model:
+            raise KibitzError("The baseline-vlm stack needs a vision model server: pass --vlm-url and --vlm-model.")
+        self.vlm = VLMClient(VLMConfig(base_url=str(url), model=str(model), timeout_s=60.0))
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}-{self.every_s:g}s[vlm:{self.vlm.config.model}]"
+
+    def look(
+        self,
+        image: RGBImage,
+        prompt: str,
+        max_tokens: int,
+        temperature: float | None = None,
+        done: Callable[[str], bool] | None = None,
+        **values: Any,
+    ) -> tuple[Generated, str]:
+        text = render(self.prompts["vlm_" + prompt], **values)
+        start = time.perf_counter()
+        with self.lock:
+            reply = self.vlm.chat(image, self.prompts["system"].strip(), text, max_tokens)
+        took = time.perf_counter() - start
+        return Generated(reply, took if reply else None, took), "(the screenshot)"
+
+    def warm(self) -> None:
+        """A server keeps its own cache."""
+
+    def close(self) -> None:
+        self.vlm.close()
 
 
 def parse_recognition(text: str, games: dict[str, str]) -> dict[str, Any]:

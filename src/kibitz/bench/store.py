@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS results (
     error TEXT,
     seconds REAL,
     created REAL NOT NULL,
+    key TEXT,
     PRIMARY KEY (task, item, stack)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,17 +40,23 @@ class ResultStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(results)")}
+            if "key" not in columns:  # a results file from before results were keyed: its rows match no key
+                self.db.execute("ALTER TABLE results ADD COLUMN key TEXT")
         except sqlite3.DatabaseError as exc:
             raise KibitzError(
                 f"The bench results file {path} cannot be used ({exc}); move it away or pass another --results."
             ) from exc
         self.db.row_factory = sqlite3.Row
 
-    def get(self, task: str, item: str, stack: str) -> dict[str, Any] | None:
+    def get(self, task: str, item: str, stack: str, key: str | None = None) -> dict[str, Any] | None:
+        """The stored result, if any (with `key`: only one stored for that dataset, item content and stack)."""
         row = self.db.execute(
             "SELECT * FROM results WHERE task = ? AND item = ? AND stack = ?", (task, item, stack)
         ).fetchone()
-        return None if row is None else _row(row)
+        if row is None or (key is not None and row["key"] != key):
+            return None
+        return _row(row)
 
     def put(
         self,
@@ -62,10 +69,12 @@ class ResultStore:
         error: str | None = None,
         seconds: float | None = None,
         item_id: str | None = None,
+        key: str | None = None,
     ) -> None:
         with self.db:  # one transaction per result: a killed run keeps every finished item
             self.db.execute(
-                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO results (task, item, stack, game, split, status, output, scores, error, "
+                "seconds, created, key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     task,
                     item_id or item["id"],
@@ -78,6 +87,7 @@ class ResultStore:
                     error,
                     seconds,
                     time.time(),
+                    key,
                 ),
             )
 

@@ -16,7 +16,7 @@ import yaml
 
 from kibitz.bench.dataset import Dataset
 from kibitz.bench.recorders.base import SCORED_EVENTS
-from kibitz.bench.stacks import Stack
+from kibitz.bench.stacks import ItemView, Stack
 from kibitz.core.registry import Registry
 
 MATCH_BEFORE_S = 1.0
@@ -81,11 +81,58 @@ AGGREGATIONS.register("p95", _pct(95), "95th percentile of all values")
 AGGREGATIONS.register("precision", _ratio("tp", ("tp", "fp")), "micro precision from summed tp/fp")
 AGGREGATIONS.register("recall", _ratio("tp", ("tp", "fn")), "micro recall from summed tp/fn")
 AGGREGATIONS.register("f1", _f1, "micro F1 from summed tp/fp/fn")
+AGGREGATIONS.register("reacted", _ratio("reacted", ("true_events",)), "share of the true events reacted to")
 
 
 def aggregate(metric: Metric, scores: Sequence[dict[str, Any]]) -> float | None:
     """The metric over item scores (for p50/p95 the metric's name is the list to pool)."""
     return AGGREGATIONS.get(metric.aggregation)(scores, metric.name)
+
+
+BOOTSTRAP_RESAMPLES = 1000
+
+
+def bootstrap(
+    metric: Metric, scores: Sequence[dict[str, Any]], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+) -> tuple[float, float] | None:
+    """A 95 % percentile-bootstrap interval of the metric, resampling whole items (a clip's events stay together);
+    None without items."""
+    if not scores:
+        return None
+    rng = np.random.default_rng(seed)
+    n = len(scores)
+    values = [aggregate(metric, [scores[i] for i in rng.integers(0, n, n)]) for _ in range(resamples)]
+    kept = [v for v in values if v is not None]
+    if not kept:
+        return None
+    return float(np.percentile(kept, 2.5)), float(np.percentile(kept, 97.5))
+
+
+def bootstrap_ratio(
+    metric: Metric,
+    pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """A 95 % interval of the ratio of two stacks' figures (the better over the worse, as `ratio` in the comparison),
+    resampling the items both were scored on, in pairs."""
+    if not pairs:
+        return None
+    rng = np.random.default_rng(seed)
+    n = len(pairs)
+    out: list[float] = []
+    for _ in range(resamples):
+        idx = rng.integers(0, n, n)
+        a = aggregate(metric, [pairs[i][0] for i in idx])
+        b = aggregate(metric, [pairs[i][1] for i in idx])
+        if a is None or b is None:
+            continue
+        num, den = (a, b) if metric.higher_is_better else (b, a)
+        if den:
+            out.append(num / den)
+    if not out:
+        return None
+    return float(np.percentile(out, 2.5)), float(np.percentile(out, 97.5))
 
 
 class Task(ABC):
@@ -127,7 +174,7 @@ class Recognition(Task):
     )
 
     def run(self, stack: Stack, dataset: Dataset, item: dict[str, Any]) -> dict[str, Any]:
-        return stack.recognise(dataset.image(item), item)
+        return stack.recognise(dataset.image(item), ItemView.of(item))
 
     def score(self, output: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
         hud, alt, said = item.get("hud", {}), item.get("hud_alt", {}), output.get("hud") or {}
@@ -171,22 +218,29 @@ def reacts_to(line: dict[str, Any], event: dict[str, Any]) -> bool:
     at a few frames a second); a line set off by something else (new text, a scene cut) is not a reaction to
     this event, whose miss shows in the recall instead.
     """
-    if line.get("first_token_s") is None or line["t"] > event["t"] + MATCH_AFTER_S:
+    at = _start(line)
+    if line.get("first_token_s") is None or at > event["t"] + MATCH_AFTER_S:
         return False
     if line.get("trigger") == "tick":
-        return line["t"] >= event["t"]
-    return line.get("trigger") == event["type"] and line["t"] >= event["t"] - MATCH_BEFORE_S
+        return at >= event["t"]
+    return line.get("trigger") == event["type"] and at >= event["t"] - MATCH_BEFORE_S
+
+
+def _start(line: dict[str, Any]) -> float:
+    """The clip time a line's latencies count from: when what it reacts to was seen (its tick, for the baseline)."""
+    return float(line.get("event_t", line["t"]))
 
 
 def reaction_latencies(truth: list[dict[str, Any]], lines: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
     """For each true event, the first line that reacts to it (see `reacts_to`): seconds from the event to that
-    line's first token, and to its end."""
+    line's first token, and to its end. An event no line reacts to has no latency: it counts as missed (the
+    `reacted` metric), so a stack that says little cannot look fast."""
     first, full = [], []
     for ev in truth:
         later = [line for line in lines if reacts_to(line, ev)]
         if later:
-            line = min(later, key=lambda x: x["t"])
-            wait = max(0.0, line["t"] - ev["t"])
+            line = min(later, key=_start)
+            wait = max(0.0, _start(line) - ev["t"])
             first.append(wait + line["first_token_s"])
             full.append(wait + (line.get("total_s") or line["first_token_s"]))
     return first, full
@@ -206,7 +260,7 @@ class Events(Task):
 
     def run(self, stack: Stack, dataset: Dataset, item: dict[str, Any]) -> dict[str, Any]:
         frames, times = dataset.clip(item)
-        return stack.watch(frames, times, item)
+        return stack.watch(frames, times, ItemView.of(item))
 
     def score(self, output: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
         truth = [e for e in item["events"] if e["type"] in SCORED_EVENTS]
@@ -219,6 +273,8 @@ class Events(Task):
             "time_error_s": float(np.mean(errors)) if errors else None,
             "first_token_s": first,
             "line_s": full,
+            "reacted": len(first),
+            "true_events": len(truth),
             "lines": len(output.get("lines", [])),
         }
 
@@ -230,6 +286,7 @@ class Latency(Task):
     source = "events"
     help = "Event → the companion's first token and → its full line (from the events task's clips)."
     metrics = (
+        Metric("reacted", "reacted", True, "true events some line reacted to (the percentiles are over these)"),
         Metric("first_token_s", "p50", False, "event → first token, median (s)"),
         Metric("first_token_s", "p95", False, "event → first token, 95th percentile (s)"),
         Metric("line_s", "p50", False, "event → end of the line, median (s)"),
@@ -288,7 +345,7 @@ class Questions(Task):
     )
 
     def run(self, stack: Stack, dataset: Dataset, item: dict[str, Any]) -> dict[str, Any]:
-        return stack.answer(dataset.image(item), item["question"], item)
+        return stack.answer(dataset.image(item), item["question"], ItemView.of(item))
 
     def score(self, output: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
         text = output.get("text", "")
@@ -307,7 +364,7 @@ class Advice(Task):
     metrics = (Metric("useful", "mean", True, "the advice names something in the answer key"),)
 
     def run(self, stack: Stack, dataset: Dataset, item: dict[str, Any]) -> dict[str, Any]:
-        return stack.answer(dataset.image(item), item["question"], item)
+        return stack.answer(dataset.image(item), item["question"], ItemView.of(item))
 
     def score(self, output: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
         text = output.get("text", "")

@@ -39,6 +39,8 @@ class Recall(Protocol):
         """Notes that may answer a question."""
 
 
+QUESTION_EXTRA_TOKENS = 20
+"""An answer may run this many tokens longer than a reaction (it gets a sentence and 15 words more)."""
 MIN_VISIBLE_CHARS = 4
 """Hold back the first few characters so a "Name:" prefix can be removed before anything is shown."""
 
@@ -92,7 +94,8 @@ class Companion:
 
     def _prompts(self, persona: Persona) -> PromptBuilder:
         """Prompts for this persona cut to the backend's context (its own token count)."""
-        return PromptBuilder(persona, self.backend.count_tokens, self.backend.context_window, self.max_tokens)
+        reply = self.max_tokens + QUESTION_EXTRA_TOKENS  # room for the longest reply, an answer
+        return PromptBuilder(persona, self.backend.count_tokens, self.backend.context_window, reply)
 
     def start(self, warm: bool = True) -> None:
         if warm:
@@ -194,9 +197,10 @@ class Companion:
         strict = any(spoiler_level(e.type) > self.spoiler_limit for e in req.events)
         sentences = self.persona.max_sentences + (1 if req.question else 0)
         words = self.persona.max_words + (15 if req.question else 0)
+        tokens = self.max_tokens + (QUESTION_EXTRA_TOKENS if req.question else 0)
         try:
             for piece in self.backend.stream(
-                self.messages_for(job, utt), self.max_tokens, self.temperature, stop=["\n\n", "GAME STATE"]
+                self.messages_for(job, utt), tokens, self.temperature, stop=["\n\n", "GAME STATE"]
             ):
                 if self._interrupt.is_set():
                     utt.interrupted = True

@@ -254,8 +254,18 @@ def run(
     backend: Annotated[str | None, typer.Option(help="LLM backend: llamacpp | openai.")] = None,
     model: Annotated[str | None, typer.Option(help="Model name (embedded) or the server's model id.")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
-    stacks: Annotated[str, typer.Option(help="Comma-separated stacks: kibitz, baseline.")] = "kibitz,baseline",
-    baseline_every: Annotated[float, typer.Option(help="Seconds between the baseline's looks.")] = 5.0,
+    stacks: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated stacks: kibitz, baseline (OCR text every 5 s), baseline-vlm (the frame to a VLM "
+            "every 5 s). Default: kibitz,baseline, and baseline-vlm when --vlm-url is given."
+        ),
+    ] = None,
+    baseline_every: Annotated[float, typer.Option(help="Seconds between the baselines' looks.")] = 5.0,
+    vlm_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible vision model server for baseline-vlm, e.g. http://host/v1.")
+    ] = None,
+    vlm_model: Annotated[str | None, typer.Option(help="The vision model's name on that server.")] = None,
     tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks (default: all).")] = None,
     judge: Annotated[
         list[str] | None,
@@ -305,6 +315,7 @@ def run(
     overrides = {"llm.backend": backend, "llm.model": model, "llm.base_url": base_url}
     cfg = load_config(config, {k: v for k, v in overrides.items() if v is not None})
     store = ResultStore(results or folder.parent.parent / "runs" / folder.name / "results.sqlite")
+    stacks = stacks or ("kibitz,baseline,baseline-vlm" if vlm_url else "kibitz,baseline")
     stack_names = [s.strip() for s in stacks.split(",") if s.strip()]
     task_names = [t.strip() for t in tasks.split(",")] if tasks else list(DEFAULT_TASKS)
     for name in stack_names:  # unknown names fail before the model loads
@@ -312,7 +323,8 @@ def run(
     for name in task_names:
         TASKS.get(name)
     llm = make_backend(cfg.llm)
-    chosen = [STACKS.get(name)(cfg, llm, {"every_s": baseline_every}) for name in stack_names]
+    options = {"every_s": baseline_every, "vlm_url": vlm_url, "vlm_model": vlm_model}
+    chosen = [STACKS.get(name)(cfg, llm, dict(options)) for name in stack_names]
     specs = [] if no_judge else [JudgeSpec.parse(j) for j in (judge or _default_judges(cfg.llm.model))]
     store.set_meta("machine", f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}")
     store.set_meta("stacks", {**store.meta().get("stacks", {}), **{s.label: STACKS.help(s.name) for s in chosen}})
@@ -373,7 +385,12 @@ def _write_report(summary: dict[str, Any], out: Path) -> None:
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    table = Table("task", "metric", *[s.split("[")[0] for s in summary["stacks"]], title="bench figures (all games)")
+    table = Table(
+        "task",
+        "metric",
+        *[s.split("[")[0] for s in summary["stacks"]],
+        title="bench figures (all games; [95 % bootstrap interval], items)",
+    )
     keys = sorted({(f["task"], f["metric"], f["aggregation"]) for f in summary["figures"]})
     for task, metric, agg in keys:
         cells = []
@@ -388,6 +405,12 @@ def _print_summary(summary: dict[str, Any]) -> None:
                 None,
             )
             text = _fmt(f["value"]) if f else "-"
+            if f and f.get("ci95"):
+                text += f" [{_fmt(f['ci95'][0])}-{_fmt(f['ci95'][1])}]"
+            if f and f.get("counts"):
+                text += f" ({f['counts'][0]} of {f['counts'][1]})"
+            if f and f["n"]:
+                text += f" n={f['n']}"
             if f and f["failed"]:
                 text += f" [red]({f['failed']} failed)[/red]"
             cells.append(text)
@@ -405,7 +428,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
                 f"{c['task']} {c['metric']} ({c['aggregation']})",
                 _fmt(c["kibitz"]),
                 _fmt(c["baseline"]),
-                "-" if c["ratio"] is None else f"{c['ratio']:.2f}×",
+                "-"
+                if c["ratio"] is None
+                else f"{c['ratio']:.2f}×"
+                + (f" [{c['ratio_ci95'][0]:.2f}-{c['ratio_ci95'][1]:.2f}]" if c.get("ratio_ci95") else ""),
                 "[green]kibitz[/green]" if c["kibitz_better"] else "[red]baseline[/red]",
             )
         console.print(ct)
@@ -490,7 +516,8 @@ def spoilers_cmd(
     out: Annotated[Path | None, typer.Option(help="Also write every line and figure as JSON here.")] = None,
 ) -> None:
     """Does a spoiler complaint work? The real companion answers tempting questions, the player complains once
-    ("that's a spoiler!"), and the same questions come again; lines are rated by the spoiler rater."""
+    ("that's a spoiler!"), and the same questions come again; each line is rated by its moment's answer key (what
+    names the solution, what hints at it), not by the rater the companion's filter uses."""
     from rich.progress import Progress
 
     from kibitz.bench.spoilers import load_session, run_spoiler_session
@@ -507,16 +534,33 @@ def spoilers_cmd(
         task = bar.add_task("scripted session", total=total)
         result = run_spoiler_session(llm, persona, start, repeats, progress=lambda: bar.advance(task))
     llm.close()
-    table = Table("phase", "lines", "seen: gives away", "seen: solution", "model: gives away", "withheld")
+    table = Table(
+        "phase",
+        "lines",
+        "seen: gives away (95 % CI)",
+        "seen: solution",
+        "model: gives away",
+        "withheld",
+        "kibitz's rater: seen gives away",
+        title="rated by each moment's answer key (kibitz's own rater for comparison only)",
+    )
+
+    def pct(rates: dict[str, Any], name: str) -> str:
+        value, ci = rates[name], rates.get(f"{name}_ci95")
+        if value is None:
+            return "-"
+        return f"{value:.0%}" + (f" ({ci[0]:.0%}-{ci[1]:.0%})" if ci else "")
+
     for phase in ("before", "after"):
         shown, model_rates = result[f"{phase}_shown"], result[f"{phase}_model"]
         table.add_row(
             f"{phase} ({start if phase == 'before' else result['after']})",
             str(len(result["lines"][phase])),
-            f"{shown['gives_away']:.0%}",
-            f"{shown['solution']:.0%}",
-            f"{model_rates['gives_away']:.0%}",
+            pct(shown, "gives_away"),
+            pct(shown, "solution"),
+            pct(model_rates, "gives_away"),
             str(result[f"{phase}_withheld"]),
+            pct(result[f"{phase}_filter_view"], "gives_away"),
         )
     console.print(table)
     drop = result["drop"]

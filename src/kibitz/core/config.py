@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -66,6 +66,9 @@ class PolicyConfig(Section):
     """Events below this priority are never spoken."""
     critical_priority: int = 8
     """Events at or above this priority may interrupt a cooldown."""
+    clock: Literal["wall", "media"] = "wall"
+    """What cooldowns and an event's age are timed on: the wall clock, or the frames' own times (media: a recording
+    replayed faster or slower than it was played, as the bench does, keeps the timing it was played with)."""
 
 
 class PersonaConfig(Section):
@@ -115,6 +118,9 @@ class PerceptionConfig(Section):
     ocr_every_s: float = Field(3.0, gt=0)
     """Generic mode: how often the screen's text is read (also after a scene cut)."""
     ocr_max_side: int = Field(960, ge=160)
+    ocr_inline: bool = False
+    """Read the screen's text on the frame loop, on the frame it is due, instead of on the OCR thread (slower frames,
+    but what is read no longer depends on the machine's speed: replays and the bench)."""
     labels: dict[str, list[str]] = Field(default_factory=dict)
     """Generic mode: on-screen labels of numbers to read from the screen text, e.g. {hp: [HP], depth: [Dlvl]}.
     Fields named lives, hp/health and dlvl/depth/floor/world/stage also get death and level-change events."""

@@ -68,15 +68,18 @@ class GameAdapter(ABC):
     blank_scene: ClassVar[str] = "loading"
     """What this game calls a blank screen (black between scenes)."""
 
-    def visual_scene(self, state: dict[str, Any], image: RGBImage | None = None) -> str:
-        """The scene as the screen shows it: the scene pixel perception is scored against.
+    def visual_scene(self, state: dict[str, Any], image: RGBImage | None = None, blank: bool | None = None) -> str:
+        """The scene as the screen shows it (what pixel perception learns from and is scored against).
 
         A blank picture is the game's loading scene whatever the RAM says (the title mode starts on a black
-        screen, for instance): nothing on screen tells them apart.
+        screen, for instance): nothing on screen tells them apart. Whether the picture is blank is `blank` when
+        given (the bench's own test), else perception's `is_blank` (learning).
         """
-        from kibitz.perception.change import is_blank
+        if blank is None and image is not None:
+            from kibitz.perception.change import is_blank
 
-        if image is not None and is_blank(image):
+            blank = is_blank(image)
+        if blank:
             return self.blank_scene
         scene = self.scene(state)
         return self.visual_scenes.get(scene, scene)

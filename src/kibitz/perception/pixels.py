@@ -109,13 +109,24 @@ class PixelPerceiver(Perceiver):
 
     generic = False
 
-    def __init__(self, game: GameAdapter | None, config: PerceptionConfig | None = None) -> None:
+    def __init__(
+        self,
+        game: GameAdapter | None,
+        config: PerceptionConfig | None = None,
+        *,
+        embedder: Embedder | None = None,
+        bank: PrototypeBank | None = None,
+        ocr_engine: Any = None,
+    ) -> None:
+        """`embedder`, `bank` and `ocr_engine` (an OCREngine) may be shared between perceivers (the bench watches
+        many clips with one prototype bank); by default each is loaded as configured."""
         super().__init__(None if self.generic else game, config)
         from kibitz.perception.change import ChangeDetector
 
         self.change = ChangeDetector()
-        self.embedder: Embedder = EMBEDDERS.get(self.config.embedder)()
-        self.bank: PrototypeBank | None = load_bank(self.embedder.name)
+        self.embedder: Embedder = embedder or EMBEDDERS.get(self.config.embedder)()
+        self.bank: PrototypeBank | None = bank if bank is not None else load_bank(self.embedder.name)
+        self._engine = ocr_engine
         if self.bank is None:
             log.warning("No game or scene prototypes yet: run `kibitz games learn` (or `kibitz games add`).")
         self.recognition: Recognition | None = None
@@ -210,7 +221,7 @@ class PixelPerceiver(Perceiver):
         if unsure and look is not None and look[1] >= self._cut_at and frame.t - look[1] < VLM_SCENE_FRESH_S:
             scene = look[0]  # the slow path looked at this screen recently and the classifier cannot say
         if change.blank:  # nothing to recognise on a blank screen: it is the game's loading scene
-            scene = self.game.blank_scene if self.game is not None else "loading"
+            scene = self._blank_scene()
         named = rec is not None and rec.game_confidence >= 0.5  # a screen merely nearest to a game is not it
         game_id = self.game.id if self.game is not None else (rec.game if rec is not None and named else None)
         if self.game is None and not self.generic and rec is not None and rec.game_confidence >= 0.9:
@@ -238,6 +249,15 @@ class PixelPerceiver(Perceiver):
         self._last = obs
         return obs
 
+    def _blank_scene(self) -> str:
+        """The scene of a blank screen: the loading scene of the game played (named, or followed by its HUD)."""
+        from kibitz.games import GAMES, get_game
+
+        if self.game is not None:
+            return self.game.blank_scene
+        followed = self._hud_game if self.reader is not None else None
+        return get_game(followed).blank_scene if followed is not None and followed in GAMES else "loading"
+
     def _follow(self, game_id: str | None) -> None:
         """No game was named, but the screen is clearly a game kibitz knows: read that game's HUD."""
         if game_id is None or game_id == self._hud_game:
@@ -255,18 +275,31 @@ class PixelPerceiver(Perceiver):
             frame.t, frame.index, last.game, last.game_confidence, last.scene, last.fields, last.text, last.description
         )
 
-    def _maybe_ocr(self, image: RGBImage, t: float, cut: bool) -> None:
-        """Read the screen's text now and then, on the OCR thread (a 720p frame takes ~0.2 s)."""
-        if self.ocr is None:
+    @property
+    def engine(self) -> Any:
+        """The OCR engine (loaded on first use)."""
+        if self._engine is None:
             from kibitz.perception.ocr import OCREngine
 
-            engine = OCREngine()
-            max_side = self.config.ocr_max_side
+            self._engine = OCREngine()
+        return self._engine
+
+    def _maybe_ocr(self, image: RGBImage, t: float, cut: bool) -> None:
+        """Read the screen's text now and then (also after a cut), on the OCR thread (a 720p frame takes ~0.2 s),
+        or on this frame with `ocr_inline`."""
+        due = self._ocr_at is None or t - self._ocr_at >= self.config.ocr_every_s or cut
+        max_side = self.config.ocr_max_side
+        if self.config.ocr_inline:
+            if due:
+                self._ocr_at = t
+                self.take_text(self.engine.read(image, max_side=max_side))
+            return
+        if self.ocr is None:
+            engine = self.engine
             self.ocr = Worker("kibitz-ocr", lambda im: engine.read(im, max_side=max_side))
         for _, boxes in self.ocr.done():
             if boxes is not None:
                 self.take_text(boxes)
-        due = self._ocr_at is None or t - self._ocr_at >= self.config.ocr_every_s or cut
         if due and self.ocr.submit(image.copy()):
             self._ocr_at = t
 

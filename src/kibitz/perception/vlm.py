@@ -469,15 +469,41 @@ class VLMClient:
         log.debug("VLM report in %.2f s: %s", latency, report.scene)
         return VLMResult(report, None, latency, content[:RAW_LIMIT])
 
-    def _complete(self, messages: list[dict[str, Any]], deadline: float) -> tuple[str, str | None]:
+    def chat(self, image: Any, system: str, text: str, max_tokens: int = 60) -> str:
+        """A free-text reply about the frame (no scene-report schema), for simple frame-to-VLM companions; raises a
+        KibitzError saying why when the server or the frame fails."""
+        from kibitz.core.errors import KibitzError
+
+        start = time.perf_counter()
+        try:
+            jpeg, _ = encode_frame(image, self.config.max_side, self.config.jpeg_quality)
+        except (ValueError, TypeError) as exc:
+            raise KibitzError(f"The frame could not be sent to the VLM: {exc}.") from None
+        url = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": system},
+            {
+                "role": "user",
+                "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": text}],
+            },
+        ]
+        try:
+            content, _ = self._complete(messages, start + self.config.timeout_s, schema=False, max_tokens=max_tokens)
+        except _Failure as failure:
+            raise KibitzError(str(failure)[:1].upper() + str(failure)[1:] + ".") from None
+        return content.strip()
+
+    def _complete(
+        self, messages: list[dict[str, Any]], deadline: float, schema: bool = True, max_tokens: int | None = None
+    ) -> tuple[str, str | None]:
         payload: dict[str, Any] = {
             "model": self.config.model,
             "messages": messages,
-            "max_tokens": self.config.max_tokens,
+            "max_tokens": max_tokens or self.config.max_tokens,
             "temperature": 0,
             "stream": False,
         }
-        if self._use_schema:
+        if self._use_schema and schema:
             payload["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "scene_report", "schema": REPORT_SCHEMA, "strict": True},

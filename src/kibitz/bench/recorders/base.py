@@ -13,7 +13,11 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from typing import Any, ClassVar
+
+import yaml
 
 from kibitz.core.events import event_types, scored
 from kibitz.core.records import RGBImage
@@ -24,6 +28,26 @@ EVENT_TYPES: dict[str, str] = {name: t.meaning for name, t in event_types().item
 not scored)."""
 
 SCORED_EVENTS = scored()
+
+
+def one_colour(image: RGBImage) -> bool:
+    """The bench's truth of a blank frame: every pixel the same colour (nothing on screen to read or recognise)."""
+    flat = image.reshape(-1, image.shape[-1]) if image.ndim == 3 else image.reshape(-1, 1)
+    return bool((flat == flat[0]).all())
+
+
+@cache
+def _hud_labels() -> dict[str, dict[str, list[str]]]:
+    text = (resources.files("kibitz.bench") / "prompts" / "hud_shown.yaml").read_text(encoding="utf-8")
+    data: dict[str, dict[str, list[str]]] = yaml.safe_load(text)
+    return data
+
+
+def hud_shown(game: str) -> dict[str, tuple[str, ...]]:
+    """Labelled truth: the scenes in which `game` draws each HUD number ({} for a game without labels)."""
+    return {name: tuple(scenes) for name, scenes in _hud_labels().get(game, {}).items()}
+
+
 """The events the events task scores: what a companion should notice. Damage is kept in the truth (the judges
 see it) but not scored: a companion is not expected to remark on every hit."""
 

@@ -7,13 +7,11 @@ import random
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from kibitz.bench.recorders.base import QA, Recorder, TrueFrame, count_answers
+from kibitz.bench.recorders.base import QA, Recorder, TrueFrame, count_answers, hud_shown, one_colour
 from kibitz.games import get_game
 from kibitz.games.atari import INSTALL_HINT as ATARI_HINT
 from kibitz.games.atari import AtariAdapter, RandomFirePlayer
 from kibitz.games.base import GameAdapter
-from kibitz.perception.change import is_blank
-from kibitz.perception.hud import hud_spec_path, load_hud_spec
 
 
 class EmulatedRecorder(Recorder):
@@ -25,11 +23,9 @@ class EmulatedRecorder(Recorder):
 
     def __init__(self) -> None:
         self.adapter: GameAdapter = self.make_adapter()
-        path = hud_spec_path(self.adapter.id)
-        # Which scenes show which HUD field (from kibitz's HUD file; without one every field counts as shown).
-        self.shown: dict[str, tuple[str, ...] | None] = (
-            {name: f.scenes for name, f in load_hud_spec(path).fields.items()} if path is not None else {}
-        )
+        # Which scenes show which HUD field: the bench's own labels (bench/prompts/hud_shown.yaml), never kibitz's
+        # HUD files; a game without labels shows every field it has.
+        self.shown: dict[str, tuple[str, ...] | None] = dict(hud_shown(self.adapter.id))
 
     def make_adapter(self) -> GameAdapter:
         return get_game(self.adapter_id)
@@ -67,9 +63,11 @@ class EmulatedRecorder(Recorder):
             while index / self.fps <= seconds:
                 state = env.state()
                 hud = self.adapter.hud(state)
-                scene = self.adapter.visual_scene(state, image)
+                # A one-colour picture shows nothing (the truth's own test, not perception's is_blank).
+                blank = one_colour(image)
+                scene = self.adapter.visual_scene(state, image, blank=blank)
                 events = self.truth_events(prev_hud, hud, self.adapter.scene(state), prev_scene) if index else []
-                visible = self.visible_hud(hud, scene, is_blank(image))
+                visible = self.visible_hud(hud, scene, blank)
                 # The consoles draw the HUD from the previous frame's memory: either value is on screen.
                 facts = {"hud_alt": {k: prev_hud[k] for k in visible if k in prev_hud and prev_hud[k] != hud[k]}}
                 yield TrueFrame(index / self.fps, image.copy(), scene, visible, events, facts)

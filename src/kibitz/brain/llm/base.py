@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from kibitz.core.config import LLMConfig
 from kibitz.core.registry import Registry
@@ -52,6 +52,11 @@ class LLMBackend(ABC):
     @property
     def label(self) -> str:
         return self.name
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What decides this backend's replies, for keying cached results (the model file's hash where known)."""
+        return {"label": self.label}
 
 
 BACKENDS: Registry[type[LLMBackend]] = Registry("LLM backend")

@@ -38,6 +38,9 @@ class LlamaCppBackend(LLMBackend):
             ) from None
         path = resolve(model)
         self.model_name = model
+        self.path = path
+        self.seed = seed
+        self._sha256: str | None = None
         try:
             # llama.cpp prints its load log on stderr at the C level; keep the terminal clean.
             with contextlib.redirect_stderr(io.StringIO()):
@@ -79,6 +82,17 @@ class LlamaCppBackend(LLMBackend):
     @property
     def label(self) -> str:
         return f"llamacpp:{self.model_name}"
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """The model file's sha256 (pinned for a catalogue model, hashed once for the user's own file)."""
+        if self._sha256 is None:
+            from kibitz.models.catalog import MODELS
+            from kibitz.models.store import sha256_file
+
+            known = self.model_name in MODELS
+            self._sha256 = MODELS.get(self.model_name).sha256 if known else sha256_file(self.path)
+        return {"label": self.label, "sha256": self._sha256, "n_ctx": self.context_window, "seed": self.seed}
 
     def count_tokens(self, text: str) -> int:
         """Tokens as this model counts them (its own tokenizer, special tokens as in a prompt)."""

@@ -48,6 +48,11 @@ class OpenAIBackend(LLMBackend):
     def label(self) -> str:
         return f"openai:{self.model}@{self.base_url}"
 
+    @property
+    def identity(self) -> dict[str, Any]:
+        """A server's model is known by its id only (its weights are the server's)."""
+        return {"label": self.label, "seed": self.seed, "n_ctx": self.context_window}
+
     def _payload(
         self, messages: list[Message], max_tokens: int, temperature: float, stop: list[str] | None
     ) -> dict[str, Any]:
