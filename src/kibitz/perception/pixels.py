@@ -226,10 +226,6 @@ class PixelPerceiver(Perceiver):
         game_id = self.game.id if self.game is not None else (rec.game if rec is not None and named else None)
         if self.game is None and not self.generic and rec is not None and rec.game_confidence >= 0.9:
             self._follow(rec.game)
-        if self.generic or self.game is None:
-            # Before the numbers: text read now (inline, or landed from the OCR thread) counts on this frame.
-            self._maybe_ocr(image, frame.t, change.cut)
-            scene = canonical_scene(scene)
         fields: dict[str, Reading] = {}
         if self.reader is not None and self.smoother is not None:
             fields = self.smoother.update(frame.t, self.reader.read(image, scene))
@@ -237,6 +233,9 @@ class PixelPerceiver(Perceiver):
             sure = 1.0 if self._labelled_fresh else 0.9
             fields = {k: Reading(v, Provenance.OCR, sure) for k, v in self.labelled.items()}
             self._labelled_fresh = False
+        if self.generic or self.game is None:
+            self._maybe_ocr(image, frame.t, change.cut)
+            scene = canonical_scene(scene)
         obs = Observation(
             t=frame.t,
             frame_index=frame.index,
