@@ -117,6 +117,11 @@ def current_rows(
     return out
 
 
+def said_rows(store: ResultStore, dataset: Dataset, stack: str) -> list[dict[str, Any]]:
+    """A stack's current results whose lines the judges grade (the events and advice tasks)."""
+    return current_rows(store, dataset, "events", stack) + current_rows(store, dataset, "advice", stack)
+
+
 def run_judges(
     judges: Sequence[tuple[JudgeSpec, LLMBackend]],
     stacks: Sequence[str],
@@ -132,8 +137,7 @@ def run_judges(
     lock = threading.Lock()
     rubric = rubric_version()
     for stack in stacks:
-        said = current_rows(store, dataset, "events", stack) + current_rows(store, dataset, "advice", stack)
-        lines = list(lines_to_judge(said, items))
+        lines = list(lines_to_judge(said_rows(store, dataset, stack), items))
         if max_lines is not None and len(lines) > max_lines:  # a fixed sample: the same lines on every rerun
             lines = random.Random(stack).sample(lines, max_lines)
         for spec, backend in judges:
@@ -172,7 +176,7 @@ def summarise(store: ResultStore, dataset: Dataset, tasks: Sequence[str] | None 
     figures: list[dict[str, Any]] = []
     per_game: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
-    scored: dict[tuple[str, str, str, str], dict[str, dict[str, Any]]] = {}
+    scored: Scored = {}
     """(task, metric, aggregation, stack) → item → scores, for the paired intervals of the comparison."""
     games = sorted({i["game"] for i in dataset.items})
     items = {i["id"]: i for i in dataset.items}
@@ -228,13 +232,8 @@ def summarise(store: ResultStore, dataset: Dataset, tasks: Sequence[str] | None 
             if r["status"] == "failed"
         ]
     # Today's rubric, on lines the current results said (a grade is keyed by the exact line it graded).
-    said_now = {
-        key
-        for stack in stacks
-        for key, _, _ in lines_to_judge(
-            current_rows(store, dataset, "events", stack) + current_rows(store, dataset, "advice", stack), items
-        )
-    }
+    said = {stack: list(lines_to_judge(said_rows(store, dataset, stack), items)) for stack in stacks}
+    said_now = {key for lines in said.values() for key, _, _ in lines}
     judge_rows = [
         r
         for r in store.rows("judge")
@@ -263,10 +262,7 @@ def summarise(store: ResultStore, dataset: Dataset, tasks: Sequence[str] | None 
     ]
     examples = []
     for stack in stacks:
-        said = lines_to_judge(
-            current_rows(store, dataset, "events", stack) + current_rows(store, dataset, "advice", stack), items
-        )
-        examples += [{"stack": stack, "item": key, "moment": m, "line": line} for key, m, line in list(said)[:8]]
+        examples += [{"stack": stack, "item": key, "moment": m, "line": line} for key, m, line in said[stack][:8]]
     return {
         "stacks": stacks,
         "examples": examples,

@@ -101,9 +101,6 @@ class ResultStore:
             args.append(stack)
         return [_row(r) for r in self.db.execute(sql + " ORDER BY task, stack, item", args)]
 
-    def stacks(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT DISTINCT stack FROM results WHERE task != 'judge' ORDER BY 1")]
-
     def set_meta(self, key: str, value: Any) -> None:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, default=str)))
