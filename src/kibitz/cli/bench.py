@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kibitz.core.errors import KibitzError
+
 bench_app = typer.Typer(
     help=(
         "Benchmarks that print figures. The bench proper: `build` a dataset from real games, `run` kibitz and a "
@@ -617,6 +619,13 @@ def memory_qa_cmd(
             "of memory_qa_paraphrases.yaml (dev, test); kibitz's notes are that set's top 5."
         ),
     ] = "bench",
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Print the tables of a finished run's results.json again, its stored answers scored with today's "
+            "scorer (nothing is asked again)."
+        ),
+    ] = None,
 ) -> None:
     """Long-term memory: synthetic players (English and Korean) play sessions over weeks through kibitz's real
     memory, then ask what only earlier sessions answer. Recall@5 of the supporting memory by type and language,
@@ -626,10 +635,19 @@ def memory_qa_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from kibitz.bench.memqa.report import rich_tables, write_results
-    from kibitz.bench.memqa.run import check_words, run_benchmark
+    from kibitz.bench.memqa.run import check_words, rescore, run_benchmark
     from kibitz.brain.llm import make_backend
     from kibitz.core.config import load_config
     from kibitz.models.store import cache_dir
+
+    if report is not None:
+        try:
+            stored = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise KibitzError(f"{report} is not a memory-qa results.json ({exc}).") from exc
+        for table in rich_tables(rescore(stored)):
+            console.print(table)
+        return
 
     overrides = {
         "llm.backend": backend,

@@ -206,6 +206,13 @@ def write_results(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
     return paths
 
 
+def _interval(rate: dict[str, Any]) -> str:
+    ci = rate.get("ci95")
+    if not ci:
+        return f"– ({rate.get('n', 0)})"
+    return f"{_pct(ci[0])}–{_pct(ci[1])} ({rate['hits']} of {rate['n']})"
+
+
 def rich_tables(result: dict[str, Any]) -> list[Any]:
     """The figures as rich tables for the terminal."""
     from rich.table import Table
@@ -232,6 +239,7 @@ def rich_tables(result: dict[str, Any]) -> list[Any]:
             f"{answers.get('words', 'bench')} words)",
         )
         at.add_row("[b]accuracy[/b]", *(f"[b]{_pct(answers[s]['accuracy']['all']['value'])}[/b]" for s in STACKS))
+        at.add_row("95 % interval (n)", *(_interval(answers[s]["accuracy"]["all"]) for s in STACKS))
         for t in TYPES:
             at.add_row(t, *(_pct(answers[s]["accuracy"]["by_type"][t]["value"]) for s in STACKS))
         for la in LANGUAGES:

@@ -332,7 +332,12 @@ def _pct(values: Sequence[float], q: float) -> float | None:
 
 
 def _rate(flags: Sequence[bool]) -> dict[str, Any]:
-    return {"value": sum(flags) / len(flags) if flags else None, "n": len(flags), "hits": sum(flags)}
+    """A rate with its count and Wilson 95 % interval."""
+    from kibitz.bench.stats import wilson
+
+    hits = sum(flags)
+    ci = list(wilson(hits, len(flags))) if flags else None
+    return {"value": hits / len(flags) if flags else None, "n": len(flags), "hits": hits, "ci95": ci}
 
 
 def _breakdown(rows: Sequence[tuple[Question, bool]]) -> dict[str, Any]:
