@@ -231,16 +231,33 @@ def test_bench_perception_runs_and_writes_its_figures(tmp_path: Path) -> None:
     """The pixel-perception benchmark end to end on a small budget (its figures are for the README, not asserted)."""
     out = tmp_path / "perception.json"
     result = kibitz(
-        "bench", "perception", "--train-s", "40", "--test-s", "10", "--games", "breakout,seaquest", "--out", str(out)
+        "bench",
+        "perception",
+        "--train-s",
+        "40",
+        "--test-s",
+        "10",
+        "--games",
+        "breakout,seaquest",
+        "--out",
+        str(out),
+        "--open-set",
+        "dev",
+        "--open-set-games",
+        "2",
     )
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())
-    assert {r["task"] for r in rows} == {"hud", "recognition", "cost"}
+    assert {r["task"] for r in rows} == {"hud", "recognition", "open-set", "cost"}
+    open_set = {r["source"]: r for r in rows if r["task"] == "open-set"}
+    assert open_set["Atari, 2 games (dev)"]["frames"] == 40 and open_set["drawn text screens (seed 1)"]["frames"] == 160
+    assert all(r["followed"] == 0 for r in open_set.values())  # neither Atari game nor any drawn card is followed
     for r in rows:
         for key in ("exact", "seen_game", "seen_scene", "unseen_scene", "unseen_game_5shot"):
             if key in r:
                 assert 0.0 <= r[key] <= 1.0
     assert "HUD from pixels" in result.stdout and "Recognition" in result.stdout and "Cost" in result.stdout
+    assert "Open set" in result.stdout
 
 
 def test_chat_remembers_the_player_across_sessions(fake_server: FakeOpenAI, tmp_path: Path) -> None:

@@ -131,8 +131,7 @@ class Session:
         self.companion = companion
         self.output = output
         self.react = react
-        generic = [*GENERIC_DETECTORS, *labelled_detectors(config.perception.labels)]
-        specs = game.detectors() if game else [DetectorSpec(kind, params) for kind, params in generic]
+        specs = game.detectors() if game else self._generic_specs()
         self.tracker = StateTracker(specs)
         self.policy = SpeakPolicy(config.policy)
         if memory is not None:
@@ -149,6 +148,11 @@ class Session:
         self._last_prefetch = 0.0
         self._waiting: list[tuple[str, float]] = []
         self._followed: str | None = None
+
+    def _generic_specs(self) -> list[DetectorSpec]:
+        """The detectors of a game kibitz has no plugin for: screen events, and the numbers read by their labels."""
+        generic = [*GENERIC_DETECTORS, *labelled_detectors(self.config.perception.labels)]
+        return [DetectorSpec(kind, params) for kind, params in generic]
 
     def describe(self, obs: Observation | None, precise: bool = False) -> str:
         if obs is None:
@@ -170,11 +174,16 @@ class Session:
         return obs
 
     def _follow(self, obs: Observation) -> None:
-        """No game was named, but perception recognised a built-in one and reads its HUD: watch for that game's
-        events (deaths from its lives counter, its level changes...) instead of the generic screen events."""
-        if self.game is not None or obs.game is None or obs.game == self._followed or obs.game not in GAMES:
+        """No game was named, but perception follows a built-in one and reads its HUD: watch for that game's events
+        (deaths from its lives counter, its level changes...) instead of the generic screen events; and back to the
+        generic ones when perception stops following it (the player switched games)."""
+        if self.game is not None:
             return
-        if not obs.fields:
+        if self._followed is not None and obs.game != self._followed:
+            log.info("The screen no longer shows %s: watching for generic screen events.", self._followed)
+            self._followed = None
+            self.tracker = StateTracker(self._generic_specs())
+        if obs.game is None or obs.game == self._followed or obs.game not in GAMES or not obs.fields:
             return
         self._followed = obs.game
         followed = get_game(obs.game)

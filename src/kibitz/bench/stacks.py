@@ -271,11 +271,11 @@ class KibitzStack(Stack):
     def __init__(self, config: KibitzConfig, backend: LLMBackend, options: dict[str, Any] | None = None) -> None:
         super().__init__(config, backend, options)
         from kibitz.core.persona import load_persona
-        from kibitz.perception.assets import load_bank
+        from kibitz.perception.assets import recognition_bank
         from kibitz.perception.classifier import EMBEDDERS
 
         self.embedder = EMBEDDERS.get(config.perception.embedder)()
-        bank = load_bank(self.embedder.name)
+        bank = recognition_bank(self.embedder)
         if bank is None:
             raise KibitzError("kibitz has learnt no games yet: run `kibitz games learn` once, then the bench.")
         self.bank = bank
@@ -288,13 +288,18 @@ class KibitzStack(Stack):
         super().prepare(dataset)
         from kibitz.perception.classifier import PrototypeBank, prepare
 
-        self.bank_origins = check_bank(set(self.bank.games.tolist()), dataset.meta)
+        self.bank_origins = check_bank(set(self.bank.game_names), dataset.meta)
 
-        support = dataset.of_kind("support")
-        if support:
-            images = [prepare(dataset.image(i)) for i in support]
+        from kibitz.perception.change import is_blank
+
+        pictures = [(prepare(dataset.image(i)), i) for i in dataset.of_kind("support")]
+        pictures = [(im, i) for im, i in pictures if not is_blank(im)]  # skipped by `kibitz games add` too
+        if pictures:
             extra = PrototypeBank.build(
-                self.embedder, images, [i["game"] for i in support], [i["scene"] for i in support]
+                self.embedder,
+                [im for im, _ in pictures],
+                [i["game"] for _, i in pictures],
+                [i["scene"] for _, i in pictures],
             )
             self.bank = self.bank.merge(extra)
 
@@ -320,9 +325,13 @@ class KibitzStack(Stack):
         return PixelPerceiver(None, config.perception, embedder=self.embedder, bank=self.bank, ocr_engine=self.ocr)
 
     def recognise(self, image: RGBImage, view: ItemView) -> dict[str, Any]:
+        """What live perception makes of the picture left on screen for a moment (`perceive_still`: one picture alone
+        names no game, a game is followed once several recognitions agree)."""
+        from kibitz.perception.pixels import perceive_still
+
         perceiver = self.perceiver(self.session_config(view))
         try:
-            obs = perceiver.perceive(Frame(0.0, image, "bench", 0))
+            obs = perceive_still(perceiver, image)
         finally:
             perceiver.close()
         return {"game": obs.game, "scene": obs.scene, "hud": obs.values()}

@@ -128,15 +128,50 @@ def perception(
     ),
     embedder: Annotated[str, typer.Option(help="efficientnet-lite0 | thumbnail.")] = "efficientnet-lite0",
     seed: Annotated[int, typer.Option(help="Learn from runs seed and seed+2, score on run seed+1.")] = 0,
+    parts: Annotated[
+        str, typer.Option(help="Which parts to run, comma-separated: hud, recognition, open-set, cost.")
+    ] = "hud,recognition,open-set,cost",
+    open_set: Annotated[
+        str,
+        typer.Option(help="The open-set split of Atari games kibitz does not know: test (scored) or dev (tuned on)."),
+    ] = "test",
+    open_set_games: Annotated[
+        int | None, typer.Option(help="Only the first N Atari games of the open-set split (a quick check).")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
 ) -> None:
-    """Pixels-only perception vs RAM truth: HUD fields, game and scene (seen and unseen games), cost per frame."""
-    from kibitz.bench.perception import cost_bench, hud_bench, recognition_bench
+    """Pixels-only perception vs RAM truth: HUD fields, game and scene (seen and unseen games), frames of games
+    kibitz does not know (how often one is taken for a known game), cost per frame."""
+    from kibitz.bench.perception import recognition_bench
     from kibitz.perception.classifier import EMBEDDERS
-    from kibitz.perception.hud import hud_spec_path
 
     ids = tuple(g.strip() for g in games.split(",") if g.strip())
+    wanted = {p.strip() for p in parts.split(",") if p.strip()}
+    unknown = wanted - {"hud", "recognition", "open-set", "cost"}
+    if unknown:
+        raise KibitzError(
+            f"Unknown part(s) {', '.join(sorted(unknown))}: choose from hud, recognition, open-set, cost."
+        )
     rows: list[dict[str, Any]] = []
+    model = EMBEDDERS.get(embedder)()
+    if "hud" in wanted:
+        _hud_part(ids, train_s, test_s, seed, rows)
+    if "recognition" in wanted or "open-set" in wanted:
+        with console.status("recognition...") as status:
+            rec = recognition_bench(model, ids, 60.0, 60.0, seed=seed, progress=lambda m: status.update(m))
+        if "recognition" in wanted:
+            _recognition_table(rec, embedder, rows)
+        if "open-set" in wanted and rec.bank is not None:
+            _open_set_part(model, rec.bank, open_set, rows, open_set_games)
+    if "cost" in wanted:
+        _cost_part(model, rows)
+    _save(out, rows)
+
+
+def _hud_part(ids: tuple[str, ...], train_s: float, test_s: float, seed: int, rows: list[dict[str, Any]]) -> None:
+    from kibitz.bench.perception import hud_bench
+    from kibitz.perception.hud import hud_spec_path
+
     hud_table = Table("game", "HUD field", "frames shown", "exact (smoothed)", "exact (raw)", title="HUD from pixels")
     with console.status("reading HUDs...") as status:
         for g in ids:
@@ -152,9 +187,9 @@ def perception(
                 g, "[b]all[/b]", str(sum(r.shown.values())), f"[b]{r.overall:.2%}[/b]", "", end_section=True
             )
     console.print(hud_table)
-    model = EMBEDDERS.get(embedder)()
-    with console.status("recognition...") as status:
-        rec = recognition_bench(model, ids, 60.0, 60.0, seed=seed, progress=lambda m: status.update(m))
+
+
+def _recognition_table(rec: Any, embedder: str, rows: list[dict[str, Any]]) -> None:
     table = Table(
         "game",
         "frames",
@@ -162,9 +197,11 @@ def perception(
         "scene (seen)",
         "scene (unseen)",
         "game (unseen, 5 shots)",
-        title=f"Recognition ({embedder}, {rec.prototypes} prototypes)",
+        "followed (seen)",
+        "followed (5 shots)",
+        title=f"Recognition ({embedder}, {rec.prototypes} prototypes; one frame at a time, then followed over the run)",
     )
-    keys = ("seen_game", "seen_scene", "unseen_scene", "unseen_game_5shot")
+    keys = ("seen_game", "seen_scene", "unseen_scene", "unseen_game_5shot", "seen_followed", "unseen_followed_5shot")
     for g, v in rec.per_game.items():
         table.add_row(g, str(int(v["frames"])), *(f"{v[k]:.1%}" for k in keys))
         rows.append({"task": "recognition", "game": g, **v})
@@ -176,6 +213,66 @@ def perception(
             + "; ".join(f"{k} ×{n}" for k, n in rec.confusions.most_common(5))
             + "[/dim]"
         )
+
+
+def _open_set_part(model: Any, bank: Any, split: str, rows: list[dict[str, Any]], limit: int | None) -> None:
+    from collections import Counter
+
+    from kibitz.bench.perception import open_set_bench
+    from kibitz.bench.stats import wilson
+
+    with console.status("open set...") as status:
+        found = open_set_bench(model, bank, split=split, progress=lambda m: status.update(m), limit=limit)
+    table = Table(
+        "frames of",
+        "frames",
+        "taken for a known game (1 frame)",
+        "with confidence ≥ 0.9",
+        "followed a known game",
+        "text-only",
+        title=f"Open set: games kibitz does not know (Atari {split} split, the bench's unseen games, drawn text)",
+    )
+    atari = [r for r in found if r.source.startswith("atari:")]
+    groups = [(f"Atari, {len(atari)} games ({split})", atari)] + [(r.source, [r]) for r in found if r not in atari]
+    total = [0, 0, 0, 0]
+    for name, members in groups:
+        n = sum(r.frames for r in members)
+        claimed, sure, followed = (sum(getattr(r, k) for r in members) for k in ("claimed", "sure", "followed"))
+        text = sum(r.text_only for r in members)
+        total = [total[0] + n, total[1] + claimed, total[2] + sure, total[3] + followed]
+        low, high = wilson(claimed, n)
+        table.add_row(
+            name,
+            str(n),
+            f"{claimed / n:.2%} ({low:.1%}–{high:.1%})",
+            str(sure),
+            f"{followed / n:.2%}",
+            f"{text / n:.0%}",
+        )
+        claims: Counter[str] = sum((r.claims for r in members), Counter())
+        rows.append(
+            {
+                "task": "open-set",
+                "source": name,
+                "frames": n,
+                "claimed": claimed,
+                "sure": sure,
+                "followed": followed,
+                "text_only": text,
+                "claims": dict(claims),
+            }
+        )
+    n, claimed, sure, followed = total
+    low, high = wilson(claimed, n)
+    table.add_row(
+        "[b]all[/b]", str(n), f"[b]{claimed / n:.2%}[/b] ({low:.1%}–{high:.1%})", str(sure), f"{followed / n:.2%}", ""
+    )
+    console.print(table)
+
+
+def _cost_part(model: Any, rows: list[dict[str, Any]]) -> None:
+    from kibitz.bench.perception import cost_bench
+
     with console.status("timing one thread..."):
         costs = cost_bench(model)
     cost_table = Table("frame", "per frame (ms)", "fps", "worst frame (ms)", "parts (ms)", title="Cost, one thread")
@@ -192,7 +289,6 @@ def perception(
             }
         )
     console.print(cost_table)
-    _save(out, rows)
 
 
 # --- the benchmark suite: build a dataset, run stacks on it, report ------------------------------------------

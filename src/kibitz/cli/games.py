@@ -114,3 +114,94 @@ def remove(
         p.unlink()
     record_origin(name, None)
     Console().print(f"removed {', '.join(str(p) for p in gone)}")
+
+
+def _pictures(paths: list[Path]) -> list[Path]:
+    from kibitz.perception.assets import IMAGE_SUFFIXES
+
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(path)
+    return out
+
+
+@games_app.command()
+def recognise(
+    paths: Annotated[list[Path], typer.Argument(help="Pictures (.png, .jpg...) or folders of them.")],
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="One JSON object per picture instead of a table.")] = False,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            help="Read a number by its on-screen label, FIELD=LABEL (repeatable): --label hp=HP --label depth=Depth.",
+        ),
+    ] = None,
+    seconds: Annotated[float, typer.Option(help="How long each picture is shown to perception.")] = 1.5,
+    embedder: EmbedderOpt = "efficientnet-lite0",
+) -> None:
+    """What kibitz makes of each picture, as live perception sees it when the picture stays on screen for a moment:
+    the game (or none: a game kibitz does not know, a text-only or blank screen, with the reason), the scene, and
+    the HUD numbers it reads. Run it on screenshots of your game to check that kibitz knows it."""
+    import json
+
+    from rich.table import Table
+
+    from kibitz.core.config import PerceptionConfig
+    from kibitz.perception.assets import read_image, recognition_bank
+    from kibitz.perception.classifier import EMBEDDERS
+    from kibitz.perception.pixels import PixelPerceiver, perceive_still
+
+    labels: dict[str, list[str]] = {}
+    for item in label or []:
+        field, sep, text = item.partition("=")
+        if not sep or not field.strip() or not text.strip():
+            raise KibitzError(f"--label takes FIELD=LABEL (e.g. hp=HP); {item!r} is not that.")
+        labels.setdefault(field.strip(), []).append(text.strip())
+    files = _pictures(paths)
+    if not files:
+        raise KibitzError("No pictures found: give image files or folders of them (.png, .jpg, .bmp, .webp).")
+    model = EMBEDDERS.get(embedder)()
+    bank = recognition_bank(model)
+    if bank is None:
+        raise KibitzError("kibitz knows no game yet: run `kibitz games learn` (built-in games) or `kibitz games add`.")
+    config = PerceptionConfig(embedder=embedder, labels=labels, ocr_inline=True)
+    engine = None
+    table = Table("picture", "game", "scene", "HUD", "why no game", title="What kibitz sees")
+    out = Console()
+    for path in files:
+        row: dict[str, object] = {"file": str(path)}
+        try:
+            image = read_image(path)
+        except (ValueError, OSError) as exc:
+            row["error"] = str(exc)
+            if jsonl:
+                print(json.dumps(row, ensure_ascii=False), flush=True)
+            else:
+                table.add_row(path.name, "-", "-", "-", str(exc))
+            continue
+        perceiver = PixelPerceiver(None, config, embedder=model, bank=bank, ocr_engine=engine)
+        try:
+            obs = perceive_still(perceiver, image, seconds)
+            engine = perceiver.engine  # one OCR engine for every picture
+        finally:
+            perceiver.close()
+        rec = perceiver.recognition
+        row |= {
+            "game": obs.game,
+            "game_confidence": round(obs.game_confidence, 3),
+            "scene": obs.scene,
+            "scene_confidence": round(rec.scene_confidence, 3) if rec else 0.0,
+            "hud": obs.values(),
+            "reason": "" if obs.game else (rec.reason if rec else "nothing to recognise with"),
+        }
+        if jsonl:
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+            continue
+        game = f"{obs.game} ({obs.game_confidence:.2f})" if obs.game else "-"
+        hud = ", ".join(f"{k} {v}" for k, v in obs.values().items()) or "-"
+        table.add_row(path.name, game, f"{obs.scene} ({row['scene_confidence']:.2f})", hud, str(row["reason"]))
+    if not jsonl:
+        out.print(table)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kibitz.core.errors import ConfigError
 from kibitz.core.events import cooldowns
@@ -109,6 +109,10 @@ class VLMSection(Section):
     """What one VLM call is expected to take, until real calls have been measured."""
 
 
+LABEL_PLACES = ("after", "max", "above", "under")
+"""Where a labelled number is from its label (perception.labels: `HP@max`)."""
+
+
 class PerceptionConfig(Section):
     mode: str = "auto"
     """auto (RAM state when frames carry it, else pixels), ram, pixels, or generic (pixels, no game knowledge)."""
@@ -122,9 +126,22 @@ class PerceptionConfig(Section):
     """Read the screen's text on the frame loop, on the frame it is due, instead of on the OCR thread (slower frames,
     but what is read no longer depends on the machine's speed: replays and the bench)."""
     labels: dict[str, list[str]] = Field(default_factory=dict)
-    """Generic mode: on-screen labels of numbers to read from the screen text, e.g. {hp: [HP], depth: [Dlvl]}.
-    Fields named lives, hp/health and dlvl/depth/floor/world/stage also get death and level-change events."""
+    """Generic mode: on-screen labels of numbers to read from the screen text, e.g. {hp: [HP], hp_max: [HP@max],
+    health: [HEALTH@above]} (`@max`: the second number of 12(15) or 12/15; `@above` / `@under`: where the number is
+    from its label). Fields named lives, hp/health and depth/floor/world/stage also get death and level events."""
     vlm: VLMSection | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_parse(cls, labels: dict[str, list[str]]) -> dict[str, list[str]]:
+        for field, specs in labels.items():
+            for spec in specs:
+                text, _, where = spec.partition("@")
+                if not text.strip() or (where and where.strip().lower() not in LABEL_PLACES):
+                    places = ", ".join("@" + p for p in LABEL_PLACES)
+                    raise ValueError(f"the label {spec!r} of {field} is not LABEL or LABEL@HOW (HOW: {places})")
+        return labels
+
     vlm_budget_s: float = Field(3.0, gt=0)
     """The slow path (VLM) is used only when it is expected to answer within this many seconds."""
     vlm_min_interval_s: float = Field(10.0, ge=0)

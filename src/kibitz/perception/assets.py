@@ -25,8 +25,10 @@ from kibitz.core.errors import KibitzError
 from kibitz.core.records import RGBImage
 from kibitz.games.base import GAMES, get_game
 from kibitz.models.store import cache_dir
+from kibitz.perception.change import is_blank
 from kibitz.perception.classifier import SCENES, Embedder, PrototypeBank, canonical_scene
 from kibitz.perception.hud import GlyphBook, LearnReport, hud_spec_path, learn_glyphs, load_hud_spec
+from kibitz.perception.screens import TEXT_SCREEN, text_screens
 from kibitz.sources.emulator import EmulatorSource
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
@@ -220,10 +222,14 @@ def add_game(name: str, folder: Path, embedder: Embedder, progress: Progress | N
             problems.append(f"{path.relative_to(folder)}: unknown scene folder {path.parent.name!r}")
             continue
         try:
-            images.append(read_image(path))
+            image = read_image(path)
         except ValueError as exc:
             problems.append(str(exc))
             continue
+        if is_blank(image):
+            problems.append(f"{path.relative_to(folder)}: a blank (near one-colour) picture shows nothing of the game")
+            continue
+        images.append(image)
         scenes.append(scene)
         if progress:
             progress(f"read {path.name}")
@@ -254,6 +260,37 @@ def load_bank(embedder_name: str) -> PrototypeBank | None:
             continue
         bank = part if bank is None else bank.merge(part)
     return bank
+
+
+TEXT_SCREENS = 160
+"""Text-only screens drawn for the bank (seed 0): ~5 s of embedding once per embedder, then cached."""
+
+
+def text_screen_path(embedder_name: str) -> Path:
+    return vision_home() / f"text-screens.{embedder_name}.npz"
+
+
+def text_screen_bank(embedder: Embedder) -> PrototypeBank:
+    """The embeddings of kibitz's drawn text-only screens (made on first use, then read from the cache)."""
+    path = text_screen_path(embedder.name)
+    if path.is_file():
+        try:
+            bank = PrototypeBank.load(path)
+            if bank.embedder == embedder.name and len(bank) == TEXT_SCREENS:
+                return bank
+        except KibitzError:
+            pass  # unreadable: draw them again
+    images = list(text_screens(TEXT_SCREENS, seed=0))
+    bank = PrototypeBank.build(embedder, images, [TEXT_SCREEN] * len(images), ["text"] * len(images))
+    bank.save(path)
+    return bank
+
+
+def recognition_bank(embedder: Embedder) -> PrototypeBank | None:
+    """What live perception recognises with: every learnt game's prototypes and the text-only screens (None when no
+    game is learnt yet)."""
+    bank = load_bank(embedder.name)
+    return None if bank is None else bank.merge(text_screen_bank(embedder))
 
 
 def load_glyphs(game_id: str) -> GlyphBook | None:

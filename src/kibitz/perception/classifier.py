@@ -15,7 +15,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ import numpy.typing as npt
 from kibitz.core.errors import KibitzError
 from kibitz.core.records import RGBImage
 from kibitz.core.registry import Registry
+from kibitz.perception.screens import TEXT_SCREEN
 
 log = logging.getLogger("kibitz.classifier")
 
@@ -171,28 +172,55 @@ class Recognition:
     scene: str
     scene_confidence: float
     similarity: float
-    """Cosine similarity to the nearest example: low means a novel picture."""
+    """Cosine similarity to the nearest example of a game: low means a novel picture."""
+    reason: str = ""
+    """Why no game was named (a text-only screen, too far from every game's examples), or "" when one was."""
+    text_only: bool = False
+    """The frame is nearer to text-only screens than to any game's own look: it is no evidence of a game."""
+
+
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    """How similar a frame must be to a game's examples to be that game, calibrated on the examples themselves."""
+
+    threshold: float
+    """Below this similarity to its nearest example, a frame is not this game."""
+    typical: float
+    """The median similarity of an example to its nearest other example: a frame this close is surely the game."""
 
 
 @dataclass
 class PrototypeBank:
-    """Labelled example embeddings of games and scenes."""
+    """Labelled example embeddings of games and scenes (and of text-only screens, under `TEXT_SCREEN`).
+
+    Open set: a frame is a game only when it is at least that game's acceptance threshold close to one of its
+    examples. The threshold comes from the game's own examples: the `accept_quantile` % quantile of each example's
+    similarity to its nearest other example, less `accept_slack`, never below `accept_floor` (a game of few or very
+    varied pictures does not get to claim everything). A frame nearer to a text-only screen than to any game is
+    text-only: a title card, a terminal or a menu of any game looks like that, so it names no game. A game known
+    from a few screenshots (`kibitz games add`) gets a fixed threshold instead. The numbers were tuned on the dev
+    split of Atari games kibitz does not know (`kibitz bench perception --open-set dev`), never on the test split.
+    """
 
     embedder: str
     vectors: Vectors
     games: npt.NDArray[np.str_]
     scenes: npt.NDArray[np.str_]
-    unknown_below: float = 0.6
-    sure_above: float = 0.9
-    """Similarity from which a game match counts as certain (confidence scales from unknown_below to here)."""
-    """A frame whose nearest example is less similar than this is from an unknown game."""
     k: int = 5
+    accept_quantile: float = 5.0
+    accept_slack: float = 0.03
+    accept_floor: float = 0.8
+    few_examples: int = 12
+    """A game with fewer examples than this (a handful of screenshots) gets `few_threshold`: a few pictures say too
+    little about how far the game's other frames fall from them."""
+    few_threshold: float = 0.78
+    text_similarity: float = 0.8
+    """A frame is text-only when it is at least this similar to a drawn text screen (and more than to any game)."""
     generic_scene_min: float = 0.8
-    own_scenes_above: float = 0.9
+    """In a game without its own examples, a scene other than gameplay needs this share of the vote..."""
     generic_scene_similarity: float = 0.8
     """...and a nearest example at least this similar (a screen that really looks like a known menu)."""
-    """Game confidence needed to take the scene from that game's own examples."""
-    """In a game without its own examples, a scene other than gameplay needs this share of the vote."""
+    _acceptance: dict[str, Acceptance] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def empty(cls, embedder: str, dim: int) -> PrototypeBank:
@@ -205,6 +233,11 @@ class PrototypeBank:
 
     def __len__(self) -> int:
         return len(self.games)
+
+    @property
+    def game_names(self) -> list[str]:
+        """The games the bank knows (not the text-only screens)."""
+        return sorted(str(g) for g in np.unique(self.games) if g != TEXT_SCREEN)
 
     def merge(self, other: PrototypeBank) -> PrototypeBank:
         if len(other) and len(self) and other.embedder != self.embedder:
@@ -241,6 +274,23 @@ class PrototypeBank:
                 f"The prototypes file {path} is unreadable ({exc}); rebuild it with `kibitz games`."
             ) from exc
 
+    def acceptance(self) -> dict[str, Acceptance]:
+        """Each game's acceptance threshold, from its own examples (computed once per bank)."""
+        if self._acceptance is None:
+            out: dict[str, Acceptance] = {}
+            for game in self.game_names:
+                v = self.vectors[self.games == game]
+                if len(v) < self.few_examples:
+                    out[game] = Acceptance(self.few_threshold, 0.95)
+                    continue
+                sims = v @ v.T
+                np.fill_diagonal(sims, -np.inf)
+                nearest = sims.max(axis=1)
+                threshold = float(np.percentile(nearest, self.accept_quantile)) - self.accept_slack
+                out[game] = Acceptance(max(self.accept_floor, threshold), float(np.median(nearest)))
+            self._acceptance = out
+        return self._acceptance
+
     def _vote(self, sims: Vectors, labels: npt.NDArray[np.str_]) -> tuple[str, float]:
         k = min(self.k, len(sims))
         top = np.argpartition(-sims, k - 1)[:k]
@@ -250,33 +300,44 @@ class PrototypeBank:
         label, weight = max(votes.items(), key=lambda kv: kv[1])
         return label, weight / max(sum(votes.values()), 1e-8)
 
-    def classify(self, vector: Vectors, game_hint: str | None = None) -> Recognition:
-        """The game (or None when unknown) and the scene of one embedded frame."""
-        if not len(self):
-            return Recognition(None, 0.0, "unknown", 0.0, 0.0)
-        sims = self.vectors @ vector
-        best = float(sims.max())
-        # Game: the game of the most similar example, its margin over the next game as confidence.
-        per_game: dict[str, float] = {}
-        for g in np.unique(self.games):
-            per_game[str(g)] = float(sims[self.games == g].max())
-        ranked = sorted(per_game.items(), key=lambda kv: -kv[1])
-        game: str | None = game_hint or ranked[0][0]
-        margin = ranked[0][1] - (ranked[1][1] if len(ranked) > 1 else 0.0)
-        # Sure only when the nearest example is both close (a known game's frames sit at ~0.95) and clearly
-        # closer than any other game's: a screen kibitz never saw can still be nearest to some game.
-        closeness = (best - self.unknown_below) / (self.sure_above - self.unknown_below)
-        confidence = 1.0 if game_hint else float(np.clip(min(1.0, 0.5 + margin * 5) * closeness, 0.0, 1.0))
-        if game_hint is None and best < self.unknown_below:
-            game, confidence = None, 0.0
+    def classify(self, vector: Vectors, game_hint: str | None = None, scene_game: str | None = None) -> Recognition:
+        """The game (None when the frame is no known game, or text only) and the scene of one embedded frame.
+
+        `game_hint` names the game (the player said which): it is taken as certain. `scene_game` takes the
+        scene from that game's examples whatever the frame's own evidence (the game perception follows).
+        """
+        is_game = self.games != TEXT_SCREEN
+        if not is_game.any():
+            return Recognition(None, 0.0, "unknown", 0.0, 0.0, "no game learnt yet")
+        all_sims = self.vectors @ vector
+        sims, games, scenes = all_sims[is_game], self.games[is_game], self.scenes[is_game]
+        text_sim = float(all_sims[~is_game].max()) if (~is_game).any() else -1.0
+        best_i = int(sims.argmax())
+        best, nearest = float(sims[best_i]), str(games[best_i])
+        accept = self.acceptance()[nearest]
+        game: str | None = nearest
+        confidence, reason = 0.0, ""
+        # Text-only: close to a drawn text screen, and closer to it than to any game (a frame far from everything
+        # is not text, it is no known game).
+        text_only = text_sim >= max(best, self.text_similarity)
+        if game_hint is not None:
+            game, confidence = game_hint, 1.0
+        elif text_only:
+            game, reason = None, f"a text-only screen (nearest game {nearest} at {best:.2f}, text at {text_sim:.2f})"
+        elif best < accept.threshold:
+            game, reason = None, f"no known game (nearest {nearest} at {best:.2f} < its {accept.threshold:.2f})"
+        else:
+            span = max(accept.typical - accept.threshold, 0.01)
+            confidence = 0.5 + 0.5 * float(np.clip((best - accept.threshold) / span, 0.0, 1.0))
         # Scene: vote among that game's examples when the game is clear; otherwise among every game's examples
         # under the shared scene names (a game seen for the first time looks a bit like several others).
-        if game is not None and confidence >= self.own_scenes_above and (self.games == game).any():
-            mask = self.games == game
-            scene, scene_conf = self._vote(sims[mask], self.scenes[mask])
+        own = scene_game or game
+        if own is not None and (games == own).any():
+            mask = games == own
+            scene, scene_conf = self._vote(sims[mask], scenes[mask])
         else:
-            generic = np.array([canonical_scene(str(s)) for s in self.scenes])
+            generic = np.array([canonical_scene(str(s)) for s in scenes])
             scene, scene_conf = self._vote(sims, generic)
             if scene != "gameplay" and (scene_conf < self.generic_scene_min or best < self.generic_scene_similarity):
                 scene, scene_conf = "gameplay", 1.0 - scene_conf  # most of any game is gameplay: say so unless sure
-        return Recognition(game, confidence, scene, scene_conf, best)
+        return Recognition(game, confidence, scene, scene_conf, best, reason, text_only)

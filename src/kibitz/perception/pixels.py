@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 from kibitz.core.config import PerceptionConfig
 from kibitz.core.records import Frame, Observation, Provenance, Reading, RGBImage
 from kibitz.games.base import GameAdapter
-from kibitz.perception.assets import load_bank, load_glyphs, user_hud_dir
+from kibitz.perception.assets import load_glyphs, recognition_bank, user_hud_dir
 from kibitz.perception.base import Perceiver
 from kibitz.perception.classifier import (
     EMBEDDERS,
@@ -33,6 +33,7 @@ from kibitz.perception.classifier import (
     canonical_scene,
     prepare,
 )
+from kibitz.perception.follow import GameFollower
 from kibitz.perception.hud import GlyphBook, HudReader, HudSmoother, hud_spec_path, load_hud_spec
 from kibitz.perception.router import Route, Router
 
@@ -125,11 +126,13 @@ class PixelPerceiver(Perceiver):
 
         self.change = ChangeDetector()
         self.embedder: Embedder = embedder or EMBEDDERS.get(self.config.embedder)()
-        self.bank: PrototypeBank | None = bank if bank is not None else load_bank(self.embedder.name)
+        self.bank: PrototypeBank | None = bank if bank is not None else recognition_bank(self.embedder)
         self._engine = ocr_engine
         if self.bank is None:
             log.warning("No game or scene prototypes yet: run `kibitz games learn` (or `kibitz games add`).")
         self.recognition: Recognition | None = None
+        self.follower = GameFollower()
+        """The game the screen has consistently shown (when no game was named)."""
         self._recognised_at: float | None = None
         self.reader: HudReader | None = None
         self.smoother: HudSmoother | None = None
@@ -209,7 +212,10 @@ class PixelPerceiver(Perceiver):
         if due or change.cut:
             if self.bank is not None:
                 hint = self.game.id if self.game is not None else None
-                self.recognition = self.bank.classify(self.embedder.embed([image])[0], game_hint=hint)
+                vector = self.embedder.embed([image])[0]
+                self.recognition = self.bank.classify(vector, game_hint=hint, scene_game=self.follower.game)
+                if self.game is None and not self.generic:
+                    self._follow(self.follower.update(self.recognition, blank=change.blank))
             self._recognised_at = frame.t
             self._consider_vlm(image, frame.t, change.cut)
         self._collect_vlm()
@@ -222,25 +228,26 @@ class PixelPerceiver(Perceiver):
             scene = look[0]  # the slow path looked at this screen recently and the classifier cannot say
         if change.blank:  # nothing to recognise on a blank screen: it is the game's loading scene
             scene = self._blank_scene()
-        named = rec is not None and rec.game_confidence >= 0.5  # a screen merely nearest to a game is not it
-        game_id = self.game.id if self.game is not None else (rec.game if rec is not None and named else None)
-        if self.game is None and not self.generic and rec is not None and rec.game_confidence >= 0.9:
-            self._follow(rec.game)
+        # The game: the one named, else the one the screen has consistently shown (one picture is not enough).
+        game_id = self.game.id if self.game is not None else self.follower.game
+        confidence = 1.0 if self.game is not None else self.follower.confidence if game_id is not None else 0.0
+        unnamed = self.generic or self.game is None
+        if unnamed:  # the screen's text first, so numbers read by their labels come from this frame's text
+            self._maybe_ocr(image, frame.t, change.cut)
         fields: dict[str, Reading] = {}
-        if self.reader is not None and self.smoother is not None:
+        if self.reader is not None and self.smoother is not None:  # the game's own scene names (its HUD file's)
             fields = self.smoother.update(frame.t, self.reader.read(image, scene))
         elif self.labelled:  # numbers read by their labels: fresh on the frame their text was read
             sure = 1.0 if self._labelled_fresh else 0.9
             fields = {k: Reading(v, Provenance.OCR, sure) for k, v in self.labelled.items()}
             self._labelled_fresh = False
-        if self.generic or self.game is None:
-            self._maybe_ocr(image, frame.t, change.cut)
+        if unnamed:
             scene = canonical_scene(scene)
         obs = Observation(
             t=frame.t,
             frame_index=frame.index,
             game=game_id,
-            game_confidence=rec.game_confidence if rec else 0.0,
+            game_confidence=confidence,
             scene=scene,
             fields=fields,
             text=self.text,
@@ -259,13 +266,15 @@ class PixelPerceiver(Perceiver):
         return get_game(followed).blank_scene if followed is not None and followed in GAMES else "loading"
 
     def _follow(self, game_id: str | None) -> None:
-        """No game was named, but the screen is clearly a game kibitz knows: read that game's HUD."""
-        if game_id is None or game_id == self._hud_game:
+        """No game was named, and the screen has consistently shown a game kibitz knows: read that game's HUD (and
+        stop reading it when the screen stops showing that game)."""
+        if game_id == self._hud_game:
             return
         self._hud_game = game_id
         self.reader = self.smoother = None
-        self._load_hud(game_id)
-        log.info("The screen shows %s; reading its HUD.", game_id)
+        if game_id is not None:
+            self._load_hud(game_id)
+            log.info("The screen shows %s; reading its HUD.", game_id)
 
     def _unchanged(self, frame: Frame) -> Observation:
         last = self._last
@@ -292,26 +301,26 @@ class PixelPerceiver(Perceiver):
         if self.config.ocr_inline:
             if due:
                 self._ocr_at = t
-                self.take_text(self.engine.read(image, max_side=max_side))
+                self.take_text(self.engine.read(image, max_side=max_side), image)
             return
         if self.ocr is None:
             engine = self.engine
             self.ocr = Worker("kibitz-ocr", lambda im: engine.read(im, max_side=max_side))
-        for _, boxes in self.ocr.done():
+        for read, boxes in self.ocr.done():
             if boxes is not None:
-                self.take_text(boxes)
+                self.take_text(boxes, read)
         if due and self.ocr.submit(image.copy()):
             self._ocr_at = t
 
-    def take_text(self, boxes: list[Any]) -> None:
-        """A new reading of the screen's text (and of the numbers named by their labels, if any)."""
+    def take_text(self, boxes: list[Any], image: RGBImage | None = None) -> None:
+        """A new reading of the screen's text (and of the numbers named by their labels, if any), from `image`."""
         from kibitz.perception.ocr import screen_lines
 
         self.text = screen_lines(b.text for b in boxes)
         if self.config.labels:
             from kibitz.perception.labels import read_labelled
 
-            self.labelled = read_labelled(boxes, self.config.labels)
+            self.labelled = read_labelled(boxes, self.config.labels, image)
             self._labelled_fresh = True
 
     # --- slow path ---------------------------------------------------------------------------------------
@@ -375,6 +384,20 @@ class PixelPerceiver(Perceiver):
 
     def readings(self) -> dict[str, Reading]:
         return {} if self._last is None else dict(self._last.fields)
+
+
+STILL_S = 1.5
+"""How long `perceive_still` shows a picture: four recognitions at the default 0.5 s, one more than following needs."""
+
+
+def perceive_still(perceiver: PixelPerceiver, image: RGBImage, seconds: float = STILL_S) -> Observation:
+    """What live perception makes of a picture left on screen for `seconds` (one picture alone names no game: a game
+    is followed after several recognitions agree). The perceiver should be fresh (nothing seen before)."""
+    step = max(perceiver.config.recognise_every_s, 0.05)
+    obs = perceiver.perceive(Frame(0.0, image, "still", 0))
+    for i in range(1, int(seconds / step + 1e-9) + 1):
+        obs = perceiver.perceive(Frame(i * step, image, "still", i))
+    return obs
 
 
 class GenericPerceiver(PixelPerceiver):

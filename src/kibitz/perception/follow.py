@@ -1,0 +1,75 @@
+"""Which game the screen shows over time: a game is followed only on consistent evidence, and dropped without it.
+
+One picture is weak evidence: a frame of an unknown game can sit close to some known game's examples now and
+then. So a game is followed (its HUD read, its detectors run, its name in prompts) only after `follow_after`
+recognitions in a row name it, and dropped after `drop_after` recognitions in a row do not. Frames that carry
+no evidence — blank or near-uniform, text only (a title card, a terminal, a menu look alike in every game) —
+neither start nor end a game: SMB's "WORLD 1-1" card keeps SMB, a game-over card of another game starts nothing.
+Every change is logged with its reason (logger "kibitz.follow").
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from kibitz.perception.classifier import Recognition
+
+log = logging.getLogger("kibitz.follow")
+
+
+@dataclass
+class GameFollower:
+    follow_after: int = 3
+    """Recognitions in a row that must name a game before it is followed (recognition runs every 0.5 s)."""
+    drop_after: int = 3
+    """Recognitions in a row that must not name the followed game before it is dropped."""
+    game: str | None = None
+    """The game followed now."""
+    confidence: float = 0.0
+    """The last confidence of a recognition that named the followed game."""
+    candidate: str | None = None
+    streak: int = 0
+    misses: int = 0
+    last_reason: str = ""
+
+    def update(self, rec: Recognition | None, blank: bool = False) -> str | None:
+        """Take one recognition (None: nothing to recognise with) of a frame; the game followed after it."""
+        if rec is None or blank or rec.text_only:
+            self._note("blank screen" if blank else rec.reason if rec is not None else "no recognition")
+            return self.game  # no evidence either way
+        named = rec.game
+        if named is not None and named == self.game:
+            self.misses, self.confidence = 0, rec.game_confidence
+            self.candidate, self.streak = named, self.streak + 1
+            return self.game
+        if self.game is not None:
+            self.misses += 1
+            if self.misses >= self.drop_after:
+                log.info(
+                    "Stopped following %s: %d recognitions in a row did not show it (last: %s).",
+                    self.game,
+                    self.misses,
+                    rec.reason or f"looks like {named}",
+                )
+                self.game, self.confidence, self.misses = None, 0.0, 0
+        if named is None:
+            self.candidate, self.streak = None, 0
+            self._note(rec.reason)
+            return self.game
+        self.streak = self.streak + 1 if named == self.candidate else 1
+        self.candidate = named
+        if self.game is None and self.streak >= self.follow_after:
+            self.game, self.confidence, self.misses = named, rec.game_confidence, 0
+            log.info("Following %s: %d recognitions in a row showed it.", named, self.streak)
+        return self.game
+
+    def _note(self, reason: str) -> None:
+        """Log why a frame named no game, once per kind of reason (not every frame)."""
+        kind = reason.split(" (")[0]
+        if kind and kind != self.last_reason:
+            log.info("No game named: %s.", reason)
+            self.last_reason = kind
+
+    def reset(self) -> None:
+        self.game, self.confidence, self.candidate, self.streak, self.misses = None, 0.0, None, 0, 0
