@@ -36,6 +36,7 @@ from kibitz.perception.classifier import (
 from kibitz.perception.follow import GameFollower
 from kibitz.perception.hud import GlyphBook, HudReader, HudSmoother, hud_spec_path, load_hud_spec
 from kibitz.perception.router import Route, Router
+from kibitz.perception.scenetext import scene_in_text
 
 log = logging.getLogger("kibitz.pixels")
 VLM_SCENE_FRESH_S = 10.0
@@ -139,8 +140,10 @@ class PixelPerceiver(Perceiver):
         self._hud_game: str | None = self.game.id if self.game is not None else None
         if self.game is not None:
             self._load_hud(self.game.id)
-        self.ocr: Worker[RGBImage, list[Any]] | None = None
+        self.ocr: Worker[tuple[RGBImage, float], list[Any]] | None = None
         self.text: tuple[str, ...] = ()
+        self._text_at = float("-inf")
+        """When the frame the text was read from was shown."""
         self.labelled: dict[str, int] = {}
         self._labelled_fresh = False
         self._ocr_at: float | None = None
@@ -242,7 +245,9 @@ class PixelPerceiver(Perceiver):
             fields = {k: Reading(v, Provenance.OCR, sure) for k, v in self.labelled.items()}
             self._labelled_fresh = False
         if unnamed:
-            scene = canonical_scene(scene)
+            # A title card's words say what the screen is ("GAME OVER", "PAUSED"), if read since the last cut.
+            said = scene_in_text(self.text) if self._text_at >= self._cut_at and not change.blank else None
+            scene = canonical_scene(said or scene)
         obs = Observation(
             t=frame.t,
             frame_index=frame.index,
@@ -301,22 +306,24 @@ class PixelPerceiver(Perceiver):
         if self.config.ocr_inline:
             if due:
                 self._ocr_at = t
-                self.take_text(self.engine.read(image, max_side=max_side), image)
+                self.take_text(self.engine.read(image, max_side=max_side), image, t)
             return
         if self.ocr is None:
             engine = self.engine
-            self.ocr = Worker("kibitz-ocr", lambda im: engine.read(im, max_side=max_side))
-        for read, boxes in self.ocr.done():
+            self.ocr = Worker("kibitz-ocr", lambda job: engine.read(job[0], max_side=max_side))
+        for (read, read_at), boxes in self.ocr.done():
             if boxes is not None:
-                self.take_text(boxes, read)
-        if due and self.ocr.submit(image.copy()):
+                self.take_text(boxes, read, read_at)
+        if due and self.ocr.submit((image.copy(), t)):
             self._ocr_at = t
 
-    def take_text(self, boxes: list[Any], image: RGBImage | None = None) -> None:
-        """A new reading of the screen's text (and of the numbers named by their labels, if any), from `image`."""
+    def take_text(self, boxes: list[Any], image: RGBImage | None = None, t: float | None = None) -> None:
+        """A new reading of the screen's text (and of the numbers named by their labels, if any), from `image`, the
+        frame shown at `t`."""
         from kibitz.perception.ocr import screen_lines
 
         self.text = screen_lines(b.text for b in boxes)
+        self._text_at = t if t is not None else float("inf")
         if self.config.labels:
             from kibitz.perception.labels import read_labelled
 
