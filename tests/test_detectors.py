@@ -100,6 +100,10 @@ def test_text_change_ignores_ticking_numbers_and_names_big_moments() -> None:
     assert over.type == "game_over"
     (plain,) = d.update(screen(9.0, text=("Shop", "Buy a sword")))
     assert plain.type == "text_change"
+    # A big moment right after a plain change is not held back by the gap between plain changes.
+    (dead_again,) = d.update(screen(9.3, text=("Shop", "You died")))
+    assert dead_again.type == "death"
+    assert d.update(screen(9.5, text=("Shop", "Sell a shield"))) == []  # a plain change within the gap waits
 
 
 def test_scene_change_needs_the_new_scene_to_hold() -> None:

@@ -347,12 +347,15 @@ class TextChangeDetector(Detector):
         if self.first:  # the first reading is the starting picture, not a change
             self.first = False
             return []
+        # Words any game uses for its big moments: never held back by the gap below (a mine going off two
+        # seconds after the status bar changed is still a death, and its words would not be new again).
+        for kind, words in self.keywords.items():
+            if any(re.search(rf"\b{re.escape(w)}\b", line) for line in fresh for w in words):
+                self.last_t = obs.t
+                return [self._event(obs, kind, TEXT_EVENT_SUMMARY[kind], from_text=True)]
         if self.last_t is not None and obs.t - self.last_t < self.min_gap_s:
             return []
         self.last_t = obs.t
-        for kind, words in self.keywords.items():  # words any game uses for its big moments
-            if any(re.search(rf"\b{re.escape(w)}\b", line) for line in fresh for w in words):
-                return [self._event(obs, kind, TEXT_EVENT_SUMMARY[kind], from_text=True)]
         n = len(fresh)
         summary = "New text appeared on screen." if n == 1 else f"{n} new lines of text appeared on screen."
         return [self._event(obs, "text_change", summary, lines=n)]
