@@ -156,6 +156,57 @@ def test_inline_ocr_reads_the_text_on_the_frame_it_is_due_and_shares_one_engine(
     perceiver.close()
 
 
+def test_a_short_card_after_a_cut_is_read_even_when_the_ocr_thread_was_busy(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A death card appears while a routine read is still running: the card is read as soon as the thread is free
+    (not at the next routine read, seconds later, when it is long gone) and names its scene."""
+    import threading
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    from kibitz.perception.ocr import OCREngine
+
+    monkeypatch.setenv("KIBITZ_HOME", str(home))
+    gate = threading.Event()
+
+    class BusyEngine:
+        """The real engine; its first read does not finish before the test lets it (a slow machine)."""
+
+        def __init__(self) -> None:
+            self.engine = OCREngine()
+            self.reads = 0
+
+        def read(self, image: np.ndarray, max_side: int = 960) -> list[object]:
+            self.reads += 1
+            if self.reads == 1:
+                gate.wait(30)
+            return list(self.engine.read(image, max_side=max_side))
+
+    def card(text: str, bg: tuple[int, int, int], size: int) -> np.ndarray:
+        canvas = Image.new("RGB", (960, 540), bg)
+        ImageDraw.Draw(canvas).text((300, 220), text, font=ImageFont.load_default(size=size), fill="white")
+        return np.asarray(canvas)
+
+    play, over = card("SCORE 100", (20, 90, 40), 28), card("GAME OVER", (0, 0, 0), 64)
+    engine = BusyEngine()
+    perceiver = GenericPerceiver(None, PerceptionConfig(ocr_every_s=3.0), ocr_engine=engine)
+    perceiver.perceive(Frame(t=0.0, image=play, source="test", index=0))  # the routine read starts
+    for i in range(1, 10):  # the cut to the card, while that read still runs
+        perceiver.perceive(Frame(t=0.1 + i / 30, image=over, source="test", index=i))
+    assert engine.reads == 1
+    gate.set()
+    scenes, deadline, i = [], time.monotonic() + 30, 10
+    while time.monotonic() < deadline and "game_over" not in scenes:
+        # The card is still up (its clock barely moves: this waits on the machine, not on the card).
+        scenes.append(perceiver.perceive(Frame(t=0.4 + i / 10_000, image=over, source="test", index=i)).scene)
+        i += 1
+        time.sleep(0.01)
+    perceiver.close()
+    assert "game_over" in scenes
+    assert engine.reads == 2 and perceiver.ocr_work.cut_reads == 1 and perceiver.ocr_work.reads == 2
+
+
 def test_a_known_game_is_recognised_and_its_hud_read_without_being_named(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -129,8 +129,9 @@ def perception(
     embedder: Annotated[str, typer.Option(help="efficientnet-lite0 | thumbnail.")] = "efficientnet-lite0",
     seed: Annotated[int, typer.Option(help="Learn from runs seed and seed+2, score on run seed+1.")] = 0,
     parts: Annotated[
-        str, typer.Option(help="Which parts to run, comma-separated: hud, recognition, open-set, cost.")
-    ] = "hud,recognition,open-set,cost",
+        str,
+        typer.Option(help="Which parts to run, comma-separated: hud, recognition, open-set, cost, short-screens."),
+    ] = "hud,recognition,open-set,cost,short-screens",
     open_set: Annotated[
         str,
         typer.Option(help="The open-set split of Atari games kibitz does not know: test (scored) or dev (tuned on)."),
@@ -147,11 +148,10 @@ def perception(
 
     ids = tuple(g.strip() for g in games.split(",") if g.strip())
     wanted = {p.strip() for p in parts.split(",") if p.strip()}
-    unknown = wanted - {"hud", "recognition", "open-set", "cost"}
+    known = ("hud", "recognition", "open-set", "cost", "short-screens")
+    unknown = wanted - set(known)
     if unknown:
-        raise KibitzError(
-            f"Unknown part(s) {', '.join(sorted(unknown))}: choose from hud, recognition, open-set, cost."
-        )
+        raise KibitzError(f"Unknown part(s) {', '.join(sorted(unknown))}: choose from {', '.join(known)}.")
     rows: list[dict[str, Any]] = []
     model = EMBEDDERS.get(embedder)()
     if "hud" in wanted:
@@ -165,6 +165,8 @@ def perception(
             _open_set_part(model, rec.bank, open_set, rows, open_set_games)
     if "cost" in wanted:
         _cost_part(model, rows)
+    if "short-screens" in wanted:
+        _short_screen_part(model, rows)
     _save(out, rows)
 
 
@@ -289,6 +291,62 @@ def _cost_part(model: Any, rows: list[dict[str, Any]]) -> None:
             }
         )
     console.print(cost_table)
+
+
+def _short_screen_part(model: Any, rows: list[dict[str, Any]], games: int = 4, seconds: float = 45.0) -> None:
+    import numpy as np
+
+    from kibitz.bench.perception import open_set_games
+    from kibitz.bench.shortscreens import short_screen_bench
+    from kibitz.bench.stats import wilson
+    from kibitz.core.config import PerceptionConfig
+    from kibitz.perception.assets import recognition_bank
+    from kibitz.perception.ocr import OCREngine
+    from kibitz.perception.pixels import PixelPerceiver
+
+    bank, engine, config = recognition_bank(model), OCREngine(threads=1), PerceptionConfig()
+    chosen = open_set_games("dev")[:games]
+    with console.status("short screens...") as status:
+        found = short_screen_bench(
+            lambda: PixelPerceiver(None, config, embedder=model, bank=bank, ocr_engine=engine),
+            chosen,
+            seconds_per_game=seconds,
+            progress=lambda m: status.update(m),
+        )
+    table = Table(
+        "cards", "n", "read (95 % CI)", "scene named", title=f"Short screens ({found.card_s} s cards, 720p, real time)"
+    )
+    for kind in ("full", "banner", None):
+        read, n = found.rate("read", kind)
+        named, _ = found.rate("scene_named", kind)
+        low, high = wilson(read, n)
+        name = {"full": "full-screen card", "banner": "banner over play", None: "[b]all[/b]"}[kind]
+        table.add_row(name, str(n), f"{read / n:.0%} ({low:.0%}–{high:.0%})" if n else "–", f"{named}/{n}")
+        rows.append({"task": "short-screens", "cards": kind or "all", "n": n, "read": read, "scene_named": named})
+    console.print(table)
+    ocr = found.ocr
+    per_read = 1000 * ocr["seconds"] / ocr["reads"] if ocr.get("reads") else float("nan")
+    per_cut = 1000 * ocr["cut_seconds"] / ocr["cut_reads"] if ocr.get("cut_reads") else float("nan")
+    console.print(
+        f"OCR on its thread: {found.ocr_ms_per_frame:.1f} ms per frame on average over {found.frames} frames "
+        f"({found.seconds:.0f} s of {', '.join(found.games)}); {ocr.get('reads', 0):.0f} reads, {per_read:.0f} ms "
+        f"each; {ocr.get('cut_reads', 0):.0f} set off by a cut ({per_cut:.0f} ms each); the loop's own work "
+        f"{float(np.median(found.loop_ms)):.1f} ms per frame (p50), "
+        f"{float(np.percentile(found.loop_ms, 99)):.1f} ms p99"
+    )
+    rows.append(
+        {
+            "task": "short-screens-cost",
+            "games": list(found.games),
+            "frames": found.frames,
+            "ocr_ms_per_frame": found.ocr_ms_per_frame,
+            "ocr_ms_per_read": per_read,
+            "ocr_ms_per_cut_read": per_cut,
+            **{f"ocr_{k}": v for k, v in ocr.items()},
+            "loop_ms_p50": float(np.median(found.loop_ms)),
+            "loop_ms_p99": float(np.percentile(found.loop_ms, 99)),
+        }
+    )
 
 
 # --- the benchmark suite: build a dataset, run stacks on it, report ------------------------------------------

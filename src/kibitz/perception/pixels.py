@@ -14,6 +14,7 @@ import logging
 import queue
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,23 @@ class VLMJob:
 
 J = TypeVar("J")
 R = TypeVar("R")
+
+
+@dataclass
+class OcrWork:
+    """What whole-frame OCR has cost so far (on its own thread, or inline): reads, seconds, reads set off by a cut."""
+
+    reads: int = 0
+    seconds: float = 0.0
+    cut_reads: int = 0
+    cut_seconds: float = 0.0
+
+    def add(self, seconds: float, after_cut: bool) -> None:
+        self.reads += 1
+        self.seconds += seconds
+        if after_cut:
+            self.cut_reads += 1
+            self.cut_seconds += seconds
 
 
 class Worker(Generic[J, R]):
@@ -140,13 +158,16 @@ class PixelPerceiver(Perceiver):
         self._hud_game: str | None = self.game.id if self.game is not None else None
         if self.game is not None:
             self._load_hud(self.game.id)
-        self.ocr: Worker[tuple[RGBImage, float], list[Any]] | None = None
+        self.ocr: Worker[tuple[RGBImage, float, bool], list[Any]] | None = None
         self.text: tuple[str, ...] = ()
         self._text_at = float("-inf")
         """When the frame the text was read from was shown."""
         self.labelled: dict[str, int] = {}
         self._labelled_fresh = False
         self._ocr_at: float | None = None
+        self._cut_unread = False
+        """A cut happened and no frame after it has been handed to OCR yet (the thread was busy)."""
+        self.ocr_work = OcrWork()
         self.routes: deque[Route] = deque(maxlen=100)
         """Recent route decisions (the log gets each change of decision, not every tick)."""
         self._notes: list[dict[str, Any]] = []
@@ -299,23 +320,40 @@ class PixelPerceiver(Perceiver):
         return self._engine
 
     def _maybe_ocr(self, image: RGBImage, t: float, cut: bool) -> None:
-        """Read the screen's text now and then (also after a cut), on the OCR thread (a 720p frame takes ~0.2 s),
-        or on this frame with `ocr_inline`."""
-        due = self._ocr_at is None or t - self._ocr_at >= self.config.ocr_every_s or cut
+        """Read the screen's text now and then, and right after a cut, on the OCR thread (a 720p frame takes ~0.2 s),
+        or on this frame with `ocr_inline`. A cut met while the thread is busy is read on the first frame the thread
+        takes after it, so a short screen (a death card, a level card) is read while it is still shown."""
+        self._cut_unread = self._cut_unread or cut
+        due = self._ocr_at is None or t - self._ocr_at >= self.config.ocr_every_s or self._cut_unread
         max_side = self.config.ocr_max_side
         if self.config.ocr_inline:
             if due:
                 self._ocr_at = t
-                self.take_text(self.engine.read(image, max_side=max_side), image, t)
+                self.take_text(self._read(image, max_side, self._cut_unread), image, t)
+                self._cut_unread = False
             return
         if self.ocr is None:
-            engine = self.engine
-            self.ocr = Worker("kibitz-ocr", lambda job: engine.read(job[0], max_side=max_side))
-        for (read, read_at), boxes in self.ocr.done():
+            _ = self.engine  # loaded here, once: a missing model is reported on the loop, not lost on the thread
+            self.ocr = Worker("kibitz-ocr", lambda job: self._read(job[0], max_side, job[2]))
+        for (read, read_at, _), boxes in self.ocr.done():
             if boxes is not None:
                 self.take_text(boxes, read, read_at)
-        if due and self.ocr.submit((image.copy(), t)):
+        if due and self.ocr.submit((image.copy(), t, self._cut_unread)):
             self._ocr_at = t
+            self._cut_unread = False
+
+    def _read(self, image: RGBImage, max_side: int, after_cut: bool) -> list[Any]:
+        """One OCR read of a whole frame, its time counted in `ocr_work`."""
+        start = time.perf_counter()
+        try:
+            return list(self.engine.read(image, max_side=max_side))
+        finally:
+            self.ocr_work.add(time.perf_counter() - start, after_cut)
+
+    @property
+    def text_read_at(self) -> float:
+        """When the frame the current screen text was read from was shown (-inf before the first read)."""
+        return self._text_at
 
     def take_text(self, boxes: list[Any], image: RGBImage | None = None, t: float | None = None) -> None:
         """A new reading of the screen's text (and of the numbers named by their labels, if any), from `image`, the
