@@ -74,6 +74,25 @@ def test_sudden_change_in_a_calm_scene_is_a_cut_but_steady_scrolling_is_not() ->
     assert calm.cut_min <= info.diff and info.cut
 
 
+def test_a_banner_over_moving_play_is_a_burst_not_a_cut() -> None:
+    base = scene(7, 360, 640)
+    d = ChangeDetector()
+    # A sprite moving over a still background: a few cells change every frame, never a burst.
+    frames = []
+    for i in range(30):
+        f = base.copy()
+        f[100:130, 20 + 8 * i : 50 + 8 * i] = 255
+        frames.append(f)
+    infos = [d.update(f, i / 30) for i, f in enumerate(frames)]
+    assert not any(i.burst or i.cut for i in infos)
+    banner = frames[-1].copy()
+    banner[150:230, 160:480] = 0  # a black box with the banner's text on it
+    banner[180:200, 200:440] = 255
+    info = d.update(banner, 1.0)
+    assert info.burst and not info.cut
+    assert not d.update(banner, 1.03).burst  # the banner staying up is no new burst
+
+
 def test_blank_frames() -> None:
     d = ChangeDetector()
     assert d.update(np.zeros((720, 1280, 3), np.uint8), 0.0).blank  # a black loading screen

@@ -204,7 +204,7 @@ def test_a_short_card_after_a_cut_is_read_even_when_the_ocr_thread_was_busy(
         time.sleep(0.01)
     perceiver.close()
     assert "game_over" in scenes
-    assert engine.reads == 2 and perceiver.ocr_work.cut_reads == 1 and perceiver.ocr_work.reads == 2
+    assert engine.reads >= 2 and perceiver.ocr_work.cut_reads == 1  # a quick read of the card; a full one follows
 
 
 def test_a_known_game_is_recognised_and_its_hud_read_without_being_named(

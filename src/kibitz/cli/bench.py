@@ -166,7 +166,7 @@ def perception(
     if "cost" in wanted:
         _cost_part(model, rows)
     if "short-screens" in wanted:
-        _short_screen_part(model, rows)
+        _short_screen_part(model, rows, open_set)
     _save(out, rows)
 
 
@@ -293,7 +293,11 @@ def _cost_part(model: Any, rows: list[dict[str, Any]]) -> None:
     console.print(cost_table)
 
 
-def _short_screen_part(model: Any, rows: list[dict[str, Any]], games: int = 4, seconds: float = 45.0) -> None:
+def _short_screen_part(
+    model: Any, rows: list[dict[str, Any]], split: str, games: int = 4, seconds: float = 45.0
+) -> None:
+    """The first `games` Atari games of an open-set split (dev: what the burst and quick-read settings were chosen
+    on; test: scored), `seconds` each."""
     import numpy as np
 
     from kibitz.bench.perception import open_set_games
@@ -305,7 +309,7 @@ def _short_screen_part(model: Any, rows: list[dict[str, Any]], games: int = 4, s
     from kibitz.perception.pixels import PixelPerceiver
 
     bank, engine, config = recognition_bank(model), OCREngine(threads=1), PerceptionConfig()
-    chosen = open_set_games("dev")[:games]
+    chosen = open_set_games(split)[:games]
     with console.status("short screens...") as status:
         found = short_screen_bench(
             lambda: PixelPerceiver(None, config, embedder=model, bank=bank, ocr_engine=engine),
@@ -314,7 +318,11 @@ def _short_screen_part(model: Any, rows: list[dict[str, Any]], games: int = 4, s
             progress=lambda m: status.update(m),
         )
     table = Table(
-        "cards", "n", "read (95 % CI)", "scene named", title=f"Short screens ({found.card_s} s cards, 720p, real time)"
+        "cards",
+        "n",
+        "read (95 % CI)",
+        "scene named",
+        title=f"Short screens ({found.card_s} s cards, 720p, real time, {split} split)",
     )
     for kind in ("full", "banner", None):
         read, n = found.rate("read", kind)
@@ -338,6 +346,7 @@ def _short_screen_part(model: Any, rows: list[dict[str, Any]], games: int = 4, s
         {
             "task": "short-screens-cost",
             "games": list(found.games),
+            "split": split,
             "frames": found.frames,
             "ocr_ms_per_frame": found.ocr_ms_per_frame,
             "ocr_ms_per_read": per_read,

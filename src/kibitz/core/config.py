@@ -122,6 +122,11 @@ class PerceptionConfig(Section):
     ocr_every_s: float = Field(3.0, gt=0)
     """Generic mode: how often the screen's text is read (also after a scene cut)."""
     ocr_max_side: int = Field(960, ge=160)
+    ocr_quick_side: int = Field(480, ge=160)
+    """After a cut or a burst (a banner), the screen is first read shrunk to this longer side (big text, ~0.1 s at
+    720p where a full read takes ~0.5 s) so a short card is read while it is shown; a full read follows."""
+    ocr_burst_gap_s: float = Field(1.0, ge=0)
+    """Bursts (sudden local changes) set off a read at most this often (a busy game flashes a lot)."""
     ocr_inline: bool = False
     """Read the screen's text on the frame loop, on the frame it is due, instead of on the OCR thread (slower frames,
     but what is read no longer depends on the machine's speed: replays and the bench)."""

@@ -40,6 +40,9 @@ class ChangeInfo:
     """Seconds the picture has been essentially unchanged (0 while it moves)."""
     blank: bool
     """A near-uniform frame (a black loading screen, a fade, an empty page)."""
+    burst: bool = False
+    """A sudden local change that is not a cut: many more thumbnail cells changed at once than usual (a banner, a
+    dialogue box or a pop-up drawn over the play)."""
 
 
 def _grey(image: RGBImage | npt.NDArray[np.generic]) -> npt.NDArray[np.generic] | None:
@@ -109,7 +112,9 @@ class ChangeDetector:
     recent typical diff (so a sudden change in a calm scene counts, steady scrolling does not). The picture
     is still while at most `still_cells` thumbnail cells differ by more than `cell_tol` from the frame that
     started the still stretch: a blinking caret does not end it, a moving sprite or a slow fade does. A frame
-    is blank when the brightness of its sampled pixels has a standard deviation below `blank_std`.
+    is blank when the brightness of its sampled pixels has a standard deviation below `blank_std`. A burst is a
+    frame, not a cut, in which at least `burst_cells` cells changed by more than `burst_tol` and `burst_ratio` times
+    the recent typical count (a banner over the play; chosen on the open set's dev split of Atari games).
     """
 
     def __init__(
@@ -121,6 +126,9 @@ class ChangeDetector:
         still_cells: int = 4,
         blank_std: float = BLANK_STD,
         width: int = 64,
+        burst_cells: int = 20,
+        burst_tol: float = 0.1,
+        burst_ratio: float = 4.0,
     ) -> None:
         self.cut_above = cut_above
         self.cut_min = cut_min
@@ -129,6 +137,9 @@ class ChangeDetector:
         self.still_cells = still_cells
         self.blank_std = blank_std
         self.width = width
+        self.burst_cells, self.burst_tol, self.burst_ratio = burst_cells, burst_tol, burst_ratio
+        self._typical_cells = 0.0
+        """A running average of the cells changed in recent ordinary frames."""
         self._prev: Grey | None = None
         self._anchor: Grey | None = None
         """The thumbnail that started the current still stretch."""
@@ -143,7 +154,7 @@ class ChangeDetector:
         """Forget the previous frames (a new source, a seek)."""
         self._prev = self._anchor = None
         self._still_since = None
-        self._typical = 0.0
+        self._typical = self._typical_cells = 0.0
         self._compared = 0
 
     def update(self, image: RGBImage, t: float) -> ChangeInfo:
@@ -159,18 +170,29 @@ class ChangeDetector:
         thumb: Grey = grid.reshape(rows, SAMPLES, cols, SAMPLES).mean(axis=(1, 3), dtype=np.float32)
         blank = float(grid.std()) < self.blank_std
         prev, self._prev = self._prev, thumb
+        burst = False
         if prev is None:
             diff, cut = 0.0, False
         elif prev.shape != thumb.shape:
             diff, cut = 1.0, True  # the source changed size: treat it as a new scene
-            self._typical, self._compared = 0.0, 0
+            self._typical, self._typical_cells, self._compared = 0.0, 0.0, 0
         else:
-            diff = float(np.abs(thumb - prev).mean())
+            moved = np.abs(thumb - prev)
+            diff = float(moved.mean())
             sudden = self._compared >= 2 and diff >= self.cut_min and diff >= self.cut_ratio * self._typical
             cut = diff >= self.cut_above or sudden
+            cells = int(np.count_nonzero(moved > self.burst_tol))
+            burst = (
+                not cut
+                and self._compared >= 2
+                and cells >= self.burst_cells
+                and cells >= self.burst_ratio * self._typical_cells
+            )
             self._compared += 1
             if not cut:
                 self._typical = 0.8 * self._typical + 0.2 * diff
+            if not cut and not burst:
+                self._typical_cells = 0.8 * self._typical_cells + 0.2 * cells
         anchor = self._anchor
         still = (
             anchor is not None
@@ -182,4 +204,4 @@ class ChangeDetector:
         if not still:
             self._anchor, self._still_since = thumb, t
         static_s = 0.0 if self._still_since is None else t - self._still_since
-        return ChangeInfo(t=t, diff=diff, cut=cut, static_s=static_s, blank=blank)
+        return ChangeInfo(t=t, diff=diff, cut=cut, static_s=static_s, blank=blank, burst=burst)

@@ -57,7 +57,8 @@ R = TypeVar("R")
 
 @dataclass
 class OcrWork:
-    """What whole-frame OCR has cost so far (on its own thread, or inline): reads, seconds, reads set off by a cut."""
+    """What whole-frame OCR has cost so far (on its own thread, or inline): reads, seconds, and the reads set off by a
+    cut or a burst (on the thread, the quick ones)."""
 
     reads: int = 0
     seconds: float = 0.0
@@ -166,7 +167,10 @@ class PixelPerceiver(Perceiver):
         self._labelled_fresh = False
         self._ocr_at: float | None = None
         self._cut_unread = False
-        """A cut happened and no frame after it has been handed to OCR yet (the thread was busy)."""
+        """A cut (or a burst) happened and no frame after it has been handed to OCR yet (the thread was busy)."""
+        self._full_due = False
+        """A quick read was taken: a full read is due at once."""
+        self._burst_at: float | None = None
         self.ocr_work = OcrWork()
         self.routes: deque[Route] = deque(maxlen=100)
         """Recent route decisions (the log gets each change of decision, not every tick)."""
@@ -257,7 +261,7 @@ class PixelPerceiver(Perceiver):
         confidence = 1.0 if self.game is not None else self.follower.confidence if game_id is not None else 0.0
         unnamed = self.generic or self.game is None
         if unnamed:  # the screen's text first, so numbers read by their labels come from this frame's text
-            self._maybe_ocr(image, frame.t, change.cut)
+            self._maybe_ocr(image, frame.t, change.cut, change.burst)
         fields: dict[str, Reading] = {}
         if self.reader is not None and self.smoother is not None:  # the game's own scene names (its HUD file's)
             fields = self.smoother.update(frame.t, self.reader.read(image, scene))
@@ -319,50 +323,66 @@ class PixelPerceiver(Perceiver):
             self._engine = OCREngine()
         return self._engine
 
-    def _maybe_ocr(self, image: RGBImage, t: float, cut: bool) -> None:
-        """Read the screen's text now and then, and right after a cut, on the OCR thread (a 720p frame takes ~0.2 s),
-        or on this frame with `ocr_inline`. A cut met while the thread is busy is read on the first frame the thread
-        takes after it, so a short screen (a death card, a level card) is read while it is still shown."""
+    def _maybe_ocr(self, image: RGBImage, t: float, cut: bool, burst: bool = False) -> None:
+        """Read the screen's text now and then, and right after a cut or a burst (a banner drawn over the play), on
+        the OCR thread, or on this frame with `ocr_inline`.
+
+        After a cut or a burst the first read is a quick one (shrunk to `ocr_quick_side`: big text, a fraction of a
+        full read's time) so a short card (a death, a level card) is read while it is still shown, and a full read
+        follows at once. A cut met while the thread is busy is read on the first frame the thread takes after it."""
+        config = self.config
+        if burst and (self._burst_at is None or t - self._burst_at >= config.ocr_burst_gap_s):
+            self._burst_at = t
+            self._cut_unread = True
         self._cut_unread = self._cut_unread or cut
-        due = self._ocr_at is None or t - self._ocr_at >= self.config.ocr_every_s or self._cut_unread
-        max_side = self.config.ocr_max_side
-        if self.config.ocr_inline:
+        due = self._ocr_at is None or t - self._ocr_at >= config.ocr_every_s or self._cut_unread or self._full_due
+        if config.ocr_inline:  # one full read on the frame it is due: what is read must not depend on speed
             if due:
                 self._ocr_at = t
-                self.take_text(self._read(image, max_side, self._cut_unread), image, t)
-                self._cut_unread = False
+                self.take_text(self._read(image, config.ocr_max_side, self._cut_unread), image, t)
+                self._cut_unread = self._full_due = False
             return
         if self.ocr is None:
             _ = self.engine  # loaded here, once: a missing model is reported on the loop, not lost on the thread
-            self.ocr = Worker("kibitz-ocr", lambda job: self._read(job[0], max_side, job[2]))
-        for (read, read_at, _), boxes in self.ocr.done():
+            self.ocr = Worker(
+                "kibitz-ocr",
+                lambda job: self._read(job[0], config.ocr_quick_side if job[2] else config.ocr_max_side, job[2]),
+            )
+        for (read, read_at, quick), boxes in self.ocr.done():
             if boxes is not None:
-                self.take_text(boxes, read, read_at)
-        if due and self.ocr.submit((image.copy(), t, self._cut_unread)):
+                self.take_text(boxes, read, read_at, labels=not quick)
+            self._full_due = self._full_due or quick
+        if not due:
+            return
+        quick = self._cut_unread and config.ocr_quick_side < config.ocr_max_side
+        if self.ocr.submit((image.copy(), t, quick)):
             self._ocr_at = t
             self._cut_unread = False
+            self._full_due = self._full_due and quick
 
-    def _read(self, image: RGBImage, max_side: int, after_cut: bool) -> list[Any]:
+    def _read(self, image: RGBImage, max_side: int, quick: bool) -> list[Any]:
         """One OCR read of a whole frame, its time counted in `ocr_work`."""
         start = time.perf_counter()
         try:
             return list(self.engine.read(image, max_side=max_side))
         finally:
-            self.ocr_work.add(time.perf_counter() - start, after_cut)
+            self.ocr_work.add(time.perf_counter() - start, quick)
 
     @property
     def text_read_at(self) -> float:
         """When the frame the current screen text was read from was shown (-inf before the first read)."""
         return self._text_at
 
-    def take_text(self, boxes: list[Any], image: RGBImage | None = None, t: float | None = None) -> None:
-        """A new reading of the screen's text (and of the numbers named by their labels, if any), from `image`, the
-        frame shown at `t`."""
+    def take_text(
+        self, boxes: list[Any], image: RGBImage | None = None, t: float | None = None, labels: bool = True
+    ) -> None:
+        """A new reading of the screen's text (and of the numbers named by their labels, if any, unless `labels` is
+        False: a quick read sees big text only), from `image`, the frame shown at `t`."""
         from kibitz.perception.ocr import screen_lines
 
         self.text = screen_lines(b.text for b in boxes)
         self._text_at = t if t is not None else float("inf")
-        if self.config.labels:
+        if self.config.labels and labels:
             from kibitz.perception.labels import read_labelled
 
             self.labelled = read_labelled(boxes, self.config.labels, image)
