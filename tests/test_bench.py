@@ -585,3 +585,54 @@ def test_the_frame_to_vlm_baseline_sends_the_picture(dataset_dir: Path) -> None:
         sent = fake.requests[-1]["messages"][-1]["content"]
         assert sent[0]["type"] == "image_url" and "response_format" not in fake.requests[-1]
         assert sent[0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+
+
+def test_events_by_type_and_recognition_by_scene_count_failures_as_misses() -> None:
+    from kibitz.bench.breakdown import per_event_type, per_scene
+
+    items = {
+        "a": {"split": "seen", "events": [{"t": 2.0, "type": "death"}, {"t": 9.0, "type": "level_change"}]},
+        "b": {"split": "unseen", "events": [{"t": 1.0, "type": "kill"}]},
+    }
+    rows = [
+        # a death caught, a level change missed, a kill reported that did not happen (and one too late to count)
+        {
+            "item": "a",
+            "stack": "kibitz",
+            "status": "ok",
+            "output": {"events": [{"t": 2.5, "type": "death"}, {"t": 4.0, "type": "kill"}]},
+        },
+        {"item": "b", "stack": "kibitz", "status": "failed", "output": None},
+    ]
+    found = {(r["split"], r["type"]): r for r in per_event_type(rows, items)}
+    assert (found["seen", "death"]["true"], found["seen", "death"]["matched"], found["seen", "death"]["f1"]) == (
+        1,
+        1,
+        1,
+    )
+    assert found["seen", "level_change"]["recall"] == 0.0 and found["seen", "level_change"]["precision"] is None
+    assert found["seen", "kill"]["reported"] == 1 and found["seen", "kill"]["f1"] == 0.0
+    assert found["unseen", "kill"]["true"] == 1 and found["unseen", "kill"]["matched"] == 0  # a failed clip
+    assert found["all", "kill"]["true"] == 1 and found["all", "kill"]["reported"] == 1
+
+    frames = {
+        "f1": {"split": "seen", "game": "smb", "scene": "title"},
+        "f2": {"split": "seen", "game": "smb", "scene": "gameplay"},
+        "f3": {"split": "unseen", "game": "doom", "scene": "death"},
+    }
+    rec_rows = [
+        {"item": "f1", "stack": "kibitz", "status": "ok", "output": {"game": "smb", "scene": "menu"}},
+        {"item": "f2", "stack": "kibitz", "status": "ok", "output": {"game": None, "scene": "gameplay"}},
+        {"item": "f3", "stack": "kibitz", "status": "failed", "output": None},
+    ]
+    scenes = {(r["split"], r["scene"]): r for r in per_scene(rec_rows, frames)}
+    assert scenes["seen", "title"]["scene_right"] == 1  # "menu" is the shared name of a title screen
+    assert (scenes["seen", "gameplay"]["scene_right"], scenes["seen", "gameplay"]["game_right"]) == (1, 0)
+    assert scenes["unseen", "death"] == {
+        "stack": "kibitz",
+        "split": "unseen",
+        "scene": "death",
+        "frames": 1,
+        "scene_right": 0,
+        "game_right": 0,
+    }

@@ -225,6 +225,47 @@ def tradeoff_plot(summary: dict[str, Any]) -> str:
     return _png(fig)
 
 
+def _breakdown_tables(summary: dict[str, Any]) -> str:
+    """Events by type and recognition by true scene (seen and unseen games apart), per stack."""
+    out = []
+    events = [r for r in summary.get("per_event_type", []) if r["split"] != "all"]
+    if events:
+        rows = [
+            [
+                html.escape(r["type"]),
+                _short(r["stack"]),
+                r["split"],
+                str(r["true"]),
+                str(r["reported"]),
+                str(r["matched"]),
+                _fmt(r["precision"]),
+                _fmt(r["recall"]),
+                _fmt(r["f1"]),
+            ]
+            for r in sorted(events, key=lambda r: (r["split"], r["type"], r["stack"]))
+        ]
+        header = ["event", "stack", "split", "true", "reported", "matched", "precision", "recall", "F1"]
+        out.append("<h3>events by type</h3>" + _table(header, rows))
+    scenes = [r for r in summary.get("per_scene", []) if r["split"] != "all"]
+    if scenes:
+        rows = [
+            [
+                html.escape(r["scene"]),
+                _short(r["stack"]),
+                r["split"],
+                str(r["frames"]),
+                f"{r['scene_right']} ({r['scene_right'] / r['frames']:.0%})",
+                f"{r['game_right']} ({r['game_right'] / r['frames']:.0%})",
+            ]
+            for r in sorted(scenes, key=lambda r: (r["split"], r["scene"], r["stack"]))
+        ]
+        out.append(
+            "<h3>recognition by true scene</h3>"
+            + _table(["scene", "stack", "split", "frames", "scene right", "game right"], rows)
+        )
+    return "".join(out)
+
+
 def render_report(summary: dict[str, Any]) -> str:
     """The whole report as one HTML string."""
     stacks = summary["stacks"]
@@ -331,6 +372,7 @@ def render_report(summary: dict[str, Any]) -> str:
             parts.append(
                 f"<details><summary>{html.escape(task)} per game</summary>{_table(['', *game_ids], rows)}</details>"
             )
+    parts.append(_breakdown_tables(summary))
     parts.append("<h2>Latency</h2>")
     parts.append(
         "<p>For every true event in a clip: the wait until the first line that reacts to it (for kibitz, from "

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from kibitz.bench.breakdown import per_event_type, per_scene
 from kibitz.bench.dataset import Dataset
 from kibitz.bench.judge import (
     JudgeSpec,
@@ -271,6 +272,8 @@ def summarise(store: ResultStore, dataset: Dataset, tasks: Sequence[str] | None 
         "failures": failures,
         "judge": judge,
         "latency": latency_samples(current_rows(store, dataset, "latency"), stacks),
+        "per_event_type": per_event_type(current_rows(store, dataset, "events"), items),
+        "per_scene": per_scene(current_rows(store, dataset, "recognition"), items),
         "comparison": compare(figures, stacks, scored),
         "meta": store.meta(),
         "dataset": dataset.meta,

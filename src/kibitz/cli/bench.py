@@ -600,8 +600,42 @@ def _print_summary(summary: dict[str, Any]) -> None:
                 "[green]kibitz[/green]" if c["kibitz_better"] else "[red]baseline[/red]",
             )
         console.print(ct)
+    _print_breakdowns(summary)
     if summary["failures"]:
         console.print(f"[red]{len(summary['failures'])} items failed[/red] (reasons in the report)")
+
+
+def _print_breakdowns(summary: dict[str, Any]) -> None:
+    """Events by type and recognition by true scene, per stack and split (true / reported / matched, F1)."""
+    rows = summary.get("per_event_type", [])
+    if rows:
+        et = Table("stack", "split", "event", "true", "reported", "matched", "F1", title="events by type")
+        for r in rows:
+            if r["split"] != "all":
+                et.add_row(
+                    r["stack"].split("[")[0],
+                    r["split"],
+                    r["type"],
+                    str(r["true"]),
+                    str(r["reported"]),
+                    str(r["matched"]),
+                    _fmt(r["f1"]),
+                )
+        console.print(et)
+    scenes = summary.get("per_scene", [])
+    if scenes:
+        st = Table("stack", "split", "true scene", "frames", "scene right", "game right", title="recognition by scene")
+        for r in scenes:
+            if r["split"] != "all":
+                st.add_row(
+                    r["stack"].split("[")[0],
+                    r["split"],
+                    r["scene"],
+                    str(r["frames"]),
+                    f"{r['scene_right']} ({r['scene_right'] / r['frames']:.0%})",
+                    f"{r['game_right']} ({r['game_right'] / r['frames']:.0%})",
+                )
+        console.print(st)
 
 
 @bench_app.command("report")
