@@ -160,3 +160,18 @@ def test_a_game_is_followed_on_consistent_evidence_and_dropped_without_it() -> N
     g = GameFollower()
     assert all(g.update(_rec(name)) is None for name in ["smb", "breakout"] * 5)
     assert all(g.update(_rec("smb"), blank=True) is None for _ in range(5))  # blank frames start nothing
+
+
+def test_a_followed_game_is_kept_by_frames_just_short_of_its_acceptance() -> None:
+    from kibitz.perception.follow import GameFollower
+
+    def near(game: str, similarity: float) -> Recognition:  # nearest to `game`, whose acceptance is 0.78
+        return Recognition(None, 0.0, "gameplay", 1.0, similarity, "no known game", False, game, 0.78)
+
+    f = GameFollower(keep_slack=0.05)
+    assert [f.update(near("smb", 0.76)) for _ in range(5)] == [None] * 5  # close is not enough to start
+    assert [f.update(_rec("smb")) for _ in range(3)][-1] == "smb"
+    assert [f.update(near("smb", 0.75)) for _ in range(10)] == ["smb"] * 10  # a part its examples barely show
+    assert [f.update(near("breakout", 0.76)) for _ in range(3)] == ["smb", "smb", None]  # another game's look
+    assert [f.update(_rec("smb")) for _ in range(3)][-1] == "smb"
+    assert [f.update(near("smb", 0.70)) for _ in range(3)] == ["smb", "smb", None]  # too far under: dropped

@@ -177,6 +177,10 @@ class Recognition:
     """Why no game was named (a text-only screen, too far from every game's examples), or "" when one was."""
     text_only: bool = False
     """The frame is nearer to text-only screens than to any game's own look: it is no evidence of a game."""
+    nearest: str | None = None
+    """The game of the nearest example, named or not."""
+    threshold: float = 0.0
+    """The nearest game's acceptance threshold (`similarity` below it named no game)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,4 +344,4 @@ class PrototypeBank:
             scene, scene_conf = self._vote(sims, generic)
             if scene != "gameplay" and (scene_conf < self.generic_scene_min or best < self.generic_scene_similarity):
                 scene, scene_conf = "gameplay", 1.0 - scene_conf  # most of any game is gameplay: say so unless sure
-        return Recognition(game, confidence, scene, scene_conf, best, reason, text_only)
+        return Recognition(game, confidence, scene, scene_conf, best, reason, text_only, nearest, accept.threshold)

@@ -5,6 +5,9 @@ then. So a game is followed (its HUD read, its detectors run, its name in prompt
 recognitions in a row name it, and dropped after `drop_after` recognitions in a row do not. Frames that carry
 no evidence — blank or near-uniform, text only (a title card, a terminal, a menu look alike in every game) —
 neither start nor end a game: SMB's "WORLD 1-1" card keeps SMB, a game-over card of another game starts nothing.
+A followed game is kept (not missed) by a frame whose nearest example is that game and that falls short of its
+acceptance by at most `keep_slack`: a part of the game its few examples do not show well (a game added from five
+pictures) is still that game once the player is known to play it; starting to follow still needs full acceptance.
 Every change is logged with its reason (logger "kibitz.follow").
 """
 
@@ -24,6 +27,8 @@ class GameFollower:
     """Recognitions in a row that must name a game before it is followed (recognition runs every 0.5 s)."""
     drop_after: int = 3
     """Recognitions in a row that must not name the followed game before it is dropped."""
+    keep_slack: float = 0.05
+    """How far under the followed game's acceptance a frame nearest to it may be and still keep it."""
     game: str | None = None
     """The game followed now."""
     confidence: float = 0.0
@@ -39,6 +44,10 @@ class GameFollower:
             self._note("blank screen" if blank else rec.reason if rec is not None else "no recognition")
             return self.game  # no evidence either way
         named = rec.game
+        close = named is None and rec.nearest is not None and rec.similarity >= rec.threshold - self.keep_slack
+        if self.game is not None and close and rec.nearest == self.game:
+            self.misses = 0  # nearly this game's look, and the player is playing it: keep it
+            return self.game
         if named is not None and named == self.game:
             self.misses, self.confidence = 0, rec.game_confidence
             self.candidate, self.streak = named, self.streak + 1
