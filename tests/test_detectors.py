@@ -153,3 +153,28 @@ def test_labelled_health_dies_only_at_zero_and_levels_come_from_level_fields() -
     assert events == [(9, "death")]  # losing health is not dying
     lv = DETECTORS.get("level_change")(**specs["level_change"])
     assert [e.type for o in (obs(0, depth=1), obs(3, depth=2)) for e in lv.update(o)] == ["level_change"]
+
+
+def test_a_death_screen_is_a_death_once_it_holds_and_one_death_is_reported_once() -> None:
+    from kibitz.games.base import DetectorSpec
+    from kibitz.state.detectors import GENERIC_DETECTORS, SceneEnteredDetector
+    from kibitz.state.tracker import StateTracker
+
+    d = SceneEnteredDetector("death", "death", "The screen shows the player's death.", hold_s=1.0)
+    scenes = ["gameplay"] * 10 + ["death"] * 5 + ["gameplay"] * 10 + ["death"] * 15 + ["unknown"] * 5
+    scenes += ["death"] * 10 + ["gameplay"] * 20 + ["death"] * 12
+    events = [(i / 10, e) for i, sc in enumerate(scenes) for e in d.update(screen(i / 10, sc))]
+    # A half-second glimpse is no death; the death screen held a second is; "unknown" frames change nothing;
+    # the second death comes after the play has held again.
+    assert [round(t, 1) for t, _ in events] == [3.5, 8.5]
+    assert all(e.type == "death" and e.data["scene"] == "death" for _, e in events)
+
+    # The same death on the death screen and in its banner text: reported once by the generic detectors.
+    tracker = StateTracker([DetectorSpec(kind, params) for kind, params in GENERIC_DETECTORS])
+    seen = []
+    for i in range(60):
+        t = i / 10
+        dead = t >= 2.0
+        obs = screen(t, "death" if dead else "gameplay", ("YOU DIED",) if dead and t >= 2.5 else ("Score",))
+        seen += tracker.update(obs)
+    assert [e.type for e in seen if e.type == "death"] == ["death"]

@@ -64,6 +64,29 @@ def test_pixel_perceiver_reads_a_known_game(home: Path, monkeypatch: pytest.Monk
     assert perceiver.bad_frames == 3
 
 
+def test_a_letterboxed_scaled_capture_of_a_known_game_is_followed_and_its_hud_read(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Breakout scaled ×3.4 into the middle of a black 1280×720 window, not named: the bars are cut away, the game
+    followed and its score read as on the emulator's own frames."""
+    import cv2
+
+    monkeypatch.setenv("KIBITZ_HOME", str(home))
+    perceiver = PixelPerceiver(None, PerceptionConfig(recognise_every_s=0.5))
+    truth = list(collect("breakout", 1, 30.0, every=4))
+    followed = hits = 0
+    for i, s in enumerate(truth):
+        window = np.zeros((720, 1280, 3), np.uint8)
+        window[:, 365:914] = cv2.resize(s.image, (549, 720), interpolation=cv2.INTER_NEAREST)
+        obs = perceiver.perceive(Frame(t=s.t, image=window, source="test", index=i))
+        if obs.game == "breakout":
+            followed += 1
+            hits += obs.value("score") == s.hud["score"]
+    perceiver.close()
+    assert followed >= 0.9 * len(truth), (followed, len(truth))
+    assert hits >= 0.95 * followed, (hits, followed)
+
+
 def test_unknown_screen_recognised_as_no_known_game(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Generic mode on a game it has no examples of: no game claimed, scenes in the shared vocabulary."""
     monkeypatch.setenv("KIBITZ_HOME", str(home))

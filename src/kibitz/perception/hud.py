@@ -109,14 +109,15 @@ def load_hud_spec(path: Path) -> HudSpec:
 
 
 def to_native(image: RGBImage, size: tuple[int, int]) -> RGBImage:
-    """The frame at the game's native resolution (nearest-neighbour, so pixel fonts stay exact)."""
+    """The frame at the game's native resolution (nearest-neighbour, so pixel fonts stay exact): each native pixel
+    is taken from the middle of the block it was scaled to, so any scale, integer or not, gives it back."""
     w, h = size
     if image.ndim != 3 or image.shape[2] < 3:
         raise ValueError(f"expected an H×W×3 image, got shape {image.shape}")
     if image.shape[0] == h and image.shape[1] == w:
         return image[:, :, :3]
-    ys = (np.arange(h) * image.shape[0] // h).clip(0, image.shape[0] - 1)
-    xs = (np.arange(w) * image.shape[1] // w).clip(0, image.shape[1] - 1)
+    ys = ((np.arange(h) + 0.5) * image.shape[0] / h).astype(np.intp).clip(0, image.shape[0] - 1)
+    xs = ((np.arange(w) + 0.5) * image.shape[1] / w).astype(np.intp).clip(0, image.shape[1] - 1)
     return image[ys][:, xs, :3]
 
 

@@ -135,6 +135,32 @@ class GameOverDetector(Detector):
         return []
 
 
+class SceneEnteredDetector(Detector):
+    """The screen enters a scene that is itself an event and stays in it for `hold_s` seconds (generic mode: a death
+    screen is a death, a game-over screen a game over, in any game whose scenes perception can name). Entering it
+    again counts only after the screen has shown something else for as long."""
+
+    def __init__(self, scene: str, type: str, summary: str, hold_s: float = 1.0) -> None:
+        self.scene, self.type, self.summary, self.hold_s = scene, type, summary, hold_s
+        self.since: float | None = None
+        """When the screen entered the scene (or left it, while `inside`)."""
+        self.inside = False
+
+    def update(self, obs: Observation) -> list[Event]:
+        if obs.scene == "unknown":
+            return []
+        if (obs.scene == self.scene) != self.inside:  # crossing: held long enough?
+            if self.since is None:
+                self.since = obs.t
+            if obs.t - self.since >= self.hold_s:
+                self.inside, self.since = not self.inside, None
+                if self.inside:
+                    return [self._event(obs, self.type, self.summary, scene=self.scene)]
+        else:
+            self.since = None
+        return []
+
+
 class GameStartDetector(Detector):
     """Play starts from the title screen."""
 
@@ -364,6 +390,7 @@ class TextChangeDetector(Detector):
 GENERIC_DETECTORS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("scene_change", {}),
     ("game_over", {}),
+    ("scene_entered", {"scene": "death", "type": "death", "summary": "The screen shows the player's death."}),
     ("text_change", {}),
 )
 """What any screen gets when no game adapter is known: (detector, parameters)."""
@@ -392,6 +419,7 @@ DETECTORS: Registry[type[Detector]] = Registry("detector")
 DETECTORS.register("death", DeathDetector, "a life lost")
 DETECTORS.register("game_over", GameOverDetector, "the game-over screen")
 DETECTORS.register("game_start", GameStartDetector, "play starts from the title")
+DETECTORS.register("scene_entered", SceneEnteredDetector, "the screen enters a scene that is an event (a death screen)")
 DETECTORS.register("level_change", LevelChangeDetector, "a new level or area")
 DETECTORS.register("streak", StreakDetector, "a counter rising quickly (coins)")
 DETECTORS.register("stall", StallDetector, "no progress for a while")
