@@ -79,8 +79,8 @@ def bars(image: RGBImage) -> Box:
     small = image[::step, ::step]
     level = small.max(axis=2) if small.ndim == 3 else small
     dark = level <= DARK
-    top, bottom = _margin(dark.all(axis=1))
-    left, right = _margin(dark.all(axis=0))
+    top, bottom = _margin(np.asarray(dark.all(axis=1)))
+    left, right = _margin(np.asarray(dark.all(axis=0)))
     if top + bottom >= dark.shape[0] or left + right >= dark.shape[1]:
         return Box(0, 0, w, h)  # all dark: a black screen, not bars
     top, bottom = _pair(top * step, bottom * step, h)
