@@ -3,9 +3,10 @@
 A death card, a level card or a "PAUSED" banner may be on screen for half a second. This part plays Atari games
 kibitz has no assets for (an open-set split, random presses: settings were chosen on *dev*, *test* is scored),
 scales each frame to a 1280×720 capture (letterboxed, as a 4:3 game in a 16:9 window), and shows a card every few
-seconds for `card_s` seconds: either a full-screen card (the phrase on black) or a banner drawn over the play. The
-stream runs through the product's own `PixelPerceiver` (no game named, its OCR thread and schedule as configured)
-at 60 frames a second of wall time, so the OCR thread competes for the CPU as it does live.
+seconds for `card_s` seconds, inside the game's picture: either a full card (the phrase on black) or a banner drawn
+over the play. The stream runs through the product's own `PixelPerceiver` (no game named, its bar trimmer, its OCR
+thread and schedule as configured) at 60 frames a second of wall time, so the OCR thread competes for the CPU as it
+does live.
 
 Scored per card: *read* when, while the card is shown or up to `grace_s` after, the screen text perception gives
 holds every word of the card's phrase and was read off one of the card's frames; *scene* when the observation's
@@ -66,37 +67,52 @@ class ShortScreenResult:
         return 1000 * self.ocr.get("seconds", 0.0) / self.frames if self.frames else float("nan")
 
 
+def picture_box(native: tuple[int, int], size: tuple[int, int] = SIZE) -> tuple[int, int, int, int]:
+    """Where a native (height, width) frame lands in the capture: x, y, width, height (scaled, shape kept)."""
+    w, h = size
+    ih, iw = native
+    scale = min(w / iw, h / ih)
+    nw, nh = round(iw * scale), round(ih * scale)
+    return (w - nw) // 2, (h - nh) // 2, nw, nh
+
+
 def letterbox(image: RGBImage, size: tuple[int, int] = SIZE) -> RGBImage:
     """The frame scaled (nearest, keeping its shape) into the middle of a black `size` capture."""
     import cv2
 
-    w, h = size
-    ih, iw = image.shape[:2]
-    scale = min(w / iw, h / ih)
-    nw, nh = round(iw * scale), round(ih * scale)
-    out = np.zeros((h, w, 3), np.uint8)
-    x, y = (w - nw) // 2, (h - nh) // 2
+    x, y, nw, nh = picture_box(image.shape[:2], size)
+    out = np.zeros((size[1], size[0], 3), np.uint8)
     out[y : y + nh, x : x + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_NEAREST)
     return out
 
 
-def _phrase_layer(phrase: str, rng: random.Random) -> tuple[RGBImage, np.ndarray]:
-    """The phrase drawn big in a random ink and font size, and its mask (where the card covers the frame)."""
+def _phrase_layer(phrase: str, rng: random.Random, area: tuple[int, int, int, int]) -> tuple[RGBImage, np.ndarray]:
+    """The phrase drawn big in a random ink and font size inside the game's picture (`area`: x, y, width, height; a
+    game draws its cards in its own picture, never in the window's bars), and its mask (where a banner covers it)."""
     from PIL import Image, ImageDraw, ImageFont
 
     from kibitz.perception.screens import _fonts
 
     fonts = _fonts()
-    size = rng.choice((56, 72, 96))
-    font = ImageFont.truetype(str(rng.choice(fonts)), size) if fonts else ImageFont.load_default(size)
+    path = str(rng.choice(fonts)) if fonts else None
+    ax, ay, aw, ah = area
     layer = Image.new("RGB", SIZE, (0, 0, 0))
-    mask = Image.new("L", SIZE, 0)
-    x0, y0, x1, y1 = ImageDraw.Draw(layer).textbbox((0, 0), phrase, font=font)
-    x, y = (SIZE[0] - (x1 - x0)) // 2, int(SIZE[1] * rng.uniform(0.3, 0.55))
+    draw = ImageDraw.Draw(layer)
+    size = rng.choice((56, 72, 96))
+    while True:  # as big as chosen, or as big as fits the picture with a margin
+        font = ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
+        x0, y0, x1, y1 = draw.textbbox((0, 0), phrase, font=font)
+        if x1 - x0 <= 0.85 * aw or size <= 24:
+            break
+        size -= 4
+    x, y = ax + (aw - (x1 - x0)) // 2, ay + int(ah * rng.uniform(0.3, 0.55))
     pad = 24
-    ImageDraw.Draw(mask).rectangle((x - pad, y - pad, x + (x1 - x0) + pad, y + (y1 - y0) + pad + 8), fill=255)
+    mask = Image.new("L", SIZE, 0)
+    ImageDraw.Draw(mask).rectangle(
+        (max(ax, x - pad), y - pad, min(ax + aw - 1, x + (x1 - x0) + pad), y + (y1 - y0) + pad + 8), fill=255
+    )
     ink = rng.choice(((255, 255, 255), (255, 80, 80), (255, 230, 60), (120, 220, 255)))
-    ImageDraw.Draw(layer).text((x - x0, y - y0), phrase, font=font, fill=ink)
+    draw.text((x - x0, y - y0), phrase, font=font, fill=ink)
     return np.asarray(layer), np.asarray(mask) > 0
 
 
@@ -137,6 +153,8 @@ def short_screen_bench(
             progress(f"{game}: {seconds_per_game:.0f} s of 720p play with a {card_s} s card every few seconds")
         perceiver = perceiver_factory()
         stream = _atari_stream(game, seed + g_index)
+        first = next(stream)
+        area = picture_box(first.shape[:2])
         starts, at = [], rng.uniform(*gap_s)
         while at + card_s + grace_s < seconds_per_game:
             starts.append(at)
@@ -144,7 +162,7 @@ def short_screen_bench(
         cards = []
         for k, start in enumerate(starts):
             phrase, scene = rng.choice(CARDS)
-            layer, mask = _phrase_layer(phrase, rng)
+            layer, mask = _phrase_layer(phrase, rng, area)
             cards.append((CardResult(phrase, scene, "full" if k % 2 == 0 else "banner", start), layer, mask))
         words = {id(c): set(c.phrase.lower().split()) for c, _, _ in cards}
         n = int(seconds_per_game * fps)
