@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -269,8 +270,9 @@ def open_set_games(split: str) -> tuple[str, ...]:
     return tuple(names[0::2] if split == "dev" else names[1::2])
 
 
-def ale_frames(game: str, seed: int, native_frames: int = 2400, every: int = 120) -> list[RGBImage]:
-    """Every `every`-th frame of an Atari game played by random presses (a new game after each game over)."""
+def atari_stream(game: str, seed: int) -> Iterator[RGBImage]:
+    """An Atari game played by random presses, one native frame at a time (a new game after each game over); each
+    frame is the emulator's buffer until the next one is taken (copy what you keep)."""
     from ale_py import ALEInterface, LoggerMode, roms
 
     ALEInterface.setLoggerMode(LoggerMode.Error)
@@ -280,14 +282,17 @@ def ale_frames(game: str, seed: int, native_frames: int = 2400, every: int = 120
     ale.loadROM(str(roms.get_rom_path(game)))
     actions = list(ale.getMinimalActionSet())
     rng = np.random.default_rng(seed)
-    out = []
-    for i in range(1, native_frames + 1):
+    while True:
         ale.act(actions[int(rng.integers(len(actions)))])
         if ale.game_over():
             ale.reset_game()
-        if i % every == 0:
-            out.append(ale.getScreenRGB().copy())
-    return out
+        yield ale.getScreenRGB()
+
+
+def ale_frames(game: str, seed: int, native_frames: int = 2400, every: int = 120) -> list[RGBImage]:
+    """Every `every`-th frame of an Atari game played by random presses (a new game after each game over)."""
+    frames = islice(atari_stream(game, seed), native_frames)
+    return [f.copy() for i, f in enumerate(frames, start=1) if i % every == 0]
 
 
 def recorder_frames(game: str, seed: int, seconds: float, count: int) -> list[RGBImage]:

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from kibitz.bench.perception import atari_stream
 from kibitz.core.records import Frame, RGBImage
 
 CARDS = (
@@ -116,24 +117,6 @@ def _phrase_layer(phrase: str, rng: random.Random, area: tuple[int, int, int, in
     return np.asarray(layer), np.asarray(mask) > 0
 
 
-def _atari_stream(game: str, seed: int) -> Iterator[RGBImage]:
-    """An Atari game played by random presses, one native frame at a time (a new game after each game over)."""
-    from ale_py import ALEInterface, LoggerMode, roms
-
-    ALEInterface.setLoggerMode(LoggerMode.Error)
-    ale = ALEInterface()
-    ale.setInt("random_seed", seed)
-    ale.setFloat("repeat_action_probability", 0.0)
-    ale.loadROM(str(roms.get_rom_path(game)))
-    actions = list(ale.getMinimalActionSet())
-    rng = np.random.default_rng(seed)
-    while True:
-        ale.act(actions[int(rng.integers(len(actions)))])
-        if ale.game_over():
-            ale.reset_game()
-        yield ale.getScreenRGB()
-
-
 def short_screen_bench(
     perceiver_factory: Callable[[], Any],
     games: tuple[str, ...],
@@ -152,7 +135,7 @@ def short_screen_bench(
         if progress:
             progress(f"{game}: {seconds_per_game:.0f} s of 720p play with a {card_s} s card every few seconds")
         perceiver = perceiver_factory()
-        stream = _atari_stream(game, seed + g_index)
+        stream = atari_stream(game, seed + g_index)
         first = next(stream)
         area = picture_box(first.shape[:2])
         starts, at = [], rng.uniform(*gap_s)
