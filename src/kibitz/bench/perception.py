@@ -302,7 +302,10 @@ def recorder_frames(game: str, seed: int, seconds: float, count: int) -> list[RG
     recorder = RECORDERS.get(game)()
     recorder.check_installed()
     step = max(1, round(recorder.fps * seconds / count))
-    return [f.image for i, f in enumerate(recorder.frames(seed, seconds)) if i % step == 0][:count]
+    try:
+        return [f.image for i, f in enumerate(recorder.frames(seed, seconds)) if i % step == 0][:count]
+    finally:
+        recorder.close()  # chess's Stockfish runs until closed: left open, the process never exits
 
 
 @dataclass
