@@ -209,10 +209,7 @@ def cost_bench(embedder: Embedder, recognise_every_s: float = 0.5, ocr_every_s: 
     spec = load_hud_spec(hud_spec_path("smb"))  # type: ignore[arg-type]
     book, _ = learn_hud("smb", 30.0, seeds=(0,))
     reader, smoother, change = HudReader(spec, book), HudSmoother(spec), ChangeDetector()
-    from kibitz.perception.letterbox import bars
-
     parts = {
-        "bars": _median_ms(lambda: bars(nes), 50),
         "change": _median_ms(lambda: change.update(nes, 0.0), 50),
         "hud": _median_ms(lambda: smoother.update(0.0, reader.read(nes)), 50),
         "recognition": _median_ms(lambda: embedder.embed([nes]), 10),
@@ -220,8 +217,8 @@ def cost_bench(embedder: Embedder, recognise_every_s: float = 0.5, ocr_every_s: 
     frames_per_recognition = recognise_every_s * 60
     nes_cost = CostResult(
         "NES frame, known HUD (pixels)",
-        parts["bars"] + parts["change"] + parts["hud"] + parts["recognition"] / frames_per_recognition,
-        parts["bars"] + parts["change"] + parts["hud"] + parts["recognition"],
+        parts["change"] + parts["hud"] + parts["recognition"] / frames_per_recognition,
+        parts["change"] + parts["hud"] + parts["recognition"],
         parts,
     )
     from PIL import Image
@@ -229,17 +226,16 @@ def cost_bench(embedder: Embedder, recognise_every_s: float = 0.5, ocr_every_s: 
     hd = np.asarray(Image.fromarray(nes).resize((1280, 720), Image.Resampling.NEAREST))
     ocr = OCREngine(threads=1)
     hd_parts = {
-        "bars": _median_ms(lambda: bars(hd), 30),
         "change": _median_ms(lambda: change.update(hd, 0.0), 30),
         "recognition": _median_ms(lambda: embedder.embed([hd]), 10),
         "ocr hand-over": _median_ms(lambda: hd.copy(), 30),
         "ocr (own thread)": _median_ms(lambda: ocr.read(hd, max_side=960), 5),
     }
-    loop_parts = hd_parts["bars"] + hd_parts["change"] + hd_parts["ocr hand-over"] / (ocr_every_s * 60)
+    loop_parts = hd_parts["change"] + hd_parts["ocr hand-over"] / (ocr_every_s * 60)
     hd_cost = CostResult(
         "720p frame, generic mode",
         loop_parts + hd_parts["recognition"] / frames_per_recognition,
-        hd_parts["bars"] + hd_parts["change"] + hd_parts["recognition"] + hd_parts["ocr hand-over"],
+        hd_parts["change"] + hd_parts["recognition"] + hd_parts["ocr hand-over"],
         hd_parts,
     )
     return [nes_cost, hd_cost]

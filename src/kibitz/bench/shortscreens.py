@@ -4,8 +4,8 @@ A death card, a level card or a "PAUSED" banner may be on screen for half a seco
 kibitz has no assets for (an open-set split, random presses: settings were chosen on *dev*, *test* is scored),
 scales each frame to a 1280×720 capture (letterboxed, as a 4:3 game in a 16:9 window), and shows a card every few
 seconds for `card_s` seconds, inside the game's picture: either a full card (the phrase on black) or a banner drawn
-over the play. The stream runs through the product's own `PixelPerceiver` (no game named, its bar trimmer, its OCR
-thread and schedule as configured) at 60 frames a second of wall time, so the OCR thread competes for the CPU as it
+over the play. The stream runs through the product's own `PixelPerceiver` (no game named, its OCR thread and schedule
+as configured) at 60 frames a second of wall time, so the OCR thread competes for the CPU as it
 does live.
 
 Scored per card: *read* when, while the card is shown or up to `grace_s` after, the screen text perception gives

@@ -36,7 +36,6 @@ from kibitz.perception.classifier import (
 )
 from kibitz.perception.follow import GameFollower
 from kibitz.perception.hud import GlyphBook, HudReader, HudSmoother, hud_spec_path, load_hud_spec
-from kibitz.perception.letterbox import BarTrimmer
 from kibitz.perception.router import Route, Router
 from kibitz.perception.scenetext import scene_in_text
 
@@ -146,7 +145,6 @@ class PixelPerceiver(Perceiver):
         from kibitz.perception.change import ChangeDetector
 
         self.change = ChangeDetector()
-        self.trimmer = BarTrimmer()
         self.embedder: Embedder = embedder or EMBEDDERS.get(self.config.embedder)()
         self.bank: PrototypeBank | None = bank if bank is not None else recognition_bank(self.embedder)
         self._engine = ocr_engine
@@ -234,7 +232,6 @@ class PixelPerceiver(Perceiver):
             if self.bad_frames in (1, 10, 100, 1000):
                 log.warning("Frame %d skipped: %s (%d bad frames so far).", frame.index, exc, self.bad_frames)
             return self._unchanged(frame)
-        image = self.trimmer.trim(image, frame.t)  # a game letterboxed in its window: the picture itself
         self._image = image
         change = self.change.update(image, frame.t)
         if change.cut:
