@@ -353,13 +353,25 @@ class KibitzStack(Stack):
         return session, companion, errors
 
     def answer(self, image: RGBImage, question: str, view: ItemView) -> dict[str, Any]:
-        """The player types the question while this picture is on screen; the session answers it."""
+        """The player types the question while this picture is on screen; the session answers it. As in `recognise`,
+        the picture stays on screen for a moment first (`perceive_still`'s 1.5 s: one picture alone names no game),
+        and the question comes on its last frame, as a player asks about a game already on screen."""
+        from kibitz.perception.pixels import STILL_S
+
         session, companion, errors = self._session(view, react=False)
-        session.questions.put(question)
+        step = max(session.config.perception.recognise_every_s, 0.05)
+        last = int(STILL_S / step + 1e-9)
+
+        def still() -> Iterator[Frame]:
+            for i in range(last + 1):
+                if i == last:
+                    session.questions.put(question)
+                yield Frame(i * step, image, "bench", i)
+
         with self.lock:
             companion.start(warm=True)  # a running companion has its system prompt cached (not counted)
             try:
-                result = session.run([Frame(0.0, image, "bench", 0)], drain_s=600.0)
+                result = session.run(still(), drain_s=600.0)
             finally:
                 companion.stop(close_backend=False)
         said = [u for u in result.utterances if u.trigger == "question"]
