@@ -14,6 +14,8 @@ from kibitz.bench.recorders.base import SCORED_EVENTS
 from kibitz.bench.tasks import match_events, same_scene
 
 SPLITS = ("all", "seen", "unseen")
+NO_PICTURE = "(not recorded)"
+"""The scene row of items whose game could not be recorded (they count as failures)."""
 
 
 def _f1(tp: int, fp: int, fn: int) -> tuple[float | None, float | None, float | None]:
@@ -36,7 +38,7 @@ def per_event_type(rows: list[dict[str, Any]], items: dict[str, dict[str, Any]])
             tp, fp, fn, _ = match_events(
                 [e for e in truth if e["type"] == kind], [e for e in said if e["type"] == kind]
             )
-            for split in ("all", item["split"]):
+            for split in ("all", item.get("split", "unseen")):
                 c = counts[(row["stack"], split, kind)]
                 c[0], c[1], c[2] = c[0] + tp, c[1] + fp, c[2] + fn
     out = []
@@ -66,10 +68,11 @@ def per_scene(rows: list[dict[str, Any]], items: dict[str, dict[str, Any]]) -> l
         if item is None:
             continue
         output = (row.get("output") or {}) if row["status"] == "ok" else {}
-        scene_ok = same_scene(str(output.get("scene", "")), item["scene"])
-        game_ok = output.get("game") == item["game"]
-        for split in ("all", item["split"]):
-            c = counts[(row["stack"], split, item["scene"])]
+        truth = str(item.get("scene", NO_PICTURE))  # a game that could not be recorded has no picture, only a failure
+        scene_ok = truth != NO_PICTURE and same_scene(str(output.get("scene", "")), truth)
+        game_ok = output.get("game") == item.get("game")
+        for split in ("all", item.get("split", "unseen")):
+            c = counts[(row["stack"], split, truth)]
             c[0], c[1], c[2] = c[0] + 1, c[1] + scene_ok, c[2] + game_ok
     return [
         {"stack": stack, "split": split, "scene": scene, "frames": n, "scene_right": s, "game_right": g}
