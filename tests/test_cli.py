@@ -245,6 +245,8 @@ def test_bench_perception_runs_and_writes_its_figures(tmp_path: Path) -> None:
         "dev",
         "--open-set-games",
         "2",
+        "--parts",
+        "hud,recognition,open-set,cost",  # short-screens (3 minutes in real time) has its own test
     )
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())
