@@ -175,3 +175,47 @@ def test_a_followed_game_is_kept_by_frames_just_short_of_its_acceptance() -> Non
     assert [f.update(near("breakout", 0.76)) for _ in range(3)] == ["smb", "smb", None]  # another game's look
     assert [f.update(_rec("smb")) for _ in range(3)][-1] == "smb"
     assert [f.update(near("smb", 0.70)) for _ in range(3)] == ["smb", "smb", None]  # too far under: dropped
+
+
+def test_a_followed_game_learns_its_new_looks_for_the_session() -> None:
+    """A game known from a few pictures, and a run that wanders away from them (a level scrolling on): without
+    learning, the frames beyond the game's acceptance lose it; with it, each accepted new look is one more example,
+    counted for the game but not for a scene or its acceptance, and a different picture is still no game."""
+    from kibitz.perception.follow import GameFollower, LookLearner
+
+    def unit(angle_deg: float, axis: int = 1) -> np.ndarray:
+        v = np.zeros(8, np.float32)
+        v[0], v[axis] = np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))
+        return v
+
+    shots = np.stack([unit(a) for a in (-10, -5, 0, 5, 10)])  # five pictures: few examples, acceptance 0.78
+    bank = PrototypeBank(
+        "test", shots, np.array(["game"] * 5), np.array(["title", "gameplay", "gameplay", "gameplay", "menu"])
+    )
+    run = [unit(a) for a in np.arange(0, 80, 2.0)]  # from the pictures' look to 80° away, 2° a recognition
+
+    def follow(learner: LookLearner | None) -> tuple[list[str | None], PrototypeBank]:
+        b, f, out = bank, GameFollower(), []
+        for v in run:
+            rec = b.classify(v, scene_game=f.game)
+            followed = f.update(rec)
+            if learner is not None:
+                b = learner.learn(b, v, rec, followed)
+            out.append(followed)
+        return out, b
+
+    alone, _ = follow(None)
+    learner = LookLearner(novelty=0.9, most=64)
+    learnt, grown = follow(learner)
+    assert alone[2:27] == ["game"] * 25 and alone[-1] is None  # 43° past its last example (0.73): lost
+    assert learnt[2:] == ["game"] * (len(run) - 2)  # learnt step by step, it is kept to the end
+    assert 0 < learner.learnt["game"] == len(grown) - len(bank) <= 64
+    assert grown.acceptance()["game"] == bank.acceptance()["game"]  # the examples it was given decide acceptance
+    assert grown.classify(unit(78)).scene in ("title", "gameplay", "menu")  # learnt examples name no scene
+    assert grown.classify(unit(60, axis=2)).game is None  # another look entirely is still no game
+    # At most `most` examples a game; nothing is learnt from a frame the game did not fully accept.
+    capped = LookLearner(novelty=0.9, most=2)
+    follow_capped = [capped.learn(bank, v, bank.classify(v), "game") for v in run]
+    assert capped.learnt["game"] == 2 and max(len(b) for b in follow_capped) == len(bank) + 1
+    far = bank.classify(unit(60))
+    assert LookLearner().learn(bank, unit(60), far, "game") is bank  # kept by slack or not at all: not learnt

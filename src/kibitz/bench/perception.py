@@ -27,7 +27,7 @@ from kibitz.perception.assets import (
     text_screen_bank,
 )
 from kibitz.perception.change import is_blank
-from kibitz.perception.classifier import Embedder, PrototypeBank, Recognition, Vectors, canonical_scene
+from kibitz.perception.classifier import Embedder, PrototypeBank, Vectors, canonical_scene
 from kibitz.perception.hud import HudReader, HudSmoother, hud_spec_path, load_hud_spec
 
 NES_AND_ATARI = ("smb", "breakout", "space_invaders", "seaquest", "ms_pacman", "freeway", "riverraid", "asteroids")
@@ -96,6 +96,9 @@ class RecognitionResult:
     per_game: dict[str, dict[str, float]] = field(default_factory=dict)
     """game → seen_game, seen_scene, unseen_scene, unseen_game_5shot, unknown_rate, frames."""
     confusions: Counter[str] = field(default_factory=Counter)
+    scenes_5shot: dict[str, list[int]] = field(default_factory=dict)
+    """"game: true scene" → [frames where the game added from 5 pictures is followed and the scene named right, frames]
+    (the scene as live perception names it over the run; a frame where the game is not followed counts as wrong)."""
     prototypes: int = 0
     embed_ms: float = 0.0
     bank: PrototypeBank | None = None
@@ -107,13 +110,20 @@ class RecognitionResult:
         return num / sum(v["frames"] for v in self.per_game.values())
 
 
-def _followed_share(recognitions: list[Recognition], images: list[RGBImage], game: str) -> float:
-    """The share of a run's frames (in order) at which live perception follows the right game."""
-    from kibitz.perception.follow import GameFollower
+def follow_run(bank: PrototypeBank, vectors: Vectors, blanks: list[bool]) -> list[tuple[str | None, str]]:
+    """A run's frames (in order, embedded) as live perception follows them: for each, the game followed and the scene
+    named. As `PixelPerceiver` does: the scene is the followed game's, and the followed game's new looks are learnt
+    (`LookLearner`) for the rest of the run."""
+    from kibitz.perception.follow import GameFollower, LookLearner
 
-    follower = GameFollower()
-    hits = [follower.update(r, blank=is_blank(im)) == game for r, im in zip(recognitions, images, strict=True)]
-    return float(np.mean(hits)) if hits else float("nan")
+    follower, learner = GameFollower(), LookLearner()
+    out: list[tuple[str | None, str]] = []
+    for vector, blank in zip(vectors, blanks, strict=True):
+        rec = bank.classify(vector, scene_game=follower.game)
+        followed = follower.update(rec, blank=blank)
+        bank = learner.learn(bank, vector, rec, followed, blank=blank)
+        out.append((followed, rec.scene))
+    return out
 
 
 def recognition_bench(
@@ -159,6 +169,13 @@ def recognition_bench(
         )
         five = [few.classify(vectors[i]) for i in idx]
         truth_scenes = [test[i].scene for i in idx]
+        blanks = [is_blank(test[i].image) for i in idx]
+        seen_run = follow_run(bank, vectors[idx], blanks)
+        five_run = follow_run(few, vectors[idx], blanks)
+        for (followed, scene), truth in zip(five_run, truth_scenes, strict=True):
+            tally = result.scenes_5shot.setdefault(f"{g}: {canonical_scene(truth)}", [0, 0])
+            tally[0] += int(followed == g and canonical_scene(scene) == canonical_scene(truth))
+            tally[1] += 1
         for r, sc in zip(seen, truth_scenes, strict=True):
             if r.scene != sc:
                 result.confusions[f"{g}: {sc} → {r.scene}"] += 1
@@ -170,8 +187,8 @@ def recognition_bench(
                 np.mean([r.scene == canonical_scene(sc) for r, sc in zip(unseen, truth_scenes, strict=True)])
             ),
             "unseen_game_5shot": float(np.mean([r.game == g for r in five])),
-            "seen_followed": _followed_share(seen, [test[i].image for i in idx], g),
-            "unseen_followed_5shot": _followed_share(five, [test[i].image for i in idx], g),
+            "seen_followed": float(np.mean([f == g for f, _ in seen_run])),
+            "unseen_followed_5shot": float(np.mean([f == g for f, _ in five_run])),
             "unknown_rate": float(np.mean([r.game is None for r in unseen])),
         }
     return result
@@ -322,10 +339,7 @@ class OpenSetRow:
 
 def score_open_set(bank: PrototypeBank, source: str, vectors: Vectors, blank: list[bool]) -> OpenSetRow:
     """One source's frames (in play order) through the bank and the follower, as live perception takes them."""
-    from kibitz.perception.follow import GameFollower
-
     row = OpenSetRow(source, frames=len(vectors))
-    follower = GameFollower()
     for v, b in zip(vectors, blank, strict=True):
         rec = bank.classify(v)
         if rec.game is not None and not b:
@@ -333,7 +347,7 @@ def score_open_set(bank: PrototypeBank, source: str, vectors: Vectors, blank: li
             row.sure += rec.game_confidence >= 0.9
             row.claims[rec.game] += 1
         row.text_only += rec.text_only
-        row.followed += follower.update(rec, blank=b) is not None
+    row.followed = sum(game is not None for game, _ in follow_run(bank, vectors, blank))
     return row
 
 

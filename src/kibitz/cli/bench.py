@@ -209,12 +209,36 @@ def _recognition_table(rec: Any, embedder: str, rows: list[dict[str, Any]]) -> N
         rows.append({"task": "recognition", "game": g, **v})
     table.add_row("[b]all[/b]", "", *(f"[b]{rec.mean(k):.1%}[/b]" for k in keys))
     console.print(table)
+    _five_shot_scenes(rec.scenes_5shot, rows)
     if rec.confusions:
         console.print(
             "[dim]most common scene mistakes: "
             + "; ".join(f"{k} ×{n}" for k, n in rec.confusions.most_common(5))
             + "[/dim]"
         )
+
+
+def _five_shot_scenes(tallies: dict[str, list[int]], rows: list[dict[str, Any]]) -> None:
+    """The scenes of games added from five pictures, per game and scene, and per scene over all games."""
+    from kibitz.bench.stats import wilson
+
+    table = Table(
+        "game", "true scene", "frames", "followed, scene right", title="Scenes after `games add` with 5 pictures"
+    )
+    by_scene: dict[str, list[int]] = {}
+    for key, (right, n) in sorted(tallies.items()):
+        game, _, scene = key.partition(": ")
+        low, high = wilson(right, n)
+        table.add_row(game, scene, str(n), f"{right / n:.1%} ({low:.0%}–{high:.0%})")
+        rows.append({"task": "scenes-5shot", "game": game, "scene": scene, "frames": n, "right": right})
+        tally = by_scene.setdefault(scene, [0, 0])
+        tally[0], tally[1] = tally[0] + right, tally[1] + n
+    table.add_section()
+    for scene, (right, n) in sorted(by_scene.items()):
+        low, high = wilson(right, n)
+        table.add_row("[b]all[/b]", scene, str(n), f"[b]{right / n:.1%}[/b] ({low:.0%}–{high:.0%})")
+        rows.append({"task": "scenes-5shot", "game": "all", "scene": scene, "frames": n, "right": right})
+    console.print(table)
 
 
 def _open_set_part(model: Any, bank: Any, split: str, rows: list[dict[str, Any]], limit: int | None) -> None:

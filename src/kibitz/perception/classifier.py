@@ -41,6 +41,8 @@ SCENE_ALIASES = {
     "paused": "pause",
 }
 VISION_HINT = 'pip install "kibitz[vision]"'
+NO_SCENE = ""
+"""The scene of an example learnt while watching (`PrototypeBank.with_example`): evidence of a game, no scene."""
 
 
 def canonical_scene(scene: str) -> str:
@@ -256,6 +258,19 @@ class PrototypeBank:
             scenes=np.concatenate([self.scenes, other.scenes]),
         )
 
+    def with_example(self, vector: Vectors, game: str) -> PrototypeBank:
+        """This bank and one more example of `game` that counts for the game only: it has no scene (the scene vote
+        leaves it out) and the games' acceptance thresholds stay those of the examples the bank was made with (an
+        example learnt while watching must not loosen or tighten what it takes to be the game)."""
+        grown = replace(
+            self,
+            vectors=np.concatenate([self.vectors, np.asarray(vector, np.float32).reshape(1, -1)]),
+            games=np.append(self.games, game),
+            scenes=np.append(self.scenes, NO_SCENE),
+        )
+        grown._acceptance = self.acceptance()
+        return grown
+
     def without(self, game: str) -> PrototypeBank:
         keep = self.games != game
         return replace(self, vectors=self.vectors[keep], games=self.games[keep], scenes=self.scenes[keep])
@@ -283,7 +298,7 @@ class PrototypeBank:
         if self._acceptance is None:
             out: dict[str, Acceptance] = {}
             for game in self.game_names:
-                v = self.vectors[self.games == game]
+                v = self.vectors[(self.games == game) & (self.scenes != NO_SCENE)]  # not examples learnt watching
                 if len(v) < self.few_examples:
                     out[game] = Acceptance(self.few_threshold, 0.95)
                     continue
@@ -336,12 +351,13 @@ class PrototypeBank:
         # Scene: vote among that game's examples when the game is clear; otherwise among every game's examples
         # under the shared scene names (a game seen for the first time looks a bit like several others).
         own = scene_game or game
-        if own is not None and (games == own).any():
-            mask = games == own
+        with_scene = scenes != NO_SCENE
+        if own is not None and (games[with_scene] == own).any():
+            mask = (games == own) & with_scene
             scene, scene_conf = self._vote(sims[mask], scenes[mask])
         else:
-            generic = np.array([canonical_scene(str(s)) for s in scenes])
-            scene, scene_conf = self._vote(sims, generic)
+            generic = np.array([canonical_scene(str(s)) for s in scenes[with_scene]])
+            scene, scene_conf = self._vote(sims[with_scene], generic)
             if scene != "gameplay" and (scene_conf < self.generic_scene_min or best < self.generic_scene_similarity):
                 scene, scene_conf = "gameplay", 1.0 - scene_conf  # most of any game is gameplay: say so unless sure
         return Recognition(game, confidence, scene, scene_conf, best, reason, text_only, nearest, accept.threshold)

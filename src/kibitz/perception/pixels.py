@@ -34,7 +34,7 @@ from kibitz.perception.classifier import (
     canonical_scene,
     prepare,
 )
-from kibitz.perception.follow import GameFollower
+from kibitz.perception.follow import GameFollower, LookLearner
 from kibitz.perception.hud import GlyphBook, HudReader, HudSmoother, hud_spec_path, load_hud_spec
 from kibitz.perception.router import Route, Router
 from kibitz.perception.scenetext import scene_in_text
@@ -152,6 +152,7 @@ class PixelPerceiver(Perceiver):
             log.warning("No game or scene prototypes yet: run `kibitz games learn` (or `kibitz games add`).")
         self.recognition: Recognition | None = None
         self.follower = GameFollower()
+        self.learner = LookLearner()
         """The game the screen has consistently shown (when no game was named)."""
         self._recognised_at: float | None = None
         self.reader: HudReader | None = None
@@ -243,7 +244,9 @@ class PixelPerceiver(Perceiver):
                 vector = self.embedder.embed([image])[0]
                 self.recognition = self.bank.classify(vector, game_hint=hint, scene_game=self.follower.game)
                 if self.game is None and not self.generic:
-                    self._follow(self.follower.update(self.recognition, blank=change.blank))
+                    followed = self.follower.update(self.recognition, blank=change.blank)
+                    self.bank = self.learner.learn(self.bank, vector, self.recognition, followed, blank=change.blank)
+                    self._follow(followed)
             self._recognised_at = frame.t
             self._consider_vlm(image, frame.t, change.cut)
         self._collect_vlm()
