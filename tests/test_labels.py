@@ -94,3 +94,41 @@ def test_a_drawn_status_bar_through_the_real_ocr() -> None:
     for gap in (60, 12):  # well apart, then close enough that OCR may glue the numbers together
         image = _status_bar({"AMMO": "24", "HEALTH": "100%", "ARMOR": "7%"}, gap)
         assert read_labelled(engine.read(image), labels, image) == {"ammo": 24, "health": 100, "armor": 7}, gap
+
+
+def test_built_in_layouts_read_a_roguelike_and_a_shooter() -> None:
+    from kibitz.core.errors import ConfigError
+    from kibitz.core.layouts import combine_labels, label_layouts
+
+    for layout in label_layouts().values():  # every label of every layout is one the reader takes
+        assert layout.about and all(Label.parse(spec) for specs in layout.labels.values() for spec in specs)
+    rogue = PerceptionConfig(layout="roguelike").label_specs()
+    lines = [
+        box("Agent the Stripling St:16 Dx:14 Co:17 In:8 Wi:11 Ch:9 Lawful", 0, 0, 700, 16),
+        box("Dlvl:3 $:41 HP:9(14) Pw:2(5) AC:6 Xp:2/27 T:1042", 0, 20, 700, 36),
+    ]
+    assert read_labelled(lines, rogue) == {
+        "depth": 3,  # a level field: level changes come with it
+        "gold": 41,
+        "hp": 9,
+        "max_hp": 14,
+        "power": 2,
+        "max_power": 5,
+        "ac": 6,
+        "level": 2,
+        "turn": 1042,
+    }
+    bar = [box("24", 40, 300, 80, 330), box("87%", 160, 300, 220, 330), box("12%", 400, 300, 450, 330)]
+    bar += [box("AMMO", 30, 335, 90, 350), box("HEALTH", 150, 335, 230, 350), box("ARMOR", 390, 335, 460, 350)]
+    assert read_labelled(bar, PerceptionConfig(layout="shooter").label_specs()) == {
+        "ammo": 24,
+        "health": 87,
+        "armor": 12,
+    }
+    # A field of the player's own replaces the layout's; more labels (an added game's) come last.
+    mine = PerceptionConfig(layout="shooter", labels={"health": ["HP"]}).label_specs({"keys": ["KEYS@above"]})
+    assert mine["health"] == ["HP"] and mine["keys"] == ["KEYS@above"] and mine["ammo"] == ["AMMO@above"]
+    with pytest.raises(ValidationError, match=r"no label layout 'rpg'.*roguelike, shooter"):
+        PerceptionConfig(layout="rpg")
+    with pytest.raises(ConfigError, match="roguelike, shooter"):
+        combine_labels("rpg")

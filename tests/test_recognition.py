@@ -219,3 +219,50 @@ def test_a_followed_game_learns_its_new_looks_for_the_session() -> None:
     assert capped.learnt["game"] == 2 and max(len(b) for b in follow_capped) == len(bank) + 1
     far = bank.classify(unit(60))
     assert LookLearner().learn(bank, unit(60), far, "game") is bank  # kept by slack or not at all: not learnt
+
+
+def test_an_added_game_brings_its_labelled_numbers(  # type: ignore[no-untyped-def]
+    embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A labels.yaml in the `games add` folder (a layout and the game's own labels) is checked before anything is
+    written, kept beside the game's prototypes, read while the game is followed, and forgotten with the game."""
+    from kibitz.cli.games import remove
+    from kibitz.core.config import KibitzConfig, PerceptionConfig
+    from kibitz.perception.assets import game_labels, labels_path
+    from kibitz.perception.pixels import PixelPerceiver
+    from kibitz.session import Session
+
+    monkeypatch.setenv("KIBITZ_HOME", str(tmp_path / "home"))
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for i, s in enumerate(collect("seaquest", 0, 10.0, every=240)):
+        Image.fromarray(s.image).save(shots / f"play{i}.png")
+    (shots / "labels.yaml").write_text("layout: roguelike\nlabels: {hp: [Oxygen]}\n", encoding="utf-8")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    Image.fromarray(s.image).save(bad / "p.png")
+    for text, why in (("layout: rpg\n", "no label layout 'rpg'"), ("hp: [HP]\n", "layout: NAME"), ("[", "YAML")):
+        (bad / "labels.yaml").write_text(text, encoding="utf-8")
+        with pytest.raises(KibitzError, match=why):
+            add_game("bad_game", bad, embedder)
+        assert load_bank(embedder.name) is None  # refused before anything was written
+    add_game("my_sea", shots, embedder)
+    labels = game_labels("my_sea")
+    assert labels["hp"] == ["Oxygen"] and labels["depth"][0] == "Dlvl" and labels_path("my_sea").is_file()
+    perceiver = PixelPerceiver(None, PerceptionConfig(labels={"score": ["SCORE"]}), embedder=embedder)
+    try:
+        assert perceiver.label_specs == {"score": ["SCORE"]}
+        perceiver._follow("my_sea")  # the screen has shown the added game for a while
+        assert perceiver.label_specs["hp"] == ["Oxygen"] and perceiver.label_specs["score"] == ["SCORE"]
+        perceiver._follow(None)
+        assert perceiver.label_specs == {"score": ["SCORE"]}
+    finally:
+        perceiver.close()
+    session = Session.__new__(Session)
+    session.config = KibitzConfig()
+    kinds = {(s.kind, s.params.get("lives"), tuple(s.params.get("fields", ()))) for s in session._generic_specs(labels)}
+    assert ("death", "hp", ()) in kinds and ("level_change", None, ("depth",)) in kinds  # a fall to 0, a new level
+    labels_path("my_sea").write_text("layout: [", encoding="utf-8")  # the file went bad since: logged, nothing read
+    assert game_labels("my_sea") == {}
+    remove("my_sea")  # `kibitz games remove` forgets the labels with the game
+    assert not labels_path("my_sea").exists()

@@ -149,9 +149,10 @@ class Session:
         self._waiting: list[tuple[str, float]] = []
         self._followed: str | None = None
 
-    def _generic_specs(self) -> list[DetectorSpec]:
-        """The detectors of a game kibitz has no plugin for: screen events, and the numbers read by their labels."""
-        generic = [*GENERIC_DETECTORS, *labelled_detectors(self.config.perception.labels)]
+    def _generic_specs(self, game_labels: dict[str, list[str]] | None = None) -> list[DetectorSpec]:
+        """The detectors of a game kibitz has no plugin for: screen events, and the numbers read by their labels (the
+        configured ones, and `game_labels`: those an added game brought)."""
+        generic = [*GENERIC_DETECTORS, *labelled_detectors(self.config.perception.label_specs(game_labels or {}))]
         return [DetectorSpec(kind, params) for kind, params in generic]
 
     def describe(self, obs: Observation | None, precise: bool = False) -> str:
@@ -183,7 +184,18 @@ class Session:
             log.info("The screen no longer shows %s: watching for generic screen events.", self._followed)
             self._followed = None
             self.tracker = StateTracker(self._generic_specs())
-        if obs.game is None or obs.game == self._followed or obs.game not in GAMES or not obs.fields:
+        if obs.game is None or obs.game == self._followed:
+            return
+        if obs.game not in GAMES:  # a game added from screenshots: generic events, and those of the labels it brought
+            from kibitz.perception.assets import game_labels
+
+            labels = game_labels(obs.game)
+            if labels:
+                self._followed = obs.game
+                self.tracker = StateTracker(self._generic_specs(labels))
+                log.info("The screen shows %s: watching its labelled numbers too.", obs.game)
+            return
+        if not obs.fields:
             return
         self._followed = obs.game
         followed = get_game(obs.game)

@@ -385,3 +385,84 @@ def open_set_bench(
             progress(f"recognising {name}")
         rows.append(score_open_set(bank, name, embed_all(embedder, images), [is_blank(im) for im in images]))
     return rows
+
+
+LABEL_GAMES: dict[str, tuple[str, dict[str, str]]] = {
+    "nethack": ("roguelike", {"dlvl": "depth"}),
+    "doom": ("shooter", {}),
+}
+"""The bench's games with labelled status lines: game → (the built-in layout a player would pick, {truth field: the
+layout's name for it})."""
+LABEL_SEEDS = {"dev": 7, "test": 8}
+"""Recorder seeds of the labelled-numbers part: dev to look at, test to score (the bench's items use seed 1, the
+unseen games' support pictures 10001, the open set 5)."""
+
+
+@dataclass
+class LabelResult:
+    game: str
+    layout: str
+    frames: int = 0
+    shown: Counter[str] = field(default_factory=Counter)
+    """Frames on which the truth shows each field."""
+    exact: Counter[str] = field(default_factory=Counter)
+    """...of them, frames on which the field was read exactly (a field not read counts as wrong)."""
+    misses: list[dict[str, Any]] = field(default_factory=list)
+    """The first wrong readings, for the report: truth and what was read."""
+
+    @property
+    def overall(self) -> float:
+        return sum(self.exact.values()) / max(sum(self.shown.values()), 1)
+
+
+def labels_bench(
+    embedder: Embedder,
+    game: str,
+    split: str = "test",
+    count: int = 40,
+    seconds: float = 240.0,
+    ocr_engine: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> LabelResult:
+    """`count` frames of one of the bench's recorded games, each read as `kibitz watch --layout LAYOUT` reads a game
+    it does not know (the screen's text, then the numbers by their labels, on a picture held for a moment), against
+    the numbers the game's own state says are on screen."""
+    from kibitz.bench.recorders import RECORDERS
+    from kibitz.core.config import PerceptionConfig
+    from kibitz.perception.assets import recognition_bank
+    from kibitz.perception.pixels import GenericPerceiver, perceive_still
+
+    layout, names = LABEL_GAMES[game]
+    bank = recognition_bank(embedder)
+    recorder = RECORDERS.get(game)()
+    recorder.check_installed()
+    step = max(1, round(recorder.fps * seconds / count))
+    config = PerceptionConfig(mode="generic", layout=layout, ocr_inline=True)
+    result = LabelResult(game, layout)
+    try:
+        frames = [f for i, f in enumerate(recorder.frames(LABEL_SEEDS[split], seconds)) if i % step == 0][:count]
+    finally:
+        recorder.close()
+    for k, frame in enumerate(frames):
+        if progress:
+            progress(f"{game}: reading frame {k + 1} of {len(frames)}")
+        perceiver = GenericPerceiver(None, config, embedder=embedder, bank=bank, ocr_engine=ocr_engine)
+        try:
+            read = perceive_still(perceiver, frame.image).values()
+            ocr_engine = perceiver.engine
+        finally:
+            perceiver.close()
+        result.frames += 1
+        wrong = {}
+        for name, value in frame.hud.items():
+            if not isinstance(value, int) or isinstance(value, bool):
+                continue
+            mine = read.get(names.get(name, name))
+            result.shown[name] += 1
+            if mine == value:
+                result.exact[name] += 1
+            else:
+                wrong[name] = (value, mine)
+        if wrong and len(result.misses) < 20:
+            result.misses.append({"frame": k, **{n: {"true": t, "read": r} for n, (t, r) in wrong.items()}})
+    return result

@@ -130,8 +130,10 @@ def perception(
     seed: Annotated[int, typer.Option(help="Learn from runs seed and seed+2, score on run seed+1.")] = 0,
     parts: Annotated[
         str,
-        typer.Option(help="Which parts to run, comma-separated: hud, recognition, open-set, cost, short-screens."),
-    ] = "hud,recognition,open-set,cost,short-screens",
+        typer.Option(
+            help="Which parts to run, comma-separated: hud, recognition, open-set, cost, short-screens, labels."
+        ),
+    ] = "hud,recognition,open-set,cost,short-screens,labels",
     open_set: Annotated[
         str,
         typer.Option(help="The open-set split of Atari games kibitz does not know: test (scored) or dev (tuned on)."),
@@ -148,7 +150,7 @@ def perception(
 
     ids = tuple(g.strip() for g in games.split(",") if g.strip())
     wanted = {p.strip() for p in parts.split(",") if p.strip()}
-    known = ("hud", "recognition", "open-set", "cost", "short-screens")
+    known = ("hud", "recognition", "open-set", "cost", "short-screens", "labels")
     unknown = wanted - set(known)
     if unknown:
         raise KibitzError(f"Unknown part(s) {', '.join(sorted(unknown))}: choose from {', '.join(known)}.")
@@ -167,6 +169,8 @@ def perception(
         _cost_part(model, rows)
     if "short-screens" in wanted:
         _short_screen_part(model, rows, open_set)
+    if "labels" in wanted:
+        _labels_part(model, rows, open_set)
     _save(out, rows)
 
 
@@ -315,6 +319,53 @@ def _cost_part(model: Any, rows: list[dict[str, Any]]) -> None:
             }
         )
     console.print(cost_table)
+
+
+def _labels_part(model: Any, rows: list[dict[str, Any]], split: str) -> None:
+    """Numbers read by a built-in layout's labels on the bench's games with status lines (NetHack, Freedoom)."""
+    from kibitz.bench.perception import LABEL_GAMES, LABEL_SEEDS, labels_bench
+    from kibitz.bench.stats import wilson
+
+    table = Table(
+        "game (layout)",
+        "field",
+        "frames shown",
+        "exact (95 % CI)",
+        title=f"Numbers read by their labels ({split} split, recorder seed {LABEL_SEEDS[split]})",
+    )
+    engine = None
+    with console.status("labelled numbers...") as status:
+        for game in LABEL_GAMES:
+            try:
+                r = labels_bench(model, game, split, ocr_engine=engine, progress=lambda m: status.update(m))
+            except KibitzError as exc:
+                console.print(f"[yellow]{game}: skipped, {exc.message}[/yellow]")
+                continue
+            for name, n in sorted(r.shown.items()):
+                low, high = wilson(r.exact[name], n)
+                table.add_row(f"{game} ({r.layout})", name, str(n), f"{r.exact[name] / n:.1%} ({low:.0%}–{high:.0%})")
+            total = sum(r.shown.values())
+            low, high = wilson(sum(r.exact.values()), total)
+            table.add_row(
+                f"{game} ({r.layout})",
+                "[b]all[/b]",
+                str(total),
+                f"[b]{r.overall:.1%}[/b] ({low:.0%}–{high:.0%})",
+                end_section=True,
+            )
+            rows.append(
+                {
+                    "task": "labels",
+                    "game": game,
+                    "layout": r.layout,
+                    "split": split,
+                    "frames": r.frames,
+                    "shown": dict(r.shown),
+                    "exact": dict(r.exact),
+                    "misses": r.misses,
+                }
+            )
+    console.print(table)
 
 
 def _short_screen_part(

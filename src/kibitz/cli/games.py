@@ -19,6 +19,24 @@ EmbedderOpt = Annotated[
 ]
 
 
+LabelOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--label",
+        help="Read a number by its on-screen label, FIELD=LABEL (repeatable): --label hp=HP --label depth=Depth; "
+        "LABEL@max, @above, @under say where the number is (docs/perception.md).",
+    ),
+]
+LayoutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--layout",
+        help="Read a family of games' labelled numbers: roguelike (Dlvl, $, HP(max), Pw, AC, Xp, T) or shooter "
+        "(numbers above AMMO, HEALTH, ARMOR).",
+    ),
+]
+
+
 @games_app.callback()
 def games(ctx: typer.Context) -> None:
     """List the games kibitz knows, whether each is installed here, and what pixel perception has learnt."""
@@ -85,7 +103,9 @@ def add(
     folder: Annotated[Path, typer.Argument(help="Screenshots; sub-folders named gameplay, menu, pause, death...")],
     embedder: EmbedderOpt = "efficientnet-lite0",
 ) -> None:
-    """Teach kibitz a new game from a folder of screenshots (a handful per scene is enough); no code."""
+    """Teach kibitz a new game from a folder of screenshots (a handful per scene is enough); no code. A labels.yaml
+    in the folder (`layout: roguelike` and/or `labels: {hp: [HP], ammo: [AMMO@above]}`) has its numbers read by their
+    on-screen labels whenever kibitz sees the game."""
     from kibitz.perception.assets import add_game, prototype_path
     from kibitz.perception.classifier import EMBEDDERS
 
@@ -103,10 +123,17 @@ def remove(
     name: Annotated[str, typer.Argument(help="A game id added with `kibitz games add`, or a built-in.")],
 ) -> None:
     """Forget what pixel perception learnt about a game (its prototypes and HUD font)."""
-    from kibitz.perception.assets import check_game_name, glyph_path, prototype_path, record_origin, user_hud_dir
+    from kibitz.perception.assets import (
+        check_game_name,
+        glyph_path,
+        labels_path,
+        prototype_path,
+        record_origin,
+        user_hud_dir,
+    )
 
     check_game_name(name)
-    paths = (prototype_path(name), glyph_path(name), user_hud_dir() / f"{name}.hud.yaml")
+    paths = (prototype_path(name), glyph_path(name), user_hud_dir() / f"{name}.hud.yaml", labels_path(name))
     gone = [p for p in paths if p.is_file()]
     if not gone:
         raise KibitzError(f"Nothing is learnt about {name!r}; `kibitz games` lists what is.")
@@ -114,6 +141,17 @@ def remove(
         p.unlink()
     record_origin(name, None)
     Console().print(f"removed {', '.join(str(p) for p in gone)}")
+
+
+def parse_label_options(items: list[str] | None) -> dict[str, list[str]]:
+    """--label FIELD=LABEL options as {field: [label, ...]}, or a KibitzError for one that is not that."""
+    labels: dict[str, list[str]] = {}
+    for item in items or []:
+        field, sep, text = item.partition("=")
+        if not sep or not field.strip() or not text.strip():
+            raise KibitzError(f"--label takes FIELD=LABEL (e.g. hp=HP); {item!r} is not that.")
+        labels.setdefault(field.strip(), []).append(text.strip())
+    return labels
 
 
 def _pictures(paths: list[Path]) -> list[Path]:
@@ -132,13 +170,8 @@ def _pictures(paths: list[Path]) -> list[Path]:
 def recognise(
     paths: Annotated[list[Path], typer.Argument(help="Pictures (.png, .jpg...) or folders of them.")],
     jsonl: Annotated[bool, typer.Option("--jsonl", help="One JSON object per picture instead of a table.")] = False,
-    label: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--label",
-            help="Read a number by its on-screen label, FIELD=LABEL (repeatable): --label hp=HP --label depth=Depth.",
-        ),
-    ] = None,
+    label: LabelOpt = None,
+    layout: LayoutOpt = None,
     seconds: Annotated[float, typer.Option(help="How long each picture is shown to perception.")] = 1.5,
     embedder: EmbedderOpt = "efficientnet-lite0",
 ) -> None:
@@ -147,6 +180,7 @@ def recognise(
     the HUD numbers it reads. Run it on screenshots of your game to check that kibitz knows it."""
     import json
 
+    from pydantic import ValidationError
     from rich.table import Table
 
     from kibitz.core.config import PerceptionConfig
@@ -154,12 +188,7 @@ def recognise(
     from kibitz.perception.classifier import EMBEDDERS
     from kibitz.perception.pixels import PixelPerceiver, perceive_still
 
-    labels: dict[str, list[str]] = {}
-    for item in label or []:
-        field, sep, text = item.partition("=")
-        if not sep or not field.strip() or not text.strip():
-            raise KibitzError(f"--label takes FIELD=LABEL (e.g. hp=HP); {item!r} is not that.")
-        labels.setdefault(field.strip(), []).append(text.strip())
+    labels = parse_label_options(label)
     files = _pictures(paths)
     if not files:
         raise KibitzError("No pictures found: give image files or folders of them (.png, .jpg, .bmp, .webp).")
@@ -167,7 +196,10 @@ def recognise(
     bank = recognition_bank(model)
     if bank is None:
         raise KibitzError("kibitz knows no game yet: run `kibitz games learn` (built-in games) or `kibitz games add`.")
-    config = PerceptionConfig(embedder=embedder, labels=labels, ocr_inline=True)
+    try:
+        config = PerceptionConfig(embedder=embedder, labels=labels, layout=layout, ocr_inline=True)
+    except ValidationError as exc:
+        raise KibitzError(f"--layout: {exc.errors()[0]['msg']}.") from None
     engine = None
     table = Table("picture", "game", "scene", "HUD", "why no game", title="What kibitz sees")
     out = Console()

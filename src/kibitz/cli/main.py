@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from kibitz.cli.games import LabelOpt, LayoutOpt, parse_label_options
 from kibitz.core.errors import KibitzError
 
 app = typer.Typer(
@@ -128,6 +129,8 @@ def watch(
     region: RegionOpt = None,
     window: WindowOpt = None,
     perception: PerceptionOpt = None,
+    label: LabelOpt = None,
+    layout: LayoutOpt = None,
     vlm_url: VlmUrlOpt = None,
     vlm_model: VlmModelOpt = None,
     config: ConfigOpt = None,
@@ -153,6 +156,8 @@ def watch(
                 "source.region": _region(region),
                 "source.window": window,
                 "perception.mode": perception,
+                "perception.labels": parse_label_options(label) or None,
+                "perception.layout": layout,
                 "perception.vlm.base_url": vlm_url,
                 "perception.vlm.model": vlm_model,
                 "llm.n_threads": threads,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kibitz.core.errors import ConfigError
 from kibitz.core.events import cooldowns
+from kibitz.core.layouts import combine_labels, label_layouts
 
 
 class Section(BaseModel):
@@ -134,7 +135,21 @@ class PerceptionConfig(Section):
     """Generic mode: on-screen labels of numbers to read from the screen text, e.g. {hp: [HP], hp_max: [HP@max],
     health: [HEALTH@above]} (`@max`: the second number of 12(15) or 12/15; `@above` / `@under`: where the number is
     from its label). Fields named lives, hp/health and depth/floor/world/stage also get death and level events."""
+    layout: str | None = None
+    """Generic mode: a built-in label layout read on top of `labels` (roguelike: "Dlvl:1 $:0 HP:14(14)...", shooter:
+    numbers above AMMO, HEALTH, ARMOR; core/data/label_layouts.yaml). A field in `labels` replaces the layout's."""
     vlm: VLMSection | None = None
+
+    @field_validator("layout")
+    @classmethod
+    def _layout_known(cls, layout: str | None) -> str | None:
+        if layout is not None and layout not in label_layouts():
+            raise ValueError(f"there is no label layout {layout!r}; the built-in ones are {', '.join(label_layouts())}")
+        return layout
+
+    def label_specs(self, *more: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Every labelled number to read: the layout's, then `labels`, then `more` (an added game's own labels)."""
+        return combine_labels(self.layout, self.labels, *more)
 
     @field_validator("labels")
     @classmethod

@@ -12,6 +12,7 @@ gameplay). Nothing here is derived from data kibitz ships: it is all made on the
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from kibitz.core.errors import KibitzError
 from kibitz.core.records import RGBImage
@@ -30,6 +32,8 @@ from kibitz.perception.classifier import SCENES, Embedder, PrototypeBank, canoni
 from kibitz.perception.hud import GlyphBook, LearnReport, hud_spec_path, learn_glyphs, load_hud_spec
 from kibitz.perception.screens import TEXT_SCREEN, text_screens
 from kibitz.sources.emulator import EmulatorSource
+
+log = logging.getLogger("kibitz.assets")
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 Progress = Callable[[str], None]
@@ -46,6 +50,43 @@ def glyph_path(game_id: str) -> Path:
 def user_hud_dir() -> Path:
     """HUD files of games added with `kibitz games add` (copied from their screenshot folder)."""
     return vision_home() / "hud"
+
+
+def labels_path(game_id: str) -> Path:
+    """An added game's labelled numbers (the labels.yaml of its `kibitz games add` folder)."""
+    return user_hud_dir() / f"{game_id}.labels.yaml"
+
+
+def parse_labels_file(path: Path) -> dict[str, list[str]]:
+    """A labels.yaml (`layout: shooter` and/or `labels: {field: [LABEL, ...]}`) as the labels to read, or a
+    KibitzError saying what is wrong with it."""
+    from pydantic import ValidationError
+
+    from kibitz.core.config import PerceptionConfig
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise KibitzError(f"{path} is not readable YAML ({exc}).") from exc
+    if not isinstance(data, dict) or not set(data) <= {"layout", "labels"} or not data:
+        raise KibitzError(f"{path} must hold `layout: NAME` and/or `labels: {{field: [LABEL, ...]}}`.")
+    try:
+        config = PerceptionConfig(layout=data.get("layout"), labels=data.get("labels") or {})
+    except ValidationError as exc:
+        raise KibitzError(f"{path}: {exc.errors()[0]['msg']}.") from exc
+    return config.label_specs()
+
+
+def game_labels(game_id: str) -> dict[str, list[str]]:
+    """The labelled numbers an added game brought (empty when it brought none, or its file went bad: logged)."""
+    path = labels_path(game_id)
+    if not path.is_file():
+        return {}
+    try:
+        return parse_labels_file(path)
+    except KibitzError as exc:
+        log.warning("%s Its numbers are not read; fix the file or run `kibitz games add %s` again.", exc, game_id)
+        return {}
 
 
 def prototype_path(game_id: str) -> Path:
@@ -205,13 +246,17 @@ def add_game(name: str, folder: Path, embedder: Embedder, progress: Progress | N
 
     Sub-folders named after scenes (gameplay, menu, pause, death, ...) label their frames; loose images are
     gameplay. Unreadable files are skipped with a reason, never fatal. A `hud.yaml` in the folder (fields
-    with `method: ocr`) makes kibitz read the game's HUD numbers too.
+    with `method: ocr`) makes kibitz read the game's HUD numbers too, and a `labels.yaml` (`layout: roguelike` and/or
+    `labels: {hp: [HP]}`) reads numbers by their on-screen labels while the game is followed.
     """
     check_game_name(name)
     if name in GAMES:
         raise KibitzError(f"{name!r} is a built-in game; learn it with `kibitz games learn {name}` instead.")
     if not folder.is_dir():
         raise KibitzError(f"{folder} is not a folder; give a folder of screenshots (sub-folders per scene).")
+    labels = folder / "labels.yaml"
+    if labels.is_file():
+        parse_labels_file(labels)  # a bad file stops here, before anything is written
     images: list[RGBImage] = []
     scenes: list[str] = []
     problems: list[str] = []
@@ -245,6 +290,9 @@ def add_game(name: str, folder: Path, embedder: Embedder, progress: Progress | N
             )
         user_hud_dir().mkdir(parents=True, exist_ok=True)
         (user_hud_dir() / f"{name}.hud.yaml").write_text(hud.read_text(encoding="utf-8"), encoding="utf-8")
+    if labels.is_file():  # the numbers to read by their labels: a built-in layout and/or the game's own
+        user_hud_dir().mkdir(parents=True, exist_ok=True)
+        labels_path(name).write_text(labels.read_text(encoding="utf-8"), encoding="utf-8")
     bank.save(prototype_path(name))
     record_origin(name, {"source": "screenshots", "folder": str(folder.resolve()), "pictures": len(images)})
     return len(images), problems

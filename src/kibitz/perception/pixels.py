@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 from kibitz.core.config import PerceptionConfig
 from kibitz.core.records import Frame, Observation, Provenance, Reading, RGBImage
 from kibitz.games.base import GameAdapter
-from kibitz.perception.assets import load_glyphs, recognition_bank, user_hud_dir
+from kibitz.perception.assets import game_labels, load_glyphs, recognition_bank, user_hud_dir
 from kibitz.perception.base import Perceiver
 from kibitz.perception.classifier import (
     EMBEDDERS,
@@ -152,8 +152,11 @@ class PixelPerceiver(Perceiver):
             log.warning("No game or scene prototypes yet: run `kibitz games learn` (or `kibitz games add`).")
         self.recognition: Recognition | None = None
         self.follower = GameFollower()
-        self.learner = LookLearner()
         """The game the screen has consistently shown (when no game was named)."""
+        self.learner = LookLearner()
+        """The followed game's new looks, learnt for the session."""
+        self.label_specs: dict[str, list[str]] = self.config.label_specs()
+        """The numbers read by their labels: the configured layout and labels, and those of the game followed."""
         self._recognised_at: float | None = None
         self.reader: HudReader | None = None
         self.smoother: HudSmoother | None = None
@@ -305,6 +308,7 @@ class PixelPerceiver(Perceiver):
             return
         self._hud_game = game_id
         self.reader = self.smoother = None
+        self.label_specs = self.config.label_specs(game_labels(game_id) if game_id is not None else {})
         if game_id is not None:
             self._load_hud(game_id)
             log.info("The screen shows %s; reading its HUD.", game_id)
@@ -385,10 +389,10 @@ class PixelPerceiver(Perceiver):
 
         self.text = screen_lines(b.text for b in boxes)
         self._text_at = t if t is not None else float("inf")
-        if self.config.labels and labels:
+        if self.label_specs and labels:
             from kibitz.perception.labels import read_labelled
 
-            self.labelled = read_labelled(boxes, self.config.labels, image)
+            self.labelled = read_labelled(boxes, self.label_specs, image)
             self._labelled_fresh = True
 
     # --- slow path ---------------------------------------------------------------------------------------
