@@ -118,6 +118,9 @@ def test_built_in_layouts_read_a_roguelike_and_a_shooter() -> None:
         "level": 2,
         "turn": 1042,
     }
+    misread = [box("Divl:4 $:0 HP:3(14)", 0, 0, 300, 16)]  # OCR took Dlvl's l for an i
+    assert read_labelled(misread, rogue)["depth"] == 4
+    assert read_labelled([box("AMM0 12", 0, 0, 90, 16)], {"ammo": ["AMMO"]}) == {"ammo": 12}
     bar = [box("24", 40, 300, 80, 330), box("87%", 160, 300, 220, 330), box("12%", 400, 300, 450, 330)]
     bar += [box("AMMO", 30, 335, 90, 350), box("HEALTH", 150, 335, 230, 350), box("ARMOR", 390, 335, 460, 350)]
     assert read_labelled(bar, PerceptionConfig(layout="shooter").label_specs()) == {

@@ -32,6 +32,13 @@ PLACES = LABEL_PLACES
 _VALUE = re.compile(r"\s*[:=]?\s*(-?\d+)\s*%?(?:\s*(?:\(\s*(\d+)\s*\)|/\s*(\d+)))?")
 _NUMBER_ONLY = re.compile(r"\s*(-?\d+)\s*%?\s*")
 _DIGITS = re.compile(r"\d+")
+_LOOK_ALIKE = {
+    ch: "[" + re.escape(group) + "]"
+    for group in ("li1|", "o0", "s5", "b8", "z2")
+    for ch in group
+    if ch.isalpha()
+}
+"""Characters OCR confuses on screen fonts (a label letter matches its look-alikes; digits stay digits)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +60,10 @@ class Label:
         return cls(text.strip(), where)
 
     def pattern(self) -> re.Pattern[str]:
-        """The label as a whole word: not inside another word ("T" is not in "St:"), digits may follow."""
-        return re.compile(r"(?<![^\W\d_])" + re.escape(self.text) + r"(?![^\W\d_])", re.IGNORECASE)
+        """The label as a whole word: not inside another word ("T" is not in "St:"), digits may follow; a letter OCR
+        often takes for another matches that one too ("Dlvl" matches "Divl", "AMMO" matches "AMM0")."""
+        body = "".join(_LOOK_ALIKE.get(ch.lower(), re.escape(ch)) for ch in self.text)
+        return re.compile(r"(?<![^\W\d_])" + body + r"(?![^\W\d_])", re.IGNORECASE)
 
 
 def _centre(box: tuple[int, int, int, int]) -> tuple[float, float]:
