@@ -33,10 +33,7 @@ _VALUE = re.compile(r"\s*[:=]?\s*(-?\d+)\s*%?(?:\s*(?:\(\s*(\d+)\s*\)|/\s*(\d+))
 _NUMBER_ONLY = re.compile(r"\s*(-?\d+)\s*%?\s*")
 _DIGITS = re.compile(r"\d+")
 _LOOK_ALIKE = {
-    ch: "[" + re.escape(group) + "]"
-    for group in ("li1|", "o0", "s5", "b8", "z2")
-    for ch in group
-    if ch.isalpha()
+    ch: "[" + re.escape(group) + "]" for group in ("li1|", "o0", "s5", "b8", "z2") for ch in group if ch.isalpha()
 }
 """Characters OCR confuses on screen fonts (a label letter matches its look-alikes; digits stay digits)."""
 
