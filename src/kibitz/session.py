@@ -189,9 +189,9 @@ class Session:
         if obs.game not in GAMES:  # a game added from screenshots: generic events, and those of the labels it brought
             from kibitz.perception.assets import game_labels
 
+            self._followed = obs.game  # looked up once while it is followed, not on every frame
             labels = game_labels(obs.game)
             if labels:
-                self._followed = obs.game
                 self.tracker = StateTracker(self._generic_specs(labels))
                 log.info("The screen shows %s: watching its labelled numbers too.", obs.game)
             return
