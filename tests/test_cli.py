@@ -252,7 +252,7 @@ def test_bench_perception_runs_and_writes_its_figures(tmp_path: Path) -> None:
     rows = json.loads(out.read_text())
     assert {r["task"] for r in rows} == {"hud", "recognition", "scenes-5shot", "open-set", "cost"}
     scenes = [r for r in rows if r["task"] == "scenes-5shot"]
-    assert scenes and all(0 <= r["right"] <= r["frames"] for r in scenes)  # per game and scene, with counts
+    assert scenes and all(0 <= r["followed"] <= r["right"] <= r["frames"] for r in scenes)  # per game and scene
     open_set = {r["source"]: r for r in rows if r["task"] == "open-set"}
     assert open_set["Atari, 2 games (dev)"]["frames"] == 40 and open_set["drawn text screens (seed 1)"]["frames"] == 160
     assert all(r["followed"] == 0 for r in open_set.values())  # neither Atari game nor any drawn card is followed

@@ -96,6 +96,28 @@ def test_a_drawn_status_bar_through_the_real_ocr() -> None:
         assert read_labelled(engine.read(image), labels, image) == {"ammo": 24, "health": 100, "armor": 7}, gap
 
 
+def test_captions_glued_together_are_taken_apart() -> None:
+    # OCR read the bar's captions as one word with a stray letter between them, and one caption with a letter after it.
+    bar = [box("20046%", 10, 0, 100, 20), box("AMMOOHEALTH", 5, 22, 115, 30), box("0%", 190, 0, 220, 20)]
+    bar.append(box("ARMORO", 185, 22, 245, 30))
+    labels = PerceptionConfig(layout="shooter").label_specs()
+    assert read_labelled(bar, labels) == {"ammo": 200, "health": 46, "armor": 0}
+    assert read_labelled([box("AMMOOHEALTH 12", 0, 0, 200, 16)], {"gold": ["MOO"]}) == {}  # short or not a caption
+
+
+def test_a_caption_whose_number_detection_missed_gets_its_strip_read() -> None:
+    pytest.importorskip("rapidocr", reason="install kibitz[vision] for OCR")
+    from kibitz.perception.ocr import OCREngine
+
+    engine = OCREngine()
+    labels = {"ammo": ["AMMO@above"], "armor": ["ARMOR@above"]}
+    image = _status_bar({"AMMO": "24", "ARMOR": "0%"}, 60)
+    captions = [b for b in engine.read(image) if not any(ch.isdigit() for ch in b.text)]  # as if no number was found
+    assert {b.text for b in captions} == {"AMMO", "ARMOR"}
+    assert read_labelled(captions, labels, image) == {}
+    assert read_labelled(captions, labels, image, engine.recognize) == {"ammo": 24, "armor": 0}
+
+
 def test_built_in_layouts_read_a_roguelike_and_a_shooter() -> None:
     from kibitz.core.errors import ConfigError
     from kibitz.core.layouts import combine_labels, label_layouts

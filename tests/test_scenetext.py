@@ -31,6 +31,26 @@ def test_banners_name_scenes(lines: list[str], scene: str | None) -> None:
     assert scene_in_text(lines) == scene
 
 
+@pytest.mark.parametrize(
+    ("lines", "card", "scene"),
+    [
+        (["MARIO", "WORLD", "TIME", "WORLD 1-1", "x 3"], True, "loading"),  # a level card: a screen of text
+        (["WORLD1-1"], True, "loading"),  # OCR dropped the space
+        (["STAGE 2"], True, "loading"),
+        (["스테이지 3"], True, "loading"),
+        (["WORLD 1-1"], False, None),  # the same words over the play: a HUD, not a card
+        (["LEVEL 3"], False, None),
+        (["LEVEL 3 SCORE 1200"], True, None),  # not the whole line
+        (["MARIO", "WORLD", "TIME", "1-1"], True, None),  # a HUD's caption and value on two lines
+        (["SUPER MARIO BROS.", "1 PLAYER GAME", "2 PLAYER GAME"], False, "menu"),
+        (["CONTINUE? 9"], False, "game_over"),
+        (["Continue", "New Game"], False, "menu"),  # a title menu's items, no question
+    ],
+)
+def test_level_cards_name_their_scene_only_on_a_screen_of_text(lines: list[str], card: bool, scene: str | None) -> None:
+    assert scene_in_text(lines, card) == scene
+
+
 def _card(text: str) -> np.ndarray:
     from PIL import Image, ImageDraw, ImageFont
 

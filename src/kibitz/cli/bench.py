@@ -226,22 +226,34 @@ def _five_shot_scenes(tallies: dict[str, list[int]], rows: list[dict[str, Any]])
     """The scenes of games added from five pictures, per game and scene, and per scene over all games."""
     from kibitz.bench.stats import wilson
 
+    def cell(k: int, n: int, bold: bool = False) -> str:
+        low, high = wilson(k, n)
+        rate = f"[b]{k / n:.1%}[/b]" if bold else f"{k / n:.1%}"
+        return f"{rate} ({low:.0%}–{high:.0%})"
+
     table = Table(
-        "game", "true scene", "frames", "followed, scene right", title="Scenes after `games add` with 5 pictures"
+        "game",
+        "true scene",
+        "frames",
+        "scene right",
+        "game followed, scene right",
+        title="Scenes after `games add` with 5 pictures (watched as `kibitz watch` does)",
     )
     by_scene: dict[str, list[int]] = {}
-    for key, (right, n) in sorted(tallies.items()):
+    for key, (right, followed, n) in sorted(tallies.items()):
         game, _, scene = key.partition(": ")
-        low, high = wilson(right, n)
-        table.add_row(game, scene, str(n), f"{right / n:.1%} ({low:.0%}–{high:.0%})")
-        rows.append({"task": "scenes-5shot", "game": game, "scene": scene, "frames": n, "right": right})
-        tally = by_scene.setdefault(scene, [0, 0])
-        tally[0], tally[1] = tally[0] + right, tally[1] + n
+        table.add_row(game, scene, str(n), cell(right, n), cell(followed, n))
+        rows.append(
+            {"task": "scenes-5shot", "game": game, "scene": scene, "frames": n, "right": right, "followed": followed}
+        )
+        tally = by_scene.setdefault(scene, [0, 0, 0])
+        tally[0], tally[1], tally[2] = tally[0] + right, tally[1] + followed, tally[2] + n
     table.add_section()
-    for scene, (right, n) in sorted(by_scene.items()):
-        low, high = wilson(right, n)
-        table.add_row("[b]all[/b]", scene, str(n), f"[b]{right / n:.1%}[/b] ({low:.0%}–{high:.0%})")
-        rows.append({"task": "scenes-5shot", "game": "all", "scene": scene, "frames": n, "right": right})
+    for scene, (right, followed, n) in sorted(by_scene.items()):
+        table.add_row("[b]all[/b]", scene, str(n), cell(right, n, True), cell(followed, n))
+        rows.append(
+            {"task": "scenes-5shot", "game": "all", "scene": scene, "frames": n, "right": right, "followed": followed}
+        )
     console.print(table)
 
 

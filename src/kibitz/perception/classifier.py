@@ -271,6 +271,10 @@ class PrototypeBank:
         grown._acceptance = self.acceptance()
         return grown
 
+    def renamed(self, game: str, name: str) -> PrototypeBank:
+        """This bank with `game`'s examples under another name."""
+        return replace(self, games=np.where(self.games == game, name, self.games))
+
     def without(self, game: str) -> PrototypeBank:
         keep = self.games != game
         return replace(self, vectors=self.vectors[keep], games=self.games[keep], scenes=self.scenes[keep])

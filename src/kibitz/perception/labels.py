@@ -19,7 +19,7 @@ taken from the frame's columns of ink (or an equal share of the box's width with
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +36,7 @@ _LOOK_ALIKE = {
     ch: "[" + re.escape(group) + "]" for group in ("li1|", "o0", "s5", "b8", "z2") for ch in group if ch.isalpha()
 }
 """Characters OCR confuses on screen fonts (a label letter matches its look-alikes; digits stay digits)."""
+CAPTION_MIN = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +57,23 @@ class Label:
             raise ValueError(f"the label {spec!r} says @{where}; use one of {', '.join('@' + p for p in PLACES)}")
         return cls(text.strip(), where)
 
+    @property
+    def caption(self) -> bool:
+        """A caption above or under its number, of `CAPTION_MIN` letters or more: OCR often glues a status bar's
+        captions to each other or to a stray letter ("AMMOOHEALTH", "ARMORO"), so it is found inside a word too."""
+        return self.where in ("above", "under") and len(self.text) >= CAPTION_MIN
+
     def pattern(self) -> re.Pattern[str]:
         """The label as a whole word: not inside another word ("T" is not in "St:"), digits may follow; a letter OCR
         often takes for another matches that one too ("Dlvl" matches "Divl", "AMMO" matches "AMM0")."""
-        body = "".join(_LOOK_ALIKE.get(ch.lower(), re.escape(ch)) for ch in self.text)
-        return re.compile(r"(?<![^\W\d_])" + body + r"(?![^\W\d_])", re.IGNORECASE)
+        return re.compile(r"(?<![^\W\d_])" + self._body() + r"(?![^\W\d_])", re.IGNORECASE)
+
+    def glued(self) -> re.Pattern[str]:
+        """The label anywhere, inside a word too (for a caption), else as `pattern`."""
+        return re.compile(self._body(), re.IGNORECASE) if self.caption else self.pattern()
+
+    def _body(self) -> str:
+        return "".join(_LOOK_ALIKE.get(ch.lower(), re.escape(ch)) for ch in self.text)
 
 
 def _centre(box: tuple[int, int, int, int]) -> tuple[float, float]:
@@ -153,6 +166,23 @@ def tokens(box: TextBox, image: RGBImage | None) -> list[Token]:
     return [Token(m.group(), box, tuple(xs[m.start() : m.end()])) for m in re.finditer(r"\S+", box.text)]
 
 
+def split_captions(words: list[Token], captions: list[re.Pattern[str]]) -> list[Token]:
+    """Words with the captions glued into them taken apart: "AMMOOHEALTH" is AMMO and HEALTH (each where its letters
+    are; the glue is dropped), "ARMORO" is ARMOR; any other word is kept whole."""
+    out: list[Token] = []
+    for word in words:
+        found = sorted((m.start(), m.end()) for p in captions for m in p.finditer(word.text))
+        parts: list[tuple[int, int]] = []
+        for a, b in found:  # leftmost first, never overlapping
+            if not parts or a >= parts[-1][1]:
+                parts.append((a, b))
+        if not parts or parts == [(0, len(word.text))]:
+            out.append(word)
+        else:
+            out += [Token(word.text[a:b], word.box, word.xs[a:b]) for a, b in parts]
+    return out
+
+
 def _value(token: Token, caption: Token, captions: list[Token]) -> int | None:
     """The caption's number in a number token; when several captions sit under (or over) it, OCR glued their numbers
     together ("24100%"), and each character goes to the caption whose centre is nearest."""
@@ -202,33 +232,43 @@ def _nearby(label: Label, at: Token, words: list[Token], numbers: list[Token]) -
 
 
 def read_labelled(
-    boxes: Iterable[TextBox], labels: Mapping[str, Iterable[str]], image: RGBImage | None = None
+    boxes: Iterable[TextBox],
+    labels: Mapping[str, Iterable[str]],
+    image: RGBImage | None = None,
+    recognize: Callable[[RGBImage], tuple[str, float]] | None = None,
 ) -> dict[str, int]:
     """{field: value} for every field whose label is on screen with its number where the label says; `image` (the
-    frame the boxes were read from) places the characters of glued numbers exactly."""
+    frame the boxes were read from) places the characters of glued numbers exactly, and with `recognize` (an
+    `OCREngine.recognize`) a caption whose number the text lacks gets the strip beside it read on its own."""
     lines = list(boxes)
     out: dict[str, int] = {}
     cache: list[tuple[list[Token], list[Token]]] = []
+    parsed: dict[str, list[Label]] = {}
+    for name, specs in labels.items():
+        parsed[name] = []
+        for spec in specs:
+            try:
+                parsed[name].append(Label.parse(spec))
+            except ValueError:
+                continue  # the config check names it; a bad label reads nothing
+    captions = [label.glued() for ls in parsed.values() for label in ls if label.caption]
 
     def layout() -> tuple[list[Token], list[Token]]:
-        """The words (no digits) and the numbers of boxes that hold only numbers, each placed on the frame."""
+        """The words (no digits; glued captions taken apart) and the numbers of boxes that hold only numbers, each
+        placed on the frame."""
         if not cache:
             placed = [(b, tokens(b, image)) for b in lines]
             words = [t for _, ts in placed for t in ts if not _DIGITS.search(t.text)]
             numbers = [t for b, ts in placed if _numbers_only(b.text) for t in ts]
-            cache.append((words, numbers))
+            cache.append((split_captions(words, captions), numbers))
         return cache[0]
 
-    for name, specs in labels.items():
-        for spec in specs:
-            try:
-                label = Label.parse(spec)
-            except ValueError:
-                continue  # the config check names it; a bad label reads nothing
+    for name, field_labels in parsed.items():
+        for label in field_labels:
             value: int | None = None
             pattern = label.pattern()
             for box in lines:
-                if pattern.search(box.text) is None:
+                if label.glued().search(box.text) is None:
                     continue
                 if label.where in ("after", "max"):
                     value = _after(label, box)
@@ -244,7 +284,38 @@ def read_labelled(
                             break
                 if value is not None:
                     break
+            if value is None and label.caption and recognize is not None and image is not None:
+                value = _read_beside(label, pattern, layout()[0], image, recognize)
             if value is not None:
                 out[name] = value
                 break
     return out
+
+
+def _read_beside(
+    label: Label,
+    pattern: re.Pattern[str],
+    words: list[Token],
+    image: RGBImage,
+    recognize: Callable[[RGBImage], tuple[str, float]],
+) -> int | None:
+    """A caption is on screen but its number is not among the text found (text detection misses a lone short number
+    such as a "0%"): the strip above (or under) the caption, as wide as the caption and a quarter of it on each side
+    (wider takes in the panel's border, read as a "1") and three caption heights tall, is read on its own."""
+    h, w = image.shape[:2]
+    for at in words:
+        if pattern.fullmatch(at.text.strip(":=")) is None:
+            continue
+        height = max(at.box.box[3] - at.box.box[1], 1)
+        step = (at.x1 - at.x0) / max(len(at.text) - 1, 1)
+        half = (at.x1 - at.x0 + step) / 2
+        x0, x1 = max(0, round(at.x - 1.5 * half)), min(w, round(at.x + 1.5 * half))
+        top, bottom = at.box.box[1], at.box.box[3]
+        y0, y1 = (max(0, top - 3 * height), top) if label.where == "above" else (bottom, min(h, bottom + 3 * height))
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            continue
+        text, _ = recognize(np.ascontiguousarray(image[y0:y1, x0:x1]))
+        value = _number_only(text)
+        if value is not None:
+            return value
+    return None

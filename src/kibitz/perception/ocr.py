@@ -37,6 +37,9 @@ MIN_SIDE = 8
 """Frames and crops narrower or shorter than this many pixels (after shrinking) hold no readable text."""
 MAX_SIDE = 4096
 """The largest `max_side` accepted; larger requests are clamped (detection cost grows with the area)."""
+ENLARGE_BELOW = 400
+"""A frame whose longer side is under this many pixels (a console's 256×240, a 320×200 PC game) is read at twice its
+size when `max_side` allows: text detection misses glyphs under ~12 pixels (a status bar's captions, a lone "0%")."""
 CROP_MAX_SIDE = 2048
 """Crops for `recognize` are shrunk to this longer side (recognition scales every line to 48 pixels high)."""
 
@@ -122,7 +125,7 @@ class OCREngine:
         """Text lines of a whole frame in reading order; [] (with a logged reason) for an unusable frame.
 
         Greyscale, RGBA and float images are converted; frames larger than `max_side` are shrunk for
-        detection, and boxes are given back in the input image's pixels.
+        detection, frames smaller than `ENLARGE_BELOW` enlarged, and boxes are given back in the input image's pixels.
         """
         try:
             a = prepare(image)
@@ -130,7 +133,13 @@ class OCREngine:
             log.info("OCR skipped: %s", exc)
             return []
         h, w = a.shape[:2]
-        small, scale = shrink(a, max(32, min(int(max_side), MAX_SIDE)))
+        max_side = max(32, min(int(max_side), MAX_SIDE))
+        if max(h, w) < ENLARGE_BELOW and 2 * max(h, w) <= max_side:
+            import cv2  # a small frame's text (a console's 8-pixel font) is read at twice its size
+
+            small, scale = np.asarray(cv2.resize(a, (2 * w, 2 * h), interpolation=cv2.INTER_CUBIC), np.uint8), 2.0
+        else:
+            small, scale = shrink(a, max_side)
         if min(small.shape[:2]) < MIN_SIDE:
             log.info("OCR skipped: a %d×%d frame is too narrow to read once shrunk to %d pixels", w, h, max_side)
             return []

@@ -163,7 +163,7 @@ class PixelPerceiver(Perceiver):
         self._hud_game: str | None = self.game.id if self.game is not None else None
         if self.game is not None:
             self._load_hud(self.game.id)
-        self.ocr: Worker[tuple[RGBImage, float, bool], list[Any]] | None = None
+        self.ocr: Worker[tuple[RGBImage, float, bool], tuple[list[Any], dict[str, int] | None]] | None = None
         self.text: tuple[str, ...] = ()
         self._text_at = float("-inf")
         """When the frame the text was read from was shown."""
@@ -276,8 +276,10 @@ class PixelPerceiver(Perceiver):
             fields = {k: Reading(v, Provenance.OCR, sure) for k, v in self.labelled.items()}
             self._labelled_fresh = False
         if unnamed:
-            # A title card's words say what the screen is ("GAME OVER", "PAUSED"), if read since the last cut.
-            said = scene_in_text(self.text) if self._text_at >= self._cut_at and not change.blank else None
+            # A title card's words say what the screen is ("GAME OVER", "PAUSED"), if read since the last cut; a
+            # level card's ("WORLD 1-1") only on a screen of text and little else.
+            card = rec is not None and rec.text_only
+            said = scene_in_text(self.text, card) if self._text_at >= self._cut_at and not change.blank else None
             scene = canonical_scene(said or scene)
         obs = Observation(
             t=frame.t,
@@ -346,18 +348,21 @@ class PixelPerceiver(Perceiver):
         if config.ocr_inline:  # one full read on the frame it is due: what is read must not depend on speed
             if due:
                 self._ocr_at = t
-                self.take_text(self._read(image, config.ocr_max_side, self._cut_unread), image, t)
+                boxes, labelled = self._read(image, config.ocr_max_side, self._cut_unread, labels=True)
+                self.take_text(boxes, image, t, labelled=labelled)
                 self._cut_unread = self._full_due = False
             return
         if self.ocr is None:
             _ = self.engine  # loaded here, once: a missing model is reported on the loop, not lost on the thread
             self.ocr = Worker(
                 "kibitz-ocr",
-                lambda job: self._read(job[0], config.ocr_quick_side if job[2] else config.ocr_max_side, job[2]),
+                lambda job: self._read(
+                    job[0], config.ocr_quick_side if job[2] else config.ocr_max_side, job[2], labels=not job[2]
+                ),
             )
-        for (read, read_at, quick), boxes in self.ocr.done():
-            if boxes is not None:
-                self.take_text(boxes, read, read_at, labels=not quick)
+        for (read, read_at, quick), result in self.ocr.done():
+            if result is not None:
+                self.take_text(result[0], read, read_at, labels=not quick, labelled=result[1])
             self._full_due = self._full_due or quick
         if not due:
             return
@@ -367,13 +372,23 @@ class PixelPerceiver(Perceiver):
             self._cut_unread = False
             self._full_due = self._full_due and quick
 
-    def _read(self, image: RGBImage, max_side: int, quick: bool) -> list[Any]:
-        """One OCR read of a whole frame, its time counted in `ocr_work`."""
+    def _read(
+        self, image: RGBImage, max_side: int, after_cut: bool, labels: bool
+    ) -> tuple[list[Any], dict[str, int] | None]:
+        """One OCR read of a whole frame and, with `labels`, the numbers named by their labels (a caption whose number
+        detection missed gets the strip beside it recognised: more OCR, so here, off the loop), its time counted in
+        `ocr_work`."""
         start = time.perf_counter()
         try:
-            return list(self.engine.read(image, max_side=max_side))
+            boxes = list(self.engine.read(image, max_side=max_side))
+            specs = self.label_specs
+            if not (labels and specs):
+                return boxes, None
+            from kibitz.perception.labels import read_labelled
+
+            return boxes, read_labelled(boxes, specs, image, self.engine.recognize)
         finally:
-            self.ocr_work.add(time.perf_counter() - start, quick)
+            self.ocr_work.add(time.perf_counter() - start, after_cut)
 
     @property
     def text_read_at(self) -> float:
@@ -381,10 +396,16 @@ class PixelPerceiver(Perceiver):
         return self._text_at
 
     def take_text(
-        self, boxes: list[Any], image: RGBImage | None = None, t: float | None = None, labels: bool = True
+        self,
+        boxes: list[Any],
+        image: RGBImage | None = None,
+        t: float | None = None,
+        labels: bool = True,
+        labelled: dict[str, int] | None = None,
     ) -> None:
         """A new reading of the screen's text (and of the numbers named by their labels, if any, unless `labels` is
-        False: a quick read sees big text only), from `image`, the frame shown at `t`."""
+        False: a quick read sees big text only), from `image`, the frame shown at `t`; `labelled`: those numbers,
+        already read with the text."""
         from kibitz.perception.ocr import screen_lines
 
         self.text = screen_lines(b.text for b in boxes)
@@ -392,7 +413,7 @@ class PixelPerceiver(Perceiver):
         if self.label_specs and labels:
             from kibitz.perception.labels import read_labelled
 
-            self.labelled = read_labelled(boxes, self.label_specs, image)
+            self.labelled = labelled if labelled is not None else read_labelled(boxes, self.label_specs, image)
             self._labelled_fresh = True
 
     # --- slow path ---------------------------------------------------------------------------------------
