@@ -179,3 +179,15 @@ def test_is_blank_agrees_with_the_detector() -> None:
     d = ChangeDetector()
     assert [is_blank(f) for f in frames] == [d.update(f, i).blank for i, f in enumerate(frames)]
     assert [is_blank(f) for f in frames] == [True, True, False, False, True]
+
+
+def test_a_picture_coming_out_of_black_is_a_cut() -> None:
+    """A card of white text on black ("GAME OVER") differs little from the black screen before it, yet is a new
+    scene: the first frame that is not blank after a blank one is a cut (and staying on it is not)."""
+    d = ChangeDetector()
+    black = np.zeros((240, 256, 3), np.uint8)
+    card = black.copy()
+    card[110:126, 80:176] = 255  # one line of text
+    infos = [d.update(f, i * 0.1) for i, f in enumerate([black, black, black, card, card, black, card])]
+    assert [i.blank for i in infos] == [True, True, True, False, False, True, False]
+    assert [i.cut for i in infos] == [False, False, False, True, False, False, True]

@@ -30,6 +30,7 @@ from kibitz.core.errors import KibitzError
 from kibitz.core.records import Event, Frame, RGBImage
 from kibitz.core.registry import Registry
 from kibitz.outputs.sinks import Output
+from kibitz.perception.labels import Label
 
 _jinja = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
@@ -508,7 +509,7 @@ class BaselineStack(Stack):
             json_closed,
             games=sorted(self.games.values()),
             scenes=self.scenes,
-            fields=view.labels,
+            fields={name: [Label.parse(spec).describe() for spec in specs] for name, specs in view.labels.items()},
         )
         return {**parse_recognition(out.text, self.games), "raw": out.text}
 

@@ -112,7 +112,8 @@ class ChangeDetector:
     recent typical diff (so a sudden change in a calm scene counts, steady scrolling does not). The picture
     is still while at most `still_cells` thumbnail cells differ by more than `cell_tol` from the frame that
     started the still stretch: a blinking caret does not end it, a moving sprite or a slow fade does. A frame
-    is blank when the brightness of its sampled pixels has a standard deviation below `blank_std`. A burst is a
+    is blank when the brightness of its sampled pixels has a standard deviation below `blank_std`; the first frame
+    that is not, after one that is, is a cut (a picture coming out of black is a new scene). A burst is a
     frame, not a cut, in which at least `burst_cells` cells changed by more than `burst_tol` and `burst_ratio` times
     the recent typical count (a banner over the play; chosen on the open set's dev split of Atari games).
     """
@@ -148,6 +149,9 @@ class ChangeDetector:
         """A running average of recent non-cut diffs."""
         self._compared = 0
         """Frames compared since the last reset or size change (the ratio rule needs a little history)."""
+        self._prev_blank = False
+        """The previous frame was blank: a picture coming out of a black screen is a new scene (a card of white text
+        on black, "GAME OVER" or "WORLD 1-2", differs little from the black before it, yet is one)."""
         self.bad_frames = 0
 
     def reset(self) -> None:
@@ -156,6 +160,7 @@ class ChangeDetector:
         self._still_since = None
         self._typical = self._typical_cells = 0.0
         self._compared = 0
+        self._prev_blank = False
 
     def update(self, image: RGBImage, t: float) -> ChangeInfo:
         """Compare the frame shown at time `t` (seconds) with the previous one."""
@@ -170,9 +175,12 @@ class ChangeDetector:
         thumb: Grey = grid.reshape(rows, SAMPLES, cols, SAMPLES).mean(axis=(1, 3), dtype=np.float32)
         blank = float(grid.std()) < self.blank_std
         prev, self._prev = self._prev, thumb
+        was_blank, self._prev_blank = self._prev_blank, blank
         burst = False
         if prev is None:
             diff, cut = 0.0, False
+        elif was_blank and not blank:
+            diff, cut = float(np.abs(thumb - prev).mean()) if prev.shape == thumb.shape else 1.0, True
         elif prev.shape != thumb.shape:
             diff, cut = 1.0, True  # the source changed size: treat it as a new scene
             self._typical, self._typical_cells, self._compared = 0.0, 0.0, 0

@@ -57,6 +57,15 @@ class Label:
             raise ValueError(f"the label {spec!r} says @{where}; use one of {', '.join('@' + p for p in PLACES)}")
         return cls(text.strip(), where)
 
+    def describe(self) -> str:
+        """The label in words, for a person or a model: "HP", "the second number after HP", "the number above AMMO"."""
+        return {
+            "after": self.text,
+            "max": f"the second number after {self.text}",
+            "above": f"the number above {self.text}",
+            "under": f"the number under {self.text}",
+        }[self.where]
+
     @property
     def caption(self) -> bool:
         """A caption above or under its number, of `CAPTION_MIN` letters or more: OCR often glues a status bar's

@@ -158,10 +158,10 @@ class DoomRecorder(Recorder):
     fps = 35.0
     clip_fps = 12.0
     install_hint = INSTALL_HINT
-    hud_labels: ClassVar[dict[str, tuple[str, ...]]] = {
-        "ammo": ("AMMO",),
-        "health": ("HEALTH",),
-        "armor": ("ARMOR",),
+    hud_labels: ClassVar[dict[str, tuple[str, ...]]] = {  # the status bar's captions, under their numbers
+        "ammo": ("AMMO@above",),
+        "health": ("HEALTH@above",),
+        "armor": ("ARMOR@above",),
     }
 
     screen_flashes: ClassVar[bool] = True

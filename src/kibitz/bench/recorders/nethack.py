@@ -486,7 +486,7 @@ class NetHackRecorder(Recorder):
         "dlvl": ("Dlvl",),
         "gold": ("$",),
         "hp": ("HP",),
-        "max_hp": ("HP",),
+        "max_hp": ("HP@max",),  # the second number of HP:12(15)
         "ac": ("AC",),
         "level": ("Xp", "Exp"),
     }
