@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from kibitz.perception.assets import (
 from kibitz.perception.change import is_blank
 from kibitz.perception.classifier import Embedder, PrototypeBank, Vectors, canonical_scene
 from kibitz.perception.hud import HudReader, HudSmoother, hud_spec_path, load_hud_spec
+
+if TYPE_CHECKING:
+    from kibitz.bench.recorders import TrueFrame
 
 NES_AND_ATARI = ("smb", "breakout", "space_invaders", "seaquest", "ms_pacman", "freeway", "riverraid", "asteroids")
 
@@ -337,13 +340,18 @@ def ale_frames(game: str, seed: int, native_frames: int = 2400, every: int = 120
 
 def recorder_frames(game: str, seed: int, seconds: float, count: int) -> list[RGBImage]:
     """`count` frames spread over a run of one of the bench's recorded games."""
+    return [f.image for f in recorder_true_frames(game, seed, seconds, count)]
+
+
+def recorder_true_frames(game: str, seed: int, seconds: float, count: int) -> list[TrueFrame]:
+    """`count` frames spread over a run of one of the bench's recorded games, with their truth."""
     from kibitz.bench.recorders import RECORDERS
 
     recorder = RECORDERS.get(game)()
     recorder.check_installed()
     step = max(1, round(recorder.fps * seconds / count))
     try:
-        return [f.image for i, f in enumerate(recorder.frames(seed, seconds)) if i % step == 0][:count]
+        return [f for i, f in enumerate(recorder.frames(seed, seconds)) if i % step == 0][:count]
     finally:
         recorder.close()  # chess's Stockfish runs until closed: left open, the process never exits
 
@@ -454,22 +462,15 @@ def labels_bench(
     """`count` frames of one of the bench's recorded games, each read as `kibitz watch --layout LAYOUT` reads a game
     it does not know (the screen's text, then the numbers by their labels, on a picture held for a moment), against
     the numbers the game's own state says are on screen."""
-    from kibitz.bench.recorders import RECORDERS
     from kibitz.core.config import PerceptionConfig
     from kibitz.perception.assets import recognition_bank
     from kibitz.perception.pixels import GenericPerceiver, perceive_still
 
     layout, names = LABEL_GAMES[game]
     bank = recognition_bank(embedder)
-    recorder = RECORDERS.get(game)()
-    recorder.check_installed()
-    step = max(1, round(recorder.fps * seconds / count))
     config = PerceptionConfig(mode="generic", layout=layout, ocr_inline=True)
     result = LabelResult(game, layout)
-    try:
-        frames = [f for i, f in enumerate(recorder.frames(LABEL_SEEDS[split], seconds)) if i % step == 0][:count]
-    finally:
-        recorder.close()
+    frames = recorder_true_frames(game, LABEL_SEEDS[split], seconds, count)
     for k, frame in enumerate(frames):
         if progress:
             progress(f"{game}: reading frame {k + 1} of {len(frames)}")
