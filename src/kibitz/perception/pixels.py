@@ -36,6 +36,7 @@ from kibitz.perception.classifier import (
 )
 from kibitz.perception.follow import GameFollower, LookLearner
 from kibitz.perception.hud import GlyphBook, HudReader, HudSmoother, hud_spec_path, load_hud_spec
+from kibitz.perception.letterbox import ContentBox, crop
 from kibitz.perception.router import Route, Router
 from kibitz.perception.scenetext import scene_in_text
 
@@ -145,6 +146,8 @@ class PixelPerceiver(Perceiver):
         from kibitz.perception.change import ChangeDetector
 
         self.change = ChangeDetector()
+        self.content = ContentBox()
+        """Where the game is in the capture (bars and a desktop around it do not move): recognition looks there."""
         self.embedder: Embedder = embedder or EMBEDDERS.get(self.config.embedder)()
         self.bank: PrototypeBank | None = bank if bank is not None else recognition_bank(self.embedder)
         self._engine = ocr_engine
@@ -244,7 +247,7 @@ class PixelPerceiver(Perceiver):
         if due or change.cut:
             if self.bank is not None:
                 hint = self.game.id if self.game is not None else None
-                vector = self.embedder.embed([image])[0]
+                vector = self.embedder.embed([crop(image, self.content.update(image, frame.t))])[0]
                 self.recognition = self.bank.classify(vector, game_hint=hint, scene_game=self.follower.game)
                 if self.game is None and not self.generic:
                     followed = self.follower.update(self.recognition, blank=change.blank)

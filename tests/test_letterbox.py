@@ -1,0 +1,59 @@
+"""Where the game is in a capture: bars found over time, in pairs, never from one picture; and what live recognition
+makes of a pillarboxed game."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kibitz.perception.letterbox import ContentBox, crop
+
+RNG = np.random.default_rng(0)
+
+
+def game(h: int = 240, w: int = 320) -> np.ndarray:
+    return RNG.integers(40, 255, (h, w, 3), dtype=np.uint8)
+
+
+def pillarbox(picture: np.ndarray, width: int = 428) -> np.ndarray:
+    h, w = picture.shape[:2]
+    out = np.zeros((h, width, 3), np.uint8)
+    x = (width - w) // 2
+    out[:, x : x + w] = picture
+    return out
+
+
+def test_pillarbox_bars_are_cut_and_the_game_kept() -> None:
+    boxes = ContentBox()
+    first = boxes.update(pillarbox(game()), 0.0)
+    box = boxes.update(pillarbox(game()), 0.5)
+    assert first == box == (0, 240, 52, 376)  # 54 pixels of bar each side, found on the 4-pixel grid
+    assert crop(pillarbox(game()), box).shape == (240, 324, 3)
+
+
+def test_a_black_card_of_the_game_is_not_a_bar() -> None:
+    boxes = ContentBox()
+    for i in range(4):
+        boxes.update(pillarbox(game()), i * 0.5)
+    card = np.zeros((240, 320, 3), np.uint8)
+    card[110:126, 120:200] = 255  # "WORLD 1-1" in the middle of black
+    assert boxes.update(pillarbox(card), 2.0) == (0, 240, 52, 376)  # the play lit the rest a moment ago
+    for i in range(30):  # the card stays longer than the window: then its own lines are all that is lit
+        last = boxes.update(pillarbox(card), 2.5 + i * 0.5)
+    assert last is None or last[3] - last[2] >= 80
+
+
+def test_a_games_own_dark_margin_is_kept() -> None:
+    boxes = ContentBox()
+    picture = game()
+    picture[200:] = 0  # black below the paddle, on one side only: the game's own look
+    assert boxes.update(picture, 0.0) is None
+    assert boxes.update(pillarbox(picture), 0.5) == (0, 240, 52, 376)  # a new size: the pair of bars, not the margin
+
+
+def test_nothing_lit_or_nothing_to_cut_is_the_whole_frame() -> None:
+    boxes = ContentBox()
+    assert boxes.update(np.zeros((240, 320, 3), np.uint8), 0.0) is None
+    assert boxes.update(game(), 0.5) is None
+    sprite = np.zeros((720, 1280, 3), np.uint8)
+    sprite[300:340, 600:640] = 200  # one lit sprite in a dark scene: not trusted as the game's box
+    assert ContentBox().update(sprite, 0.0) is None
