@@ -275,9 +275,9 @@ def read_labelled(
     for name, field_labels in parsed.items():
         for label in field_labels:
             value: int | None = None
-            pattern = label.pattern()
+            pattern, glued = label.pattern(), label.glued()
             for box in lines:
-                if label.glued().search(box.text) is None:
+                if glued.search(box.text) is None:
                     continue
                 if label.where in ("after", "max"):
                     value = _after(label, box)
