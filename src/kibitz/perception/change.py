@@ -179,11 +179,11 @@ class ChangeDetector:
         burst = False
         if prev is None:
             diff, cut = 0.0, False
-        elif was_blank and not blank:
-            diff, cut = float(np.abs(thumb - prev).mean()) if prev.shape == thumb.shape else 1.0, True
         elif prev.shape != thumb.shape:
             diff, cut = 1.0, True  # the source changed size: treat it as a new scene
             self._typical, self._typical_cells, self._compared = 0.0, 0.0, 0
+        elif was_blank and not blank:
+            diff, cut = float(np.abs(thumb - prev).mean()), True
         else:
             moved = np.abs(thumb - prev)
             diff = float(moved.mean())

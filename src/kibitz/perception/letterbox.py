@@ -42,9 +42,6 @@ class ContentBox:
     _cols: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0), init=False, repr=False)
     _shape: tuple[int, int] = field(default=(0, 0), init=False, repr=False)
 
-    def reset(self) -> None:
-        self._shape = (0, 0)
-
     def update(self, image: RGBImage, t: float) -> Box | None:
         """Take the frame shown at `t`; the game's box in it, or None for the whole frame."""
         h, w = image.shape[:2]
