@@ -147,7 +147,7 @@ class PixelPerceiver(Perceiver):
 
         self.change = ChangeDetector()
         self.content = ContentBox()
-        """Where the game is in the capture (bars and a desktop around it do not move): recognition looks there."""
+        """Where the game is in the capture (between dark bars found over time): recognition looks there."""
         self.embedder: Embedder = embedder or EMBEDDERS.get(self.config.embedder)()
         self.bank: PrototypeBank | None = bank if bank is not None else recognition_bank(self.embedder)
         self._engine = ocr_engine
