@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -636,3 +637,38 @@ def test_events_by_type_and_recognition_by_scene_count_failures_as_misses() -> N
         "scene_right": 0,
         "game_right": 0,
     }
+
+
+class ScriptedRecorder(Recorder):
+    """A game whose events come at set times: a death at 10 s, kills at 14.5 s and 30 s (two frames a second)."""
+
+    game = "scripted_game"
+    title = "Scripted"
+    genre = "test"
+    fps = 2.0
+    clip_fps = 2.0
+    events: dict[float, list[str]] = {10.0: ["death"], 14.5: ["kill"], 30.0: ["kill"]}  # noqa: RUF012
+
+    def check_installed(self) -> None:
+        pass
+
+    def frames(self, seed: int, seconds: float) -> Iterator[Any]:
+        from kibitz.bench.recorders.base import TrueFrame
+
+        for i in range(int(seconds * self.fps) + 1):
+            t = i / self.fps
+            yield TrueFrame(t, np.full((8, 8, 3), i % 256, np.uint8), "gameplay", {}, self.events.get(t, []))
+
+
+def test_a_clip_s_truth_holds_the_events_its_lead_in_shows(tmp_path: Path) -> None:
+    """A clip starts with the seconds before its first event: an event in them (a death at the end of the clip before)
+    is on screen, so it is in the clip's truth too (a stack that saw it was once counted wrong)."""
+    from kibitz.bench.dataset import Plan, _Writer, record_game
+
+    items = record_game(ScriptedRecorder(), Plan(40.0, 0, 3, 0, 0, 0), 1, _Writer(tmp_path))
+    clips = [i for i in items if i["kind"] == "clip"]
+    assert [[(e["type"], e["t"]) for e in c["events"]] for c in clips] == [
+        [("death", 6.5)],  # 3.5 … 14.0
+        [("death", 2.0), ("kill", 6.5)],  # 8.0 … 18.5: the death at 10 s is in its first seconds
+        [("kill", 6.5)],  # 23.5 … 34.0
+    ]

@@ -266,3 +266,30 @@ def test_an_added_game_brings_its_labelled_numbers(  # type: ignore[no-untyped-d
     assert game_labels("my_sea") == {}
     remove("my_sea")  # `kibitz games remove` forgets the labels with the game
     assert not labels_path("my_sea").exists()
+
+
+def test_a_scene_is_named_by_its_own_nearest_pictures_not_by_a_majority() -> None:
+    """Five pictures of a game: four of play, one level card. A frame like the card is the card's scene though four
+    pictures say gameplay (a similarity-weighted majority of the nearest five named every level card gameplay); a
+    frame of play drawn over the title's level stays gameplay unless it is clearly nearer the title."""
+
+    def unit(*parts: tuple[int, float]) -> np.ndarray:
+        v = np.zeros(8, np.float32)
+        for axis, value in parts:
+            v[axis] = value
+        return v / np.linalg.norm(v)
+
+    play = [unit((0, np.cos(np.radians(a))), (1, np.sin(np.radians(a)))) for a in (0, 10, 20, 30)]
+    title = unit((0, np.cos(np.radians(40))), (3, np.sin(np.radians(40))))
+    bank = PrototypeBank(
+        "test",
+        np.stack([*play, unit((2, 1.0)), title]),
+        np.array(["game"] * 6),
+        np.array(["gameplay"] * 4 + ["transition", "title"]),
+    )
+    card_like = unit((2, 0.9), (0, np.sqrt(1 - 0.81)))  # 0.9 like the card, ~0.42 like each picture of play
+    assert bank.classify(card_like, scene_game="game").scene == "transition"
+    over_title = unit((0, np.cos(np.radians(25))), (3, np.sin(np.radians(25))))  # 0.97 like the title, 0.88 like play
+    assert bank.classify(over_title, scene_game="game").scene == "gameplay"
+    rec = bank.classify(title, scene_game="game")
+    assert rec.scene == "title" and rec.scene_confidence > 0.99

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kibitz.perception.scenetext import scene_in_text
+from kibitz.perception.ocr import TextBox
+from kibitz.perception.scenetext import is_card, scene_in_text
 
 
 @pytest.mark.parametrize(
@@ -51,12 +52,31 @@ def test_level_cards_name_their_scene_only_on_a_screen_of_text(lines: list[str],
     assert scene_in_text(lines, card) == scene
 
 
-def _card(text: str) -> np.ndarray:
+def _card(text: str, background: np.ndarray | None = None, sprite: bool = False) -> tuple[np.ndarray, TextBox]:
+    """The text drawn on black (or on `background`), a little sprite beside it with `sprite`; and the text's box."""
     from PIL import Image, ImageDraw, ImageFont
 
-    canvas = Image.new("RGB", (640, 360), (0, 0, 0))
-    ImageDraw.Draw(canvas).text((150, 150), text, font=ImageFont.load_default(size=48), fill=(255, 255, 255))
-    return np.asarray(canvas)
+    canvas = Image.new("RGB", (640, 360), (0, 0, 0)) if background is None else Image.fromarray(background)
+    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default(size=48)
+    draw.text((150, 150), text, font=font, fill=(255, 255, 255))
+    if sprite:  # the player's little figure beside "× 3" on a level card
+        draw.rectangle((60, 150, 91, 181), fill=(200, 60, 20))
+    x0, y0, x1, y1 = (round(v) for v in draw.textbbox((150, 150), text, font=font))
+    return np.asarray(canvas), TextBox(text, (x0, y0, x1, y1), 1.0)
+
+
+def test_a_card_is_text_and_little_else() -> None:
+    card, box = _card("WORLD 1-1", sprite=True)
+    assert is_card(card, [box])
+    assert not is_card(card, [])  # no text read: nothing says it is a card
+    pictured = card.copy()
+    pictured[200:320, 400:520] = (90, 140, 30)  # a picture beside the line (a boss's portrait, a map): not a card
+    assert not is_card(pictured, [box])
+    play = np.random.default_rng(0).integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    over_play, box = _card("WORLD 1-1", background=play)
+    assert not is_card(over_play, [box])  # the same line over the play: a HUD, not a card
+    white, box = _card("STAGE 2", background=np.full((360, 640, 3), 255, np.uint8))
+    assert is_card(white, [box])  # any background colour
 
 
 def test_a_game_over_card_is_the_game_over_scene_until_the_picture_cuts_away() -> None:
@@ -76,9 +96,37 @@ def test_a_game_over_card_is_the_game_over_scene_until_the_picture_cuts_away() -
     rng = np.random.default_rng(0)
     play = rng.integers(0, 255, (360, 640, 3), dtype=np.uint8)
     assert perceiver.perceive(Frame(0.0, play, "test", 0)).scene != "game_over"
-    card = perceiver.perceive(Frame(1.0, _card("GAME OVER"), "test", 1))  # a cut: read at once
+    card = perceiver.perceive(Frame(1.0, _card("GAME OVER")[0], "test", 1))  # a cut: read at once
     assert card.scene == "game_over" and "GAME OVER" in card.text
     # The player presses on: a new picture (a cut) whose text is read again and says nothing of a scene.
     again = perceiver.perceive(Frame(2.0, play, "test", 2))
     perceiver.close()
     assert again.scene != "game_over"
+
+
+def test_a_level_card_on_a_screen_of_text_names_the_loading_scene() -> None:
+    """Through the real OCR: "WORLD 1-1" on black with the player's figure beside it is a level card (loading), as
+    the screen is text and little else, whatever the prototypes make of it; the same line over the play names no
+    scene."""
+    pytest.importorskip("rapidocr", reason="install kibitz[vision] for OCR")
+    from kibitz.core.config import PerceptionConfig
+    from kibitz.core.records import Frame
+    from kibitz.perception.classifier import PrototypeBank, ThumbnailEmbedder
+    from kibitz.perception.pixels import GenericPerceiver
+
+    embedder = ThumbnailEmbedder()
+    perceiver = GenericPerceiver(
+        None,
+        PerceptionConfig(ocr_inline=True),
+        embedder=embedder,
+        bank=PrototypeBank.empty(embedder.name, embedder.dim),
+    )
+    play = np.random.default_rng(0).integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    try:
+        assert perceiver.perceive(Frame(0.0, play, "test", 0)).scene != "loading"
+        card = perceiver.perceive(Frame(1.0, _card("WORLD 1-1", sprite=True)[0], "test", 1))
+        assert card.scene == "loading" and "WORLD 1-1" in card.text
+        over = perceiver.perceive(Frame(2.0, _card("WORLD 1-1", background=play)[0], "test", 2))
+        assert over.scene != "loading" and "WORLD 1-1" in over.text
+    finally:
+        perceiver.close()

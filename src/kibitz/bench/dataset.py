@@ -221,6 +221,9 @@ def record_game(
     pre, post = max(6.0, 4 / recorder.clip_fps), max(4.0, 3 / recorder.clip_fps)
     every = plan.seconds / max(4 * (plan.frames + plan.advice + plan.support), 1)
     buffer: deque[tuple[float, RGBImage]] = deque()
+    recent: deque[tuple[float, list[str]]] = deque()
+    """The scored events of the last `pre` seconds: a clip that starts with those frames shows them (a death at the
+    end of one clip is in the lead-in of a clip that starts soon after), so they are in its truth too."""
     clips: list[_Clip] = []
     current: _Clip | None = None
     candidates: list[TrueFrame] = []
@@ -249,11 +252,20 @@ def record_game(
             if kept:
                 current.frames.append(f.image)
                 current.times.append(f.t - start)
-            current.events = [{"type": e, "t": round(f.t - start, 3)} for e in scored]
+            current.events = [
+                {"type": e, "t": round(t - start, 3)}
+                for t, events in (*recent, (f.t, scored))
+                if t >= start
+                for e in events
+            ]
         if kept:
             buffer.append((f.t, f.image))
             while buffer and buffer[0][0] < f.t - pre:
                 buffer.popleft()
+        if scored:
+            recent.append((f.t, scored))
+        while recent and recent[0][0] < f.t - pre:
+            recent.popleft()
         if f.t >= next_candidate:
             candidates.append(f)
             next_candidate += every

@@ -38,7 +38,7 @@ from kibitz.perception.follow import GameFollower, LookLearner
 from kibitz.perception.hud import GlyphBook, HudReader, HudSmoother, hud_spec_path, load_hud_spec
 from kibitz.perception.letterbox import ContentBox, crop
 from kibitz.perception.router import Route, Router
-from kibitz.perception.scenetext import scene_in_text
+from kibitz.perception.scenetext import is_card, scene_in_text
 
 log = logging.getLogger("kibitz.pixels")
 VLM_SCENE_FRESH_S = 10.0
@@ -170,6 +170,8 @@ class PixelPerceiver(Perceiver):
         self.text: tuple[str, ...] = ()
         self._text_at = float("-inf")
         """When the frame the text was read from was shown."""
+        self._text_card = False
+        """The frame the text was read from is text and little else (a card: its level phrase names a scene)."""
         self.labelled: dict[str, int] = {}
         self._labelled_fresh = False
         self._ocr_at: float | None = None
@@ -281,7 +283,7 @@ class PixelPerceiver(Perceiver):
         if unnamed:
             # A title card's words say what the screen is ("GAME OVER", "PAUSED"), if read since the last cut; a
             # level card's ("WORLD 1-1") only on a screen of text and little else.
-            card = rec is not None and rec.text_only
+            card = self._text_card or (rec is not None and rec.text_only)
             said = scene_in_text(self.text, card) if self._text_at >= self._cut_at and not change.blank else None
             scene = canonical_scene(said or scene)
         obs = Observation(
@@ -413,6 +415,7 @@ class PixelPerceiver(Perceiver):
 
         self.text = screen_lines(b.text for b in boxes)
         self._text_at = t if t is not None else float("inf")
+        self._text_card = image is not None and is_card(image, boxes)
         if self.label_specs and labels:
             from kibitz.perception.labels import read_labelled
 

@@ -8,21 +8,34 @@ short (at most `MAX_WORDS` words): a banner, not a sentence in a dialogue ("I pa
 
 A phrase with `#` in it ("stage #") is a level card's: `#` is a number ("3", "1-1", "2.4"). Many games keep such a
 line in their HUD while they are played ("LEVEL 3" over the play), so a card phrase names a scene only on a screen
-that is text and little else (`card=True`: the picture is nearer to text-only screens than to any game's look) and
-only when it is the whole line.
+that is text and little else (`card=True`: `is_card` on the frame the text was read from, or the picture is nearer to
+text-only screens than to any game's look) and only when it is the whole line.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
+import numpy as np
 import yaml
 
+if TYPE_CHECKING:
+    from kibitz.core.records import RGBImage
+    from kibitz.perception.ocr import TextBox
+
 MAX_WORDS = 4
+CARD_INK = 0.02
+"""A card: at most this share of the picture, outside its lines of text, differs from the background colour (a level
+card's little player sprite beside "× 3" is ~0.4 % of SMB's screen; a game's play is far more)."""
+CARD_SIDE = 320
+"""`is_card` looks at the picture shrunk (by taking every n-th pixel) to at most this many pixels a side."""
+INK_STEP = 48
+"""A pixel is ink when one of its channels is this far from the background colour's."""
 NUMBER = r"\d+(?:\s*[-–.]\s*\d+)?"
 """What `#` stands for in a card phrase: a level's number ("3", "1-1", "2.4")."""
 
@@ -65,3 +78,21 @@ def scene_in_text(lines: Iterable[str], card: bool = False) -> str | None:
         if any(p.names(line, card) for line in short for p in phrases):
             return scene
     return None
+
+
+def is_card(image: RGBImage, boxes: Sequence[TextBox]) -> bool:
+    """A screen of text and little else (a level card, "GAME OVER" on black): some text, and outside its lines (each
+    grown by half its height) at most `CARD_INK` of the picture differs from the background, its most common colour."""
+    if not boxes or image.ndim != 3 or image.shape[0] == 0 or image.shape[1] == 0:
+        return False
+    step = max(1, -(-max(image.shape[:2]) // CARD_SIDE))
+    small = image[::step, ::step, :3].astype(np.int16)
+    colours, counts = np.unique((small >> 4).reshape(-1, 3), axis=0, return_counts=True)
+    ground = colours[counts.argmax()] * 16 + 8
+    ink = np.abs(small - ground).max(axis=2) > INK_STEP
+    for box in boxes:
+        x0, y0, x1, y1 = box.box
+        pad = (y1 - y0) // 2
+        top, left = max(0, y0 - pad) // step, max(0, x0 - pad) // step
+        ink[top : -(-(y1 + pad) // step), left : -(-(x1 + pad) // step)] = False
+    return float(ink.mean()) <= CARD_INK
