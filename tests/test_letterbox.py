@@ -26,8 +26,8 @@ def test_pillarbox_bars_are_cut_and_the_game_kept() -> None:
     boxes = ContentBox()
     first = boxes.update(pillarbox(game()), 0.0)
     box = boxes.update(pillarbox(game()), 0.5)
-    assert first == box == (0, 240, 52, 376)  # 54 pixels of bar each side, found on the 4-pixel grid
-    assert crop(pillarbox(game()), box).shape == (240, 324, 3)
+    assert first == box == (0, 240, 54, 374)  # 54 pixels of bar each side, to the pixel
+    assert crop(pillarbox(game()), box).shape == (240, 320, 3)
 
 
 def test_a_black_card_of_the_game_is_not_a_bar() -> None:
@@ -36,7 +36,7 @@ def test_a_black_card_of_the_game_is_not_a_bar() -> None:
         boxes.update(pillarbox(game()), i * 0.5)
     card = np.zeros((240, 320, 3), np.uint8)
     card[110:126, 120:200] = 255  # "WORLD 1-1" in the middle of black
-    assert boxes.update(pillarbox(card), 2.0) == (0, 240, 52, 376)  # the play lit the rest a moment ago
+    assert boxes.update(pillarbox(card), 2.0) == (0, 240, 54, 374)  # the play lit the rest a moment ago
     for i in range(30):  # the card stays longer than the window: then its own lines are all that is lit
         last = boxes.update(pillarbox(card), 2.5 + i * 0.5)
     assert last is None or last[3] - last[2] >= 80
@@ -47,7 +47,7 @@ def test_a_games_own_dark_margin_is_kept() -> None:
     picture = game()
     picture[200:] = 0  # black below the paddle, on one side only: the game's own look
     assert boxes.update(picture, 0.0) is None
-    assert boxes.update(pillarbox(picture), 0.5) == (0, 240, 52, 376)  # a new size: the pair of bars, not the margin
+    assert boxes.update(pillarbox(picture), 0.5) == (0, 240, 54, 374)  # a new size: the pair of bars, not the margin
 
 
 def test_nothing_lit_or_nothing_to_cut_is_the_whole_frame() -> None:
@@ -57,3 +57,13 @@ def test_nothing_lit_or_nothing_to_cut_is_the_whole_frame() -> None:
     sprite = np.zeros((720, 1280, 3), np.uint8)
     sprite[300:340, 600:640] = 200  # one lit sprite in a dark scene: not trusted as the game's box
     assert ContentBox().update(sprite, 0.0) is None
+
+
+def test_a_window_on_a_dark_desktop_is_cut_to_the_pixel_though_its_own_edges_are_black() -> None:
+    """The game's own black rows at its top and bottom are not the grey desktop's: cutting them too (3 native rows)
+    made River Raid 0.90 like itself, under its acceptance."""
+    picture = game()
+    picture[:6], picture[-20:] = 0, 0
+    desktop = np.full((720, 1280, 3), (14, 17, 24), np.uint8)
+    desktop[240:480, 480:800] = picture
+    assert ContentBox().update(desktop, 0.0) == (240, 480, 480, 800)

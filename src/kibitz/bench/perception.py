@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -222,6 +222,70 @@ def recognition_bench(
             "unknown_rate": float(np.mean([r.game is None for r in unseen])),
         }
     return result
+
+
+FRAMINGS = ("as captured", "pillarboxed 16:9", "window on a dark desktop")
+"""How a player's capture may frame a game: its own picture; scaled to 720 rows in the middle of a 1280×720 capture
+with black bars either side; at twice its size in the middle of a dark 1280×720 desktop."""
+DESKTOP = (14, 17, 24)
+"""The dark desktop's colour (below `ContentBox.dark`: the box finds it as a bar)."""
+
+
+def framed(image: RGBImage, framing: str) -> RGBImage:
+    """A native frame as a capture framed this way (`FRAMINGS`) shows it."""
+    import cv2
+
+    if framing == FRAMINGS[0]:
+        return image
+    h, w = image.shape[:2]
+    if framing == FRAMINGS[1]:
+        size, canvas = (round(w * 720 / h), 720), np.zeros((720, 1280, 3), np.uint8)
+    elif framing == FRAMINGS[2]:
+        size, canvas = (2 * w, 2 * h), np.full((720, 1280, 3), DESKTOP, np.uint8)
+    else:
+        raise ValueError(f"unknown framing {framing!r}: one of {', '.join(FRAMINGS)}")
+    scaled = cv2.resize(image, size, interpolation=cv2.INTER_NEAREST)
+    top, left = (720 - size[1]) // 2, (1280 - size[0]) // 2
+    canvas[top : top + size[1], left : left + size[0]] = scaled
+    return canvas
+
+
+def letterbox_bench(
+    embedder: Embedder,
+    games: tuple[str, ...],
+    seconds: float = 60.0,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[tuple[str, str], list[int]]:
+    """Built-in games learnt from run `seed` (their prototypes and the text-only screens, as `kibitz games learn`
+    gives), then run `seed + 1` of each watched by a real `PixelPerceiver` (no game named) in each of the `FRAMINGS`.
+    (game, framing) → [frames, frames the game was followed, frames whose scene was named right]."""
+    from kibitz.perception.assets import text_screen_bank
+
+    train, runs = [], {}
+    for g in games:
+        if progress:
+            progress(f"playing {g}")
+        train += pick_prototypes(list(collect(g, seed, scene_run_seconds(g, seconds), every=5)), 24)
+        runs[g] = list(collect(g, seed + 1, scene_run_seconds(g, seconds), every=23))
+    if progress:
+        progress(f"embedding {len(train)} examples")
+    bank = PrototypeBank.build(embedder, [s.image for s in train], [s.game for s in train], [s.scene for s in train])
+    bank = bank.merge(text_screen_bank(embedder))
+    out: dict[tuple[str, str], list[int]] = {}
+    ocr: Any = None
+    for g, run in runs.items():
+        for framing in FRAMINGS:
+            if progress:
+                progress(f"watching {g}, {framing}")
+            samples = [replace(s, image=framed(s.image, framing)) for s in run]
+            watched, ocr = watch_run(embedder, bank, samples, ocr)
+            out[(g, framing)] = [
+                len(run),
+                sum(obs.game == g for obs in watched),
+                sum(obs.scene == canonical_scene(s.scene) for obs, s in zip(watched, run, strict=True)),
+            ]
+    return out
 
 
 @dataclass

@@ -131,9 +131,10 @@ def perception(
     parts: Annotated[
         str,
         typer.Option(
-            help="Which parts to run, comma-separated: hud, recognition, open-set, cost, short-screens, labels."
+            help="Which parts to run, comma-separated: hud, recognition, open-set, cost, short-screens, labels, "
+            "letterbox."
         ),
-    ] = "hud,recognition,open-set,cost,short-screens,labels",
+    ] = "hud,recognition,open-set,cost,short-screens,labels,letterbox",
     open_set: Annotated[
         str,
         typer.Option(help="The open-set split of Atari games kibitz does not know: test (scored) or dev (tuned on)."),
@@ -150,7 +151,7 @@ def perception(
 
     ids = tuple(g.strip() for g in games.split(",") if g.strip())
     wanted = {p.strip() for p in parts.split(",") if p.strip()}
-    known = ("hud", "recognition", "open-set", "cost", "short-screens", "labels")
+    known = ("hud", "recognition", "open-set", "cost", "short-screens", "labels", "letterbox")
     unknown = wanted - set(known)
     if unknown:
         raise KibitzError(f"Unknown part(s) {', '.join(sorted(unknown))}: choose from {', '.join(known)}.")
@@ -171,6 +172,8 @@ def perception(
         _short_screen_part(model, rows, open_set)
     if "labels" in wanted:
         _labels_part(model, rows, open_set)
+    if "letterbox" in wanted:
+        _letterbox_part(model, ids, seed, rows)
     _save(out, rows)
 
 
@@ -309,6 +312,37 @@ def _open_set_part(model: Any, bank: Any, split: str, rows: list[dict[str, Any]]
     table.add_row(
         "[b]all[/b]", str(n), f"[b]{claimed / n:.2%}[/b] ({low:.1%}–{high:.1%})", str(sure), f"{followed / n:.2%}", ""
     )
+    console.print(table)
+
+
+def _letterbox_part(model: Any, ids: tuple[str, ...], seed: int, rows: list[dict[str, Any]]) -> None:
+    """The built-in games as a player's capture may frame them: as captured, pillarboxed, a window on a dark desktop."""
+    from kibitz.bench.perception import FRAMINGS, letterbox_bench
+    from kibitz.bench.stats import wilson
+
+    with console.status("captures with bars...") as status:
+        found = letterbox_bench(model, ids, seed=seed, progress=lambda m: status.update(m))
+    table = Table(
+        "game",
+        "framing",
+        "frames",
+        "game followed (95 % CI)",
+        "scene right (95 % CI)",
+        title=f"Captures with bars: learnt on run {seed}, watched on run {seed + 1} as `kibitz watch` does",
+    )
+
+    def cell(k: int, n: int) -> str:
+        low, high = wilson(k, n)
+        return f"{k / n:.1%} ({low:.0%}–{high:.0%})" if n else "–"
+
+    for game in (*ids, "all"):
+        for framing in FRAMINGS:
+            n, followed, scene = (
+                sum(v[i] for (g, f), v in found.items() if f == framing and game in (g, "all")) for i in range(3)
+            )
+            table.add_row(game, framing, str(n), cell(followed, n), cell(scene, n), end_section=framing == FRAMINGS[-1])
+            row = {"task": "letterbox", "game": game, "framing": framing, "frames": n}
+            rows.append(row | {"followed": followed, "scene_right": scene})
     console.print(table)
 
 
