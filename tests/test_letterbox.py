@@ -26,8 +26,16 @@ def test_pillarbox_bars_are_cut_and_the_game_kept() -> None:
     boxes = ContentBox()
     first = boxes.update(pillarbox(game()), 0.0)
     box = boxes.update(pillarbox(game()), 0.5)
-    assert first == box == (0, 240, 54, 374)  # 54 pixels of bar each side, to the pixel
+    assert first is None  # one look: nothing has moved yet, so nothing tells bars from the game's own black
+    assert box == (0, 240, 54, 374)  # 54 pixels of bar each side, to the pixel
     assert crop(pillarbox(game()), box).shape == (240, 320, 3)
+
+
+def test_a_still_picture_is_never_cut() -> None:
+    """A screenshot held on screen (or SMB's "GAME OVER" card shown alone): its dark surround may be the game's own."""
+    boxes, still = ContentBox(), pillarbox(game())
+    assert all(boxes.update(still, i * 0.5) is None for i in range(30))
+    assert boxes.update(pillarbox(game()), 15.0) == (0, 240, 54, 374)  # it moves: the bars are bars
 
 
 def test_a_black_card_of_the_game_is_not_a_bar() -> None:
@@ -46,8 +54,11 @@ def test_a_games_own_dark_margin_is_kept() -> None:
     boxes = ContentBox()
     picture = game()
     picture[200:] = 0  # black below the paddle, on one side only: the game's own look
-    assert boxes.update(picture, 0.0) is None
-    assert boxes.update(pillarbox(picture), 0.5) == (0, 240, 54, 374)  # a new size: the pair of bars, not the margin
+    assert boxes.update(picture, 0.0) is None and boxes.update(game(), 0.5) is None
+    moved = picture.copy()
+    moved[:200] = game()[:200]
+    assert boxes.update(pillarbox(picture), 1.0) is None  # a new size: looked at afresh
+    assert boxes.update(pillarbox(moved), 1.5) == (0, 240, 54, 374)  # the pair of bars, not the margin
 
 
 def test_nothing_lit_or_nothing_to_cut_is_the_whole_frame() -> None:
@@ -65,5 +76,8 @@ def test_a_window_on_a_dark_desktop_is_cut_to_the_pixel_though_its_own_edges_are
     picture = game()
     picture[:6], picture[-20:] = 0, 0
     desktop = np.full((720, 1280, 3), (14, 17, 24), np.uint8)
+    boxes = ContentBox()
     desktop[240:480, 480:800] = picture
-    assert ContentBox().update(desktop, 0.0) == (240, 480, 480, 800)
+    boxes.update(desktop, 0.0)
+    desktop[246:460, 480:800] = game()[6:220]  # the play moves on, its black edges stay
+    assert boxes.update(desktop, 0.5) == (240, 480, 480, 800)

@@ -86,6 +86,29 @@ def test_a_capture_scaled_by_a_non_integer_factor_is_followed_and_its_hud_read(
     assert hits >= 0.95 * followed, (hits, followed)
 
 
+def test_a_pillarboxed_capture_is_followed_and_its_hud_read_between_the_bars(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Breakout ×3.43 in the middle of a black 1280×720 capture, not named: recognition and the HUD both look between
+    the bars (the HUD's boxes are in the game's own pixels: read across the whole capture, no score is ever read)."""
+    import cv2
+
+    monkeypatch.setenv("KIBITZ_HOME", str(home))
+    perceiver = PixelPerceiver(None, PerceptionConfig(recognise_every_s=0.5))
+    truth = list(collect("breakout", 1, 30.0, every=4))
+    followed = hits = 0
+    for i, s in enumerate(truth):
+        capture = np.zeros((720, 1280, 3), np.uint8)
+        capture[:, 365:914] = cv2.resize(s.image, (549, 720), interpolation=cv2.INTER_NEAREST)
+        obs = perceiver.perceive(Frame(t=s.t, image=capture, source="test", index=i))
+        if obs.game == "breakout":
+            followed += 1
+            hits += obs.value("score") == s.hud["score"]
+    perceiver.close()
+    assert followed >= 0.9 * len(truth), (followed, len(truth))
+    assert hits >= 0.95 * followed, (hits, followed)
+
+
 def test_unknown_screen_recognised_as_no_known_game(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Generic mode on a game it has no examples of: no game claimed, scenes in the shared vocabulary."""
     monkeypatch.setenv("KIBITZ_HOME", str(home))

@@ -258,8 +258,9 @@ def letterbox_bench(
     progress: Callable[[str], None] | None = None,
 ) -> dict[tuple[str, str], list[int]]:
     """Built-in games learnt from run `seed` (their prototypes and the text-only screens, as `kibitz games learn`
-    gives), then run `seed + 1` of each watched by a real `PixelPerceiver` (no game named) in each of the `FRAMINGS`.
-    (game, framing) → [frames, frames the game was followed, frames whose scene was named right]."""
+    gives), then run `seed + 1` of each watched by a real `PixelPerceiver` (no game named, the HUD fonts the user's
+    `kibitz games learn` learnt) in each of the `FRAMINGS`. (game, framing) → [frames, frames the game was followed,
+    frames whose scene was named right, HUD numbers on screen, of them read exactly (as `hud_bench` scores them)]."""
     from kibitz.perception.assets import text_screen_bank
 
     train, runs = [], {}
@@ -280,12 +281,32 @@ def letterbox_bench(
                 progress(f"watching {g}, {framing}")
             samples = [replace(s, image=framed(s.image, framing)) for s in run]
             watched, ocr = watch_run(embedder, bank, samples, ocr)
+            shown, exact = hud_exact(g, run, watched)
             out[(g, framing)] = [
                 len(run),
                 sum(obs.game == g for obs in watched),
                 sum(obs.scene == canonical_scene(s.scene) for obs, s in zip(watched, run, strict=True)),
+                shown,
+                exact,
             ]
     return out
+
+
+def hud_exact(game: str, run: list[Sample], watched: list[Observation]) -> tuple[int, int]:
+    """HUD numbers on screen in a run of a built-in game (its HUD file's fields on the scenes that show them, not on
+    blank frames), and how many of them were read exactly: the frame's true value or the frame before's."""
+    spec = load_hud_spec(hud_spec_path(game))  # type: ignore[arg-type]
+    shown = exact = 0
+    prev: dict[str, Any] = {}
+    for s, obs in zip(run, watched, strict=True):
+        blank = is_blank(s.image)
+        for name, f in spec.fields.items():
+            if blank or (f.scenes is not None and s.scene not in f.scenes) or s.hud.get(name) is None:
+                continue
+            shown += 1
+            exact += name in obs.fields and obs.fields[name].value in {s.hud[name], prev.get(name, s.hud[name])}
+        prev = s.hud
+    return shown, exact
 
 
 @dataclass

@@ -328,6 +328,7 @@ def _letterbox_part(model: Any, ids: tuple[str, ...], seed: int, rows: list[dict
         "frames",
         "game followed (95 % CI)",
         "scene right (95 % CI)",
+        "HUD numbers exact (95 % CI)",
         title=f"Captures with bars: learnt on run {seed}, watched on run {seed + 1} as `kibitz watch` does",
     )
 
@@ -337,12 +338,13 @@ def _letterbox_part(model: Any, ids: tuple[str, ...], seed: int, rows: list[dict
 
     for game in (*ids, "all"):
         for framing in FRAMINGS:
-            n, followed, scene = (
-                sum(v[i] for (g, f), v in found.items() if f == framing and game in (g, "all")) for i in range(3)
+            n, followed, scene, shown, exact = (
+                sum(v[i] for (g, f), v in found.items() if f == framing and game in (g, "all")) for i in range(5)
             )
-            table.add_row(game, framing, str(n), cell(followed, n), cell(scene, n), end_section=framing == FRAMINGS[-1])
+            cells = (cell(followed, n), cell(scene, n), cell(exact, shown))
+            table.add_row(game, framing, str(n), *cells, end_section=framing == FRAMINGS[-1])
             row = {"task": "letterbox", "game": game, "framing": framing, "frames": n}
-            rows.append(row | {"followed": followed, "scene_right": scene})
+            rows.append(row | {"followed": followed, "scene_right": scene, "hud_shown": shown, "hud_exact": exact})
     console.print(table)
 
 

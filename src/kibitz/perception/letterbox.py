@@ -16,6 +16,7 @@ examples have too). A bright or busy desktop around a window is not found (a kno
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +49,11 @@ class ContentBox:
     _rows: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0), init=False, repr=False)
     _cols: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0), init=False, repr=False)
     _shape: tuple[int, int] = field(default=(0, 0), init=False, repr=False)
+    _seen: npt.NDArray[np.uint8] | None = field(default=None, init=False, repr=False)
+    _moved_at: float = field(default=-np.inf, init=False, repr=False)
+    """Bars are believed only while the picture moves (a looked-at pixel changed from one look to the next within
+    `window_s`; Breakout's ball is a handful of them): a still picture (a screenshot held on screen, SMB's "GAME OVER"
+    card shown alone) may be a black card of the game itself, whose dark surround no time has told from bars yet."""
 
     def update(self, image: RGBImage, t: float) -> Box | None:
         """Take the frame shown at `t`; the game's box in it, or None for the whole frame."""
@@ -55,7 +61,12 @@ class ContentBox:
         if (h, w) != self._shape:
             self._shape = (h, w)
             self._rows, self._cols = np.full(h, -np.inf), np.full(w, -np.inf)
+            self._seen, self._moved_at = None, -np.inf
         picture = np.asarray(image)[:, :, :3]
+        look = picture[:: self.step, :: self.step].copy()
+        if self._seen is not None and self._lit(look, self._seen).any():
+            self._moved_at = t
+        self._seen = look
         corners = picture[[0, 0, -1, -1], [0, -1, 0, -1]].astype(np.int16)
         colour = np.median(corners, axis=0)
         if colour.max() > self.dark:  # no dark bars around this frame: all of it is the game's
@@ -65,13 +76,15 @@ class ContentBox:
             self._cols[self._lit(picture[:: self.step], colour).any(axis=0)] = t
         return self.box(t)
 
-    def _lit(self, pixels: npt.NDArray[np.uint8], colour: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
-        """Which pixels are not the bar's colour."""
-        return np.asarray(np.abs(pixels.astype(np.int16) - colour).max(axis=2) > self.tolerance)
+    def _lit(self, pixels: npt.NDArray[np.uint8], colour: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+        """Which pixels are not the bar's colour (or, given a picture, not the pixel it had)."""
+        return np.asarray(np.abs(pixels.astype(np.int16) - colour).max(axis=-1) > self.tolerance)
 
     def box(self, t: float) -> Box | None:
         """The span of the rows and of the columns lit within `window_s` of `t` (None: the whole frame)."""
         h, w = self._shape
+        if self._moved_at < t - self.window_s:
+            return None  # a still picture: its dark surround may be the game's own
         rows = np.flatnonzero(self._rows >= t - self.window_s)
         cols = np.flatnonzero(self._cols >= t - self.window_s)
         if not len(rows) or not len(cols):

@@ -36,7 +36,7 @@ from kibitz.perception.classifier import (
 )
 from kibitz.perception.follow import GameFollower, LookLearner
 from kibitz.perception.hud import GlyphBook, HudReader, HudSmoother, hud_spec_path, load_hud_spec
-from kibitz.perception.letterbox import ContentBox, crop
+from kibitz.perception.letterbox import Box, ContentBox, crop
 from kibitz.perception.router import Route, Router
 from kibitz.perception.scenetext import is_card, scene_in_text
 
@@ -147,7 +147,9 @@ class PixelPerceiver(Perceiver):
 
         self.change = ChangeDetector()
         self.content = ContentBox()
-        """Where the game is in the capture (between dark bars found over time): recognition looks there."""
+        """Where the game is in the capture (between dark bars found over time): recognition and the HUD look there."""
+        self._box: tuple[tuple[int, ...], Box | None] = ((), None)
+        """The content box found at the last recognition, and the shape of the frame it was found in."""
         self.embedder: Embedder = embedder or EMBEDDERS.get(self.config.embedder)()
         self.bank: PrototypeBank | None = bank if bank is not None else recognition_bank(self.embedder)
         self._engine = ocr_engine
@@ -249,7 +251,8 @@ class PixelPerceiver(Perceiver):
         if due or change.cut:
             if self.bank is not None:
                 hint = self.game.id if self.game is not None else None
-                vector = self.embedder.embed([crop(image, self.content.update(image, frame.t))])[0]
+                self._box = (image.shape, self.content.update(image, frame.t))
+                vector = self.embedder.embed([crop(image, self._box[1])])[0]
                 self.recognition = self.bank.classify(vector, game_hint=hint, scene_game=self.follower.game)
                 if self.game is None and not self.generic:
                     followed = self.follower.update(self.recognition, blank=change.blank)
@@ -275,7 +278,10 @@ class PixelPerceiver(Perceiver):
             self._maybe_ocr(image, frame.t, change.cut, change.burst)
         fields: dict[str, Reading] = {}
         if self.reader is not None and self.smoother is not None:  # the game's own scene names (its HUD file's)
-            fields = self.smoother.update(frame.t, self.reader.read(image, scene))
+            shape, box = self._box  # the HUD's boxes are in the game's own pixels: read between the bars
+            fields = self.smoother.update(
+                frame.t, self.reader.read(crop(image, box if shape == image.shape else None), scene)
+            )
         elif self.labelled:  # numbers read by their labels: fresh on the frame their text was read
             sure = 1.0 if self._labelled_fresh else 0.9
             fields = {k: Reading(v, Provenance.OCR, sure) for k, v in self.labelled.items()}
