@@ -3,9 +3,12 @@ the real OCR on drawn cards, and only until the picture cuts away."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
+from kibitz.core.records import Frame
 from kibitz.perception.ocr import TextBox
 from kibitz.perception.scenetext import is_card, scene_in_text
 
@@ -79,20 +82,20 @@ def test_a_card_is_text_and_little_else() -> None:
     assert is_card(white, [box])  # any background colour
 
 
-def test_a_game_over_card_is_the_game_over_scene_until_the_picture_cuts_away() -> None:
+def _reader() -> Any:
+    """Generic perception with no prototypes (the text alone names scenes), reading the text on the frame it is due."""
     pytest.importorskip("rapidocr", reason="install kibitz[vision] for OCR")
     from kibitz.core.config import PerceptionConfig
-    from kibitz.core.records import Frame
     from kibitz.perception.classifier import PrototypeBank, ThumbnailEmbedder
     from kibitz.perception.pixels import GenericPerceiver
 
     embedder = ThumbnailEmbedder()
-    perceiver = GenericPerceiver(
-        None,
-        PerceptionConfig(ocr_inline=True),
-        embedder=embedder,
-        bank=PrototypeBank.empty(embedder.name, embedder.dim),
-    )
+    bank = PrototypeBank.empty(embedder.name, embedder.dim)
+    return GenericPerceiver(None, PerceptionConfig(ocr_inline=True), embedder=embedder, bank=bank)
+
+
+def test_a_game_over_card_is_the_game_over_scene_until_the_picture_cuts_away() -> None:
+    perceiver = _reader()
     rng = np.random.default_rng(0)
     play = rng.integers(0, 255, (360, 640, 3), dtype=np.uint8)
     assert perceiver.perceive(Frame(0.0, play, "test", 0)).scene != "game_over"
@@ -108,19 +111,7 @@ def test_a_level_card_on_a_screen_of_text_names_the_loading_scene() -> None:
     """Through the real OCR: "WORLD 1-1" on black with the player's figure beside it is a level card (loading), as
     the screen is text and little else, whatever the prototypes make of it; the same line over the play names no
     scene."""
-    pytest.importorskip("rapidocr", reason="install kibitz[vision] for OCR")
-    from kibitz.core.config import PerceptionConfig
-    from kibitz.core.records import Frame
-    from kibitz.perception.classifier import PrototypeBank, ThumbnailEmbedder
-    from kibitz.perception.pixels import GenericPerceiver
-
-    embedder = ThumbnailEmbedder()
-    perceiver = GenericPerceiver(
-        None,
-        PerceptionConfig(ocr_inline=True),
-        embedder=embedder,
-        bank=PrototypeBank.empty(embedder.name, embedder.dim),
-    )
+    perceiver = _reader()
     play = np.random.default_rng(0).integers(0, 255, (360, 640, 3), dtype=np.uint8)
     try:
         assert perceiver.perceive(Frame(0.0, play, "test", 0)).scene != "loading"
