@@ -81,3 +81,23 @@ def test_a_window_on_a_dark_desktop_is_cut_to_the_pixel_though_its_own_edges_are
     boxes.update(desktop, 0.0)
     desktop[246:460, 480:800] = game()[6:220]  # the play moves on, its black edges stay
     assert boxes.update(desktop, 0.5) == (240, 480, 480, 800)
+
+
+def test_the_letterbox_bench_watches_each_framing() -> None:
+    """`kibitz bench perception --parts letterbox` on two games for a few seconds: each framing watched by the real
+    perceiver, the HUD scored where the game has a HUD file (Freeway has none)."""
+    import pytest
+
+    pytest.importorskip("torch", reason="install kibitz[vision] for the EfficientNet embedder")
+    from kibitz.bench.perception import FRAMINGS, framed, letterbox_bench
+    from kibitz.perception.classifier import EMBEDDERS
+
+    small = game(210, 160)
+    assert framed(small, FRAMINGS[0]) is small
+    assert framed(small, FRAMINGS[1]).shape == framed(small, FRAMINGS[2]).shape == (720, 1280, 3)
+    found = letterbox_bench(EMBEDDERS.get("efficientnet-lite0")(), ("breakout", "freeway"), seconds=6.0, seed=3)
+    assert set(found) == {(g, f) for g in ("breakout", "freeway") for f in FRAMINGS}
+    for (g, _), (frames, followed, scene, shown, exact) in found.items():
+        assert frames > 10 and 0 <= followed <= frames and 0 <= scene <= frames and 0 <= exact <= shown
+        assert (shown > 0) == (g == "breakout")
+    assert found[("breakout", FRAMINGS[1])][1] > 0  # pillarboxed, and still followed

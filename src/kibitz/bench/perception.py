@@ -294,8 +294,12 @@ def letterbox_bench(
 
 def hud_exact(game: str, run: list[Sample], watched: list[Observation]) -> tuple[int, int]:
     """HUD numbers on screen in a run of a built-in game (its HUD file's fields on the scenes that show them, not on
-    blank frames), and how many of them were read exactly: the frame's true value or the frame before's."""
-    spec = load_hud_spec(hud_spec_path(game))  # type: ignore[arg-type]
+    blank frames), and how many of them were read exactly: the frame's true value or the frame before's. (0, 0) for a
+    game with no HUD file (Freeway)."""
+    path = hud_spec_path(game)
+    if path is None:
+        return 0, 0
+    spec = load_hud_spec(path)
     shown = exact = 0
     prev: dict[str, Any] = {}
     for s, obs in zip(run, watched, strict=True):
