@@ -101,3 +101,15 @@ def test_the_letterbox_bench_watches_each_framing() -> None:
         assert frames > 10 and 0 <= followed <= frames and 0 <= scene <= frames and 0 <= exact <= shown
         assert (shown > 0) == (g == "breakout")
     assert found[("breakout", FRAMINGS[1])][1] > 0  # pillarboxed, and still followed
+
+
+def test_the_hud_reads_the_box_only_when_it_is_shaped_like_the_game() -> None:
+    """A capture of the game's own picture keeps its dark margins (they look like bars: Asteroids' black rows); a
+    pillarboxed capture loses its bars."""
+    from kibitz.perception.letterbox import shaped_like
+
+    native = game(210, 160)
+    assert shaped_like(native, (20, 190, 0, 160), (160, 210)) is native
+    capture = np.zeros((720, 1280, 3), np.uint8)
+    assert shaped_like(capture, (0, 720, 365, 914), (160, 210)).shape == (720, 549, 3)
+    assert shaped_like(capture, None, (160, 210)) is capture

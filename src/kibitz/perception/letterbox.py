@@ -109,3 +109,15 @@ def crop(image: RGBImage, box: Box | None) -> RGBImage:
         return image
     y0, y1, x0, x1 = box
     return image[y0:y1, x0:x1]
+
+
+def shaped_like(image: RGBImage, box: Box | None, size: tuple[int, int]) -> RGBImage:
+    """The part of `image` inside `box` or all of it, whichever is shaped more like a game's native frame of `size`
+    (width, height): a capture of the game's own picture keeps its dark margins (Asteroids' black rows look like bars,
+    and read cut its HUD 30 % right instead of 97 %), a pillarboxed one loses its bars."""
+    if box is None:
+        return image
+    y0, y1, x0, x1 = box
+    target = np.log(size[0] / size[1])
+    whole = abs(np.log(image.shape[1] / image.shape[0]) - target)
+    return crop(image, box) if abs(np.log((x1 - x0) / (y1 - y0)) - target) < whole else image

@@ -36,7 +36,7 @@ from kibitz.perception.classifier import (
 )
 from kibitz.perception.follow import GameFollower, LookLearner
 from kibitz.perception.hud import GlyphBook, HudReader, HudSmoother, hud_spec_path, load_hud_spec
-from kibitz.perception.letterbox import Box, ContentBox, crop
+from kibitz.perception.letterbox import Box, ContentBox, crop, shaped_like
 from kibitz.perception.router import Route, Router
 from kibitz.perception.scenetext import is_card, scene_in_text
 
@@ -279,9 +279,8 @@ class PixelPerceiver(Perceiver):
         fields: dict[str, Reading] = {}
         if self.reader is not None and self.smoother is not None:  # the game's own scene names (its HUD file's)
             shape, box = self._box  # the HUD's boxes are in the game's own pixels: read between the bars
-            fields = self.smoother.update(
-                frame.t, self.reader.read(crop(image, box if shape == image.shape else None), scene)
-            )
+            game_view = shaped_like(image, box if shape == image.shape else None, self.reader.spec.size)
+            fields = self.smoother.update(frame.t, self.reader.read(game_view, scene))
         elif self.labelled:  # numbers read by their labels: fresh on the frame their text was read
             sure = 1.0 if self._labelled_fresh else 0.9
             fields = {k: Reading(v, Provenance.OCR, sure) for k, v in self.labelled.items()}
