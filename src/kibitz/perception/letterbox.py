@@ -64,7 +64,7 @@ class ContentBox:
             self._seen, self._moved_at = None, -np.inf
         picture = np.asarray(image)[:, :, :3]
         look = picture[:: self.step, :: self.step].copy()
-        if self._seen is not None and self._lit(look, self._seen).any():
+        if self._seen is not None and int(np.max(_absdiff(look, self._seen))) > self.tolerance:
             self._moved_at = t
         self._seen = look
         corners = picture[[0, 0, -1, -1], [0, -1, 0, -1]].astype(np.int16)
@@ -77,8 +77,12 @@ class ContentBox:
         return self.box(t)
 
     def _lit(self, pixels: npt.NDArray[np.uint8], colour: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
-        """Which pixels are not the bar's colour (or, given a picture, not the pixel it had)."""
-        return np.asarray(np.abs(pixels.astype(np.int16) - colour).max(axis=-1) > self.tolerance)
+        """Which pixels are not the bar's colour (a channel further than `tolerance` from it)."""
+        low = np.clip(colour - self.tolerance, 0, 255)
+        high = np.clip(colour + self.tolerance, 0, 255)
+        import cv2  # OpenCV comes with the vision extra (rapidocr); its SIMD range test is ~10× numpy's here
+
+        return np.asarray(cv2.inRange(np.ascontiguousarray(pixels), low, high) == 0)
 
     def box(self, t: float) -> Box | None:
         """The span of the rows and of the columns lit within `window_s` of `t` (None: the whole frame)."""
@@ -101,6 +105,12 @@ class ContentBox:
         """The span kept in one direction: the same bar cut from both ends, or nothing cut."""
         bar = min(start, size - end)
         return (bar, size - bar) if bar >= self.min_bar * size else (0, size)
+
+
+def _absdiff(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    import cv2
+
+    return np.asarray(cv2.absdiff(a, b))
 
 
 def crop(image: RGBImage, box: Box | None) -> RGBImage:
