@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Best effort: the Debian packages the display tests use (a virtual X screen, window lookup, a real window,
-# a real desktop game: Mines from sgt-puzzles) and Stockfish, the bench's chess answer key (GPL-3, a separate
-# program).
+# a real desktop game: Mines from sgt-puzzles), Stockfish, the bench's chess answer key (GPL-3, a separate
+# program), and Chromium, the browser the web app's end-to-end tests drive.
 # Needs root and apt-get. As root, a package that cannot be installed is an error (the tests need it); without
 # root it says what to install, and the tests that need it skip, which scripts/test.sh counts as a failure.
 set -uo pipefail
@@ -11,6 +11,7 @@ command -v xdotool >/dev/null 2>&1 || need="$need xdotool"
 command -v xclock >/dev/null 2>&1 || need="$need x11-apps"
 [ -x /usr/games/sgt-mines ] || need="$need sgt-puzzles"
 command -v stockfish >/dev/null 2>&1 || [ -x /usr/games/stockfish ] || need="$need stockfish"
+command -v chromium >/dev/null 2>&1 || need="$need chromium"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   if ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null); then

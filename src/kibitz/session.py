@@ -28,6 +28,7 @@ from kibitz.state.detectors import GENERIC_DETECTORS, labelled_detectors
 from kibitz.state.tracker import StateTracker
 
 if TYPE_CHECKING:
+    from kibitz.memory.commands import Outcome
     from kibitz.memory.live import PlayerMemory
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,12 @@ class Session:
         self._last_prefetch = 0.0
         self._waiting: list[tuple[str, float]] = []
         self._followed: str | None = None
+        self.ratings: queue.Queue[tuple[str, int]] = queue.Queue()
+        """Thumbs on the companion's lines (`rate`), applied on the session's thread."""
+        self.events: list[Event] = []
+        """The events `run` saw (`step` returns each frame's)."""
+        self.utterances: list[Utterance] = []
+        """The lines said so far."""
 
     def _generic_specs(self, game_labels: dict[str, list[str]] | None = None) -> list[DetectorSpec]:
         """The detectors of a game kibitz has no plugin for: screen events, and the numbers read by their labels (the
@@ -217,10 +224,61 @@ class Session:
             game=self.game.id if self.game else None,
         )
 
+    def step(self, frame: Frame) -> list[Event]:
+        """Perceive one frame and act on it: events, the player's questions, the next line. Returns the new events."""
+        wall = time.perf_counter()
+        # The speak policy's clock: the wall's, or the frames' own (policy.clock: media).
+        now = frame.t if self.media_clock else wall
+        return self.observe(self._perceive(frame), now, wall)
+
+    def observe(self, obs: Observation, now: float, wall: float, told: Iterable[Event] = ()) -> list[Event]:
+        """Act on what was seen (a frame's observation, or the state a game sent itself: `kibitz serve`'s context
+        messages) and on `told`, events reported from outside: track, offer events to the speak policy, speak."""
+        self.last_observation = obs
+        if self.memory is not None:
+            self.memory.observe(obs)
+        events = self._handle_events(
+            self.tracker.update(obs) + list(told) + self._ratings() + self._questions(obs), now, wall
+        )
+        self._collect(self.utterances, now)
+        self._maybe_speak(obs, now, wall)
+        return events
+
+    def tick(self, t: float) -> None:
+        """Nothing new was seen: still answer questions, collect finished lines and say the next one (a source that
+        sends frames rarely, or none at all)."""
+        wall = time.perf_counter()
+        obs = self.last_observation or Observation(t=t, frame_index=-1, game=None, game_confidence=0.0, scene="unknown")
+        now = t if self.media_clock else wall
+        self._handle_events(self._ratings() + self._questions(obs), now, wall)
+        self._collect(self.utterances, now)
+        self._maybe_speak(obs, now, wall)
+
+    def rate(self, line: str, rating: int) -> None:
+        """A thumbs up (+1) or down (-1) on one of the companion's lines, applied on the session's own thread."""
+        self.ratings.put((line, rating))
+
+    def refresh_profile(self) -> None:
+        """The player's profile changed outside the session (the web app's settings): from the next line on, talk
+        as it says."""
+        if self.memory is None:
+            return
+        self.memory.reload_profile()
+        if self.companion is not None:
+            self.companion.set_persona(self.memory.persona)
+        self.policy.cooldown_factor = self.memory.profile.cooldown_factor()
+
+    def _ratings(self) -> list[Event]:
+        while True:
+            try:
+                line, rating = self.ratings.get_nowait()
+            except queue.Empty:
+                return []
+            if self.memory is not None:
+                self._apply(self.memory.on_feedback(line, rating), self.last_observation)
+
     def run(self, frames: Iterable[Frame], max_seconds: float | None = None, drain_s: float = 20.0) -> SessionResult:
         """Run until the source ends, max_seconds of media time pass, or Ctrl+C; then let the last line finish."""
-        events: list[Event] = []
-        utterances: list[Utterance] = []
         stats = LoopStats()
         start = last = time.perf_counter()
         try:
@@ -232,14 +290,7 @@ class Session:
                     if self.companion is not None and self.companion.working:
                         stats.gaps_while_speaking_ms.append(gap)
                 last = t0
-                # The speak policy's clock: the wall's, or the frames' own (policy.clock: media).
-                now = frame.t if self.media_clock else t0
-                obs = self._perceive(frame)
-                if self.memory is not None:
-                    self.memory.observe(obs)
-                events += self._handle_events(self.tracker.update(obs) + self._questions(obs), now, t0)
-                self._collect(utterances, now)
-                self._maybe_speak(obs, now, t0)
+                self.events += self.step(frame)
                 stats.frames += 1
                 stats.media_s = frame.t
                 stats.work_ms.append((time.perf_counter() - t0) * 1000)
@@ -251,14 +302,18 @@ class Session:
         except KeyboardInterrupt:
             pass  # Ctrl+C ends the session cleanly: the line in progress finishes and the summary prints
         stats.wall_s = time.perf_counter() - start
+        self.finish(drain_s, stats.media_s if self.media_clock else None)
+        return SessionResult(self.events, self.utterances, stats, self.policy.dropped)
+
+    def finish(self, drain_s: float = 20.0, now: float | None = None) -> None:
+        """Close perception and let the line in progress end (at most `drain_s`)."""
         if self.perceiver is not None:
             self.perceiver.close()
         if self.companion is not None:
             deadline = time.perf_counter() + drain_s
             while self.companion.busy and time.perf_counter() < deadline:
                 time.sleep(0.05)
-            self._collect(utterances, stats.media_s if self.media_clock else time.perf_counter())
-        return SessionResult(events, utterances, stats, self.policy.dropped)
+            self._collect(self.utterances, time.perf_counter() if now is None else now)
 
     def _questions(self, obs: Observation) -> list[Event]:
         """Questions the player typed since the last frame, as events.
@@ -291,7 +346,7 @@ class Session:
         """Let memory see what the player typed: feedback on the last line, a command about how to talk, a fact.
         False when nothing is left for the companion to answer."""
         assert self.memory is not None
-        from kibitz.memory.commands import describe_changes, feedback_rating
+        from kibitz.memory.commands import feedback_rating
 
         rating = feedback_rating(text)
         if rating is not None:
@@ -303,15 +358,22 @@ class Session:
         else:
             said = self.memory.on_player_text(text)
             outcome, answer_needed = said.outcome, said.answer_needed
+        self._apply(outcome, obs, say_ack=not answer_needed)
+        return answer_needed
+
+    def _apply(self, outcome: Outcome, obs: Observation | None, say_ack: bool = True) -> None:
+        """A change to the profile takes effect from the next line on, and is acknowledged."""
+        assert self.memory is not None
+        from kibitz.memory.commands import describe_changes
+
         if outcome.changed:
             persona = self.memory.persona
             if self.companion is not None:
                 self.companion.set_persona(persona)
             self.policy.cooldown_factor = self.memory.profile.cooldown_factor()
             self.output.info(f"(profile: {describe_changes(outcome)}; `kibitz memory profile` shows it)")
-        if outcome.ack and not answer_needed:
+        if outcome.ack and say_ack and obs is not None:
             self._say_fixed(outcome.ack, obs)
-        return answer_needed
 
     def _say_fixed(self, text: str, obs: Observation) -> None:
         """A line that needs no model (an acknowledgement), shown like any other."""

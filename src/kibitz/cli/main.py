@@ -218,11 +218,13 @@ from kibitz.cli.bench import bench_app  # noqa: E402
 from kibitz.cli.games import games_app  # noqa: E402
 from kibitz.cli.memory import memory_app  # noqa: E402
 from kibitz.cli.models import models_app  # noqa: E402
+from kibitz.cli.serve import serve  # noqa: E402
 
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 app.add_typer(games_app, name="games")
 app.add_typer(memory_app, name="memory")
+app.command()(serve)
 
 
 def main() -> None:

@@ -153,6 +153,13 @@ class PlayerMemory:
             self.writer.on_player_text(text)
         return Said(outcome, answer_needed=not (outcome.rules and is_command_only(text)))
 
+    def reload_profile(self, timeout: float = 2.0) -> None:
+        """Read the profile again: it was changed outside this session (the web app's settings, another instance)."""
+        values = self.submit(lambda: self.store.profile(self.user)).result(timeout)
+        self.profile = Profile.from_dict(values)
+        if self.profile.persona:
+            self.base_persona = load_persona(self.profile.persona)
+
     def on_feedback(self, line: str, rating: int) -> Outcome:
         outcome = feedback(line, rating, self.profile, self.base_persona)
         self._apply(outcome)

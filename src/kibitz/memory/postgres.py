@@ -89,6 +89,8 @@ def _schema(dim: int) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS profile (
             user_id {c}, key {c}, value TEXT NOT NULL, updated DOUBLE PRECISION NOT NULL,
             PRIMARY KEY (user_id, key))""",
+        f"""CREATE TABLE IF NOT EXISTS tokens (
+            digest TEXT PRIMARY KEY, user_id {c}, scope TEXT NOT NULL, created DOUBLE PRECISION NOT NULL)""",
     ]
 
 
@@ -172,7 +174,7 @@ class PostgresStore(MemoryStore):
         errors = self._psycopg.errors
         tables = db.execute(
             "SELECT to_regclass('memories') IS NOT NULL AND to_regclass('topics') IS NOT NULL"
-            " AND to_regclass('profile') IS NOT NULL,"
+            " AND to_regclass('profile') IS NOT NULL AND to_regclass('tokens') IS NOT NULL,"
             " EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')"
         ).fetchone()
         if not (tables[0] and tables[1]):  # a role that may only read and write needs no CREATE privilege
@@ -457,6 +459,31 @@ class PostgresStore(MemoryStore):
                 (user, key, value, time.time()),
             )
         )
+
+    def add_token(self, digest: str, user: str, scope: str) -> None:
+        self._run(
+            lambda db: db.execute(
+                "INSERT INTO tokens (digest, user_id, scope, created) VALUES (%s, %s, %s, %s)",
+                (digest, user, scope, time.time()),
+            )
+        )
+
+    def token_owner(self, digest: str) -> tuple[str, str] | None:
+        row = self._run(
+            lambda db: db.execute("SELECT user_id, scope FROM tokens WHERE digest = %s", (digest,)).fetchone()
+        )
+        return None if row is None else (row[0], row[1])
+
+    def tokens(self, user: str) -> list[tuple[str, float]]:
+        rows = self._run(
+            lambda db: db.execute(
+                "SELECT scope, created FROM tokens WHERE user_id = %s ORDER BY created", (user,)
+            ).fetchall()
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def drop_tokens(self, user: str) -> int:
+        return int(self._run(lambda db: db.execute("DELETE FROM tokens WHERE user_id = %s", (user,)).rowcount))
 
     def users(self) -> list[str]:
         rows = self._run(

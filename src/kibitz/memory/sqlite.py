@@ -54,6 +54,12 @@ CREATE TABLE IF NOT EXISTS profile (
     updated REAL NOT NULL,
     PRIMARY KEY (user, key)
 );
+CREATE TABLE IF NOT EXISTS tokens (
+    digest TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    created REAL NOT NULL
+);
 """
 _INSERT = (
     "INSERT INTO memories (user, game, topic, kind, text, norm, importance, created, updated, source, vector)"
@@ -267,6 +273,22 @@ class SQLiteStore(MemoryStore):
     def set_profile(self, user: str, key: str, value: str) -> None:
         with self._transaction():
             self.db.execute("INSERT OR REPLACE INTO profile VALUES (?, ?, ?, ?)", (user, key, value, time.time()))
+
+    def add_token(self, digest: str, user: str, scope: str) -> None:
+        with self._transaction():
+            self.db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?)", (digest, user, scope, time.time()))
+
+    def token_owner(self, digest: str) -> tuple[str, str] | None:
+        row = self.db.execute("SELECT user, scope FROM tokens WHERE digest=?", (digest,)).fetchone()
+        return None if row is None else (row["user"], row["scope"])
+
+    def tokens(self, user: str) -> list[tuple[str, float]]:
+        rows = self.db.execute("SELECT scope, created FROM tokens WHERE user=? ORDER BY created", (user,))
+        return [(r["scope"], r["created"]) for r in rows]
+
+    def drop_tokens(self, user: str) -> int:
+        with self._transaction():
+            return int(self.db.execute("DELETE FROM tokens WHERE user=?", (user,)).rowcount)
 
     def users(self) -> list[str]:
         rows = self.db.execute("SELECT user FROM memories UNION SELECT user FROM profile ORDER BY 1")

@@ -282,6 +282,23 @@ class MemoryStore(ABC):
     @abstractmethod
     def set_profile(self, user: str, key: str, value: str) -> None: ...
 
+    # --- access tokens of `kibitz serve` (only their SHA-256 digests are kept) ----------------------------
+    @abstractmethod
+    def add_token(self, digest: str, user: str, scope: str) -> None:
+        """Keep a token's digest: it belongs to `user`, with `scope` (player: read and write; overlay: read)."""
+
+    @abstractmethod
+    def token_owner(self, digest: str) -> tuple[str, str] | None:
+        """(user, scope) of the token with this digest, or None."""
+
+    @abstractmethod
+    def tokens(self, user: str) -> list[tuple[str, float]]:
+        """(scope, created) of each of a user's tokens."""
+
+    @abstractmethod
+    def drop_tokens(self, user: str) -> int:
+        """Revoke all of a user's tokens; returns how many."""
+
     @abstractmethod
     def users(self) -> list[str]:
         """Users with memories or a profile (for the operator; never shown to a player)."""

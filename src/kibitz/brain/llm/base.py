@@ -18,6 +18,8 @@ class Message(TypedDict):
 
 class LLMBackend(ABC):
     name: str
+    concurrent: bool = False
+    """It serves several sessions at once (a model server); otherwise sessions share it one line at a time."""
     context_window: int = 2048
     """Tokens a prompt and its reply may take together (the embedded model's n_ctx; for a server, llm.n_ctx)."""
 

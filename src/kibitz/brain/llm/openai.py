@@ -16,6 +16,7 @@ from kibitz.core.errors import BackendError
 
 class OpenAIBackend(LLMBackend):
     name = "openai"
+    concurrent = True
 
     def __init__(
         self,

@@ -1,0 +1,86 @@
+"""One model shared by several sessions, one line at a time (the embedded model in `kibitz serve`).
+
+A line waits for the model at most `wait_s`; past that it fails with a clear reason and the session goes on (the
+speak policy's merge and drop rules keep the queue short). A prefetch never waits: the cached prefix of one session
+is worth nothing to another while the model is busy.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+from kibitz.brain.llm.base import LLMBackend, Message
+from kibitz.core.errors import KibitzError
+
+WAIT_S = 8.0
+"""A line older than this is stale anyway (the policy drops events after max_age_s, 5 s by default)."""
+
+
+class SharedModel:
+    """The model and the lock its users take turns on."""
+
+    def __init__(self, backend: LLMBackend, wait_s: float = WAIT_S) -> None:
+        self.backend = backend
+        self.wait_s = wait_s
+        self.lock = threading.Lock()
+        self.waiting = 0
+        """Lines waiting for the model now."""
+        self.timeouts = 0
+        """Lines that gave up waiting."""
+
+    def user(self) -> SerialBackend:
+        """A backend for one session: the shared model, one line at a time."""
+        return SerialBackend(self)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+class SerialBackend(LLMBackend):
+    name = "serial"
+
+    def __init__(self, shared: SharedModel) -> None:
+        self.shared = shared
+        self.context_window = shared.backend.context_window
+
+    def stream(
+        self, messages: list[Message], max_tokens: int, temperature: float, stop: list[str] | None = None
+    ) -> Iterator[str]:
+        shared = self.shared
+        shared.waiting += 1
+        try:
+            got = shared.lock.acquire(timeout=shared.wait_s)
+        finally:
+            shared.waiting -= 1
+        if not got:
+            shared.timeouts += 1
+            raise KibitzError(
+                f"The model was busy with other players' lines for {shared.wait_s:.0f} s, so this line was dropped;"
+                " serve many players with a model server (--backend openai, docs/deploy.md)."
+            )
+        try:
+            yield from shared.backend.stream(messages, max_tokens, temperature, stop)
+        finally:
+            shared.lock.release()
+
+    def warm(self, messages: list[Message], abort: threading.Event | None = None) -> None:
+        if not self.shared.lock.acquire(blocking=False):
+            return  # busy with another session's line: a prefetch is only worth it when the model is free
+        try:
+            self.shared.backend.warm(messages, abort)
+        finally:
+            self.shared.lock.release()
+
+    def count_tokens(self, text: str) -> int:
+        return self.shared.backend.count_tokens(text)
+
+    def count_prompt(self, messages: list[Message]) -> int:
+        return self.shared.backend.count_prompt(messages)
+
+    def close(self) -> None:
+        """The shared model outlives each session (SharedModel.close releases it)."""
+
+    @property
+    def label(self) -> str:
+        return self.shared.backend.label

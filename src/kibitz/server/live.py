@@ -1,0 +1,468 @@
+"""One player's live session on the server: the same `Session` as `kibitz watch` (perception, tracking, the speak
+policy, the companion, memory), run on its own thread so that nothing it does blocks the server's event loop.
+
+What it watches: a built-in game played on the server, frames a browser page shares (the newest wins when they come
+faster than perception runs), or nothing but the state a game mod sends (`context` messages). What it says goes out
+through `WebOutput` as protocol messages, to the hub, which hands each to the WebSockets of that session (and the
+overlays of its user) and to no one else.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kibitz.brain.companion import Companion
+from kibitz.core.config import KibitzConfig, SourceConfig
+from kibitz.core.errors import KibitzError
+from kibitz.core.events import priority
+from kibitz.core.injection import neutralise_lines
+from kibitz.core.persona import load_persona
+from kibitz.core.records import Event, Frame, Observation, Provenance, Reading, Utterance
+from kibitz.games.base import GAMES, get_game
+from kibitz.outputs.sinks import Output
+from kibitz.server import protocol as p
+from kibitz.server.metrics import Metrics
+from kibitz.session import Session
+
+if TYPE_CHECKING:
+    from kibitz.brain.llm.base import LLMBackend
+    from kibitz.memory.embed import TextEmbedder
+    from kibitz.memory.live import PlayerMemory
+    from kibitz.sources.base import FrameSource
+
+log = logging.getLogger(__name__)
+
+STATE_EVERY_S = 0.5
+"""The state panel is refreshed at most this often."""
+MAX_SIDE = 4096
+"""Pixels of a shared frame's longer side."""
+LINES_KEPT = 64
+"""Recent lines a rating can refer to."""
+CONTEXT_QUEUE = 32
+"""Context messages waiting for the session (a mod sending faster gets a `too_fast` error)."""
+
+
+@dataclass
+class Services:
+    """What every session of one server shares."""
+
+    config: KibitzConfig
+    metrics: Metrics
+    publish: Callable[[LiveSession, dict[str, Any]], None]
+    """Hand a message to the hub (callable from any thread)."""
+    backend: Callable[[], LLMBackend] | None
+    """A backend for one more session (None: no companion, events only)."""
+    embedder: TextEmbedder | None
+    db: str | None
+    """The memory store (`--db`); every session opens its own connection."""
+    warm: bool = True
+
+
+class WebOutput(Output):
+    """The session's events and lines as protocol messages. Called from the session's and the companion's threads."""
+
+    def __init__(self, live: LiveSession) -> None:
+        self.live = live
+        self.lock = threading.Lock()
+        self._next = 1
+        self._ids: dict[int, int] = {}
+        self.lines: dict[int, str] = {}
+        """Recent finished lines by number (a rating names the line)."""
+        self.decisions: deque[str] = deque(maxlen=6)
+
+    def _line(self, utt: Utterance) -> int:
+        with self.lock:
+            key = id(utt)
+            if key not in self._ids:
+                self._ids[key] = self._next
+                self._next += 1
+            return self._ids[key]
+
+    def _send(self, message: p.Message) -> None:
+        self.live.send(message.model_dump())
+
+    def event(self, event: Event) -> None:
+        self.live.services.metrics.add("events")
+        self._send(
+            p.EventOut(
+                session=self.live.id,
+                id=event.id,
+                t=round(event.t, 3),
+                event=event.type,
+                priority=event.priority,
+                summary=event.summary,
+            )
+        )
+
+    def token(self, utt: Utterance, piece: str) -> None:
+        self._send(p.TokenOut(session=self.live.id, line=self._line(utt), text=piece))
+
+    def done(self, utt: Utterance) -> None:
+        n = self._line(utt)
+        with self.lock:
+            self._ids.pop(id(utt), None)
+            self.lines[n] = utt.text
+            while len(self.lines) > LINES_KEPT:
+                self.lines.pop(next(iter(self.lines)))
+        metrics = self.live.services.metrics
+        metrics.add("lines")
+        if utt.first_token_latency is not None and utt.trigger != "command":
+            metrics.latency(utt.first_token_latency)
+        latency = "" if utt.first_token_latency is None else f" in {utt.first_token_latency:.2f} s"
+        self.decisions.append(f"said a line on {utt.trigger}{latency}" + (" (cut short)" if utt.interrupted else ""))
+        first = None if utt.first_token_latency is None else round(utt.first_token_latency, 3)
+        self._send(
+            p.LineOut(
+                session=self.live.id,
+                line=n,
+                text=utt.text,
+                trigger=utt.trigger,
+                first_token_s=first,
+                interrupted=utt.interrupted,
+            )
+        )
+
+    def error(self, utt: Utterance, message: str) -> None:
+        n = self._line(utt)
+        with self.lock:
+            self._ids.pop(id(utt), None)
+        self.live.services.metrics.add("line_errors")
+        self.decisions.append(f"a line on {utt.trigger} failed")
+        self._send(p.LineError(session=self.live.id, line=n, message=message))
+
+    def record(self, obj: dict[str, Any]) -> None:
+        route = obj.get("route") or obj.get("kind")
+        if route:
+            self.decisions.append(f"perception: {route}")
+
+    def info(self, message: str) -> None:
+        self._send(p.Info(message=message))
+
+
+class SharedFrames:
+    """The newest frame a page sent, taken by the session when it is ready; a frame replaced before it was taken
+    is dropped and counted. The picture is decoded on the session's thread, never on the event loop."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.data: bytes | None = None
+        self.received = 0
+        self.dropped = 0
+
+    def put(self, data: bytes) -> bool:
+        """Keep `data` as the newest frame; False when it replaced one perception never took."""
+        with self.cond:
+            replaced = self.data is not None
+            self.data = data
+            self.received += 1
+            self.dropped += replaced
+            self.cond.notify()
+        return not replaced
+
+    def take(self, timeout: float) -> bytes | None:
+        with self.cond:
+            if self.data is None:
+                self.cond.wait(timeout)
+            data, self.data = self.data, None
+        return data
+
+
+def decode_frame(data: bytes) -> np.ndarray:
+    """A shared frame as an RGB array, or ValueError saying what is wrong with it."""
+    from PIL import Image, UnidentifiedImageError
+
+    if len(data) > p.MAX_FRAME:
+        raise ValueError(f"A frame may be at most {p.MAX_FRAME} bytes; this one has {len(data)}.")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format not in {"JPEG", "PNG", "WEBP"}:
+                raise ValueError(f"A frame must be a JPEG, PNG or WebP picture, not {image.format}.")
+            w, h = image.size
+            if not (16 <= w <= MAX_SIDE and 16 <= h <= MAX_SIDE):
+                raise ValueError(f"A frame must be 16 to {MAX_SIDE} pixels a side; this one is {w}×{h}.")
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"The frame is not a picture that can be read ({type(exc).__name__}).") from None
+
+
+def context_observation(msg: p.Context, t: float, index: int) -> tuple[Observation, list[Event]]:
+    """A game's own account of its state as an observation (its numbers are true state, like an emulator's RAM),
+    and the events it reported. Its text is data: lines giving orders to an AI are left out."""
+    fields = {k: Reading(v, Provenance.RAM) for k, v in msg.state.items()}
+    obs = Observation(
+        t=t,
+        frame_index=index,
+        game=msg.game,
+        game_confidence=1.0 if msg.game else 0.0,
+        scene=msg.scene,
+        fields=fields,
+        text=tuple(neutralise_lines(msg.text)),
+    )
+    events = [
+        Event(t=t, type=e.type, priority=priority(e.type), summary=neutralise_lines([e.summary])[0], game=msg.game)
+        for e in msg.events
+    ]
+    return obs, events
+
+
+class LiveSession:
+    def __init__(self, services: Services, user: str, hello: p.Hello) -> None:
+        """Raises KibitzError (one sentence) when what the player asked for cannot be watched."""
+        self.id = secrets.token_urlsafe(9)
+        self.services = services
+        self.user = user
+        self.watch = hello.watch
+        self.persona_name = hello.persona
+        self.started = time.time()
+        self.config = services.config.model_copy(deep=True)
+        self.game = None
+        if isinstance(self.watch, p.WatchGame):
+            if self.watch.game not in GAMES:
+                raise KibitzError(f"Unknown game {self.watch.game!r}; built-in games: {', '.join(GAMES.names())}.")
+            self.game = get_game(self.watch.game)
+            self.game.check_installed()
+        if self.persona_name is not None:
+            load_persona(self.persona_name)  # an unknown persona is refused now, not on the session's thread
+        if self.game is not None:
+            self.title = self.game.title
+        else:
+            self.title = self.watch.title if isinstance(self.watch, p.WatchContext) else "the shared screen"
+        self.frames = SharedFrames()
+        self.contexts: queue.Queue[p.Context] = queue.Queue(maxsize=CONTEXT_QUEUE)
+        self.questions: queue.Queue[str] = queue.Queue()
+        self.ratings: queue.Queue[tuple[str, int]] = queue.Queue()
+        """Questions and ratings, kept from the first message on (the session may still be loading)."""
+        self.output = WebOutput(self)
+        self.session: Session | None = None
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self._refresh = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"kibitz-session-{self.id}", daemon=True)
+        self._last_state = 0.0
+        self._dropped_seen = 0
+        self._drops_counted = 0
+        self.frame_count = 0
+        """Frames perceived."""
+
+    # --- from the event loop ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.services.metrics.add("sessions")
+        with self.services.metrics.lock:
+            self.services.metrics.active += 1
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End the session (the player left); its thread finishes the line in progress and closes memory."""
+        self._stop.set()
+        with self.frames.cond:
+            self.frames.cond.notify()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def profile_changed(self) -> None:
+        """The player changed their profile (REST): the session reads it again before its next frame."""
+        self._refresh.set()
+
+    def ask(self, text: str) -> None:
+        self.questions.put(text)
+
+    def rate(self, line: int, rating: int) -> bool:
+        """False when no recent line has that number."""
+        text = self.output.lines.get(line)
+        if text is None:
+            return False
+        self.ratings.put((text, rating))
+        return True
+
+    def context(self, msg: p.Context) -> bool:
+        """False when the session is behind by more than CONTEXT_QUEUE messages."""
+        try:
+            self.contexts.put_nowait(msg)
+        except queue.Full:
+            return False
+        return True
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.services.publish(self, message)
+
+    # --- on the session's thread -----------------------------------------------------------------------------
+    def _open_memory(self) -> PlayerMemory | None:
+        if not self.config.memory.enabled:
+            return None
+        from kibitz.memory.live import PlayerMemory
+        from kibitz.memory.store import open_store
+
+        store = open_store(self.services.db, embedder=self.services.embedder)
+        base = load_persona(self.persona_name or self.config.persona.name)
+        memory = PlayerMemory(
+            store,
+            self.user,
+            base,
+            self.game.id if self.game else "",
+            self.title,
+            question_wait_s=self.config.memory.question_wait_s,
+        )
+        if self.persona_name is None and memory.profile.persona:
+            memory.base_persona = load_persona(memory.profile.persona)  # the player's own choice
+        return memory
+
+    def _run(self) -> None:
+        memory: PlayerMemory | None = None
+        companion: Companion | None = None
+        source: FrameSource | None = None
+        try:
+            memory = self._open_memory()
+            persona = memory.persona if memory is not None else load_persona(self.persona_name or "buddy")
+            if self.services.backend is not None:
+                llm = self.config.llm
+                companion = Companion(
+                    self.services.backend(),
+                    persona,
+                    max_tokens=llm.max_tokens,
+                    temperature=llm.temperature,
+                    on_token=self.output.token,
+                    on_done=self.output.done,
+                    on_error=self.output.error,
+                    recall=memory,
+                )
+                companion.start(warm=self.services.warm)
+            self.session = Session(self.config, self.game, companion, self.output, memory=memory)
+            self.session.questions, self.session.ratings = self.questions, self.ratings
+            self.ready.set()
+            if self.game is not None:
+                from kibitz.sources import make_source
+
+                source = make_source(SourceConfig(kind="emulator", realtime=True), self.game, self.config.seed)
+                self._play(source)
+            else:
+                self._listen()
+            self.session.finish(drain_s=5.0)
+        except KibitzError as exc:
+            self.send(p.Error(code="session", message=exc.message).model_dump())
+        except Exception as exc:  # a bug: this session ends with a reason, the server and other sessions go on
+            log.exception("session %s failed", self.id)
+            message = f"The session stopped on an error ({type(exc).__name__}); start a new one."
+            self.send(p.Error(code="server", message=message).model_dump())
+        finally:
+            self.ready.set()
+            if companion is not None:
+                companion.stop(timeout=5.0)
+            if memory is not None:
+                memory.close()
+                memory.store.close()
+            if source is not None:
+                source.close()
+            with self.services.metrics.lock:
+                self.services.metrics.active -= 1
+
+    def _play(self, source: FrameSource) -> None:
+        """A built-in game on the server, in real time."""
+        assert self.session is not None
+        for frame in source.frames():
+            if self._stop.is_set():
+                return
+            self._contexts(frame.t)
+            self.session.step(frame)
+            self.frame_count += 1
+            self.services.metrics.add("frames")
+            self._state(frame.t)
+
+    def _listen(self) -> None:
+        """Frames shared by a page (the newest wins) and context messages, as they come."""
+        assert self.session is not None
+        start = time.perf_counter()
+        index = 0
+        while not self._stop.is_set():
+            data = self.frames.take(timeout=0.1)
+            t = time.perf_counter() - start
+            seen = self._contexts(t)
+            if data is not None:
+                try:
+                    image = decode_frame(data)
+                except ValueError as exc:
+                    self.services.metrics.add("rejected")
+                    self.send(p.Error(code="bad_frame", message=str(exc)).model_dump())
+                else:
+                    self.session.step(Frame(t=t, image=image, source="browser", index=index))
+                    index += 1
+                    self.frame_count += 1
+                    self.services.metrics.add("frames")
+                    seen = True
+            if not seen:
+                self.session.tick(t)
+            self._state(t)
+
+    def _contexts(self, t: float) -> bool:
+        """Act on the context messages that came since the last frame (and on a changed profile); True if there
+        were any."""
+        assert self.session is not None
+        if self._refresh.is_set():
+            self._refresh.clear()
+            try:
+                self.session.refresh_profile()
+            except (KibitzError, TimeoutError) as exc:
+                log.warning("session %s could not read the changed profile: %s", self.id, exc)
+        seen = False
+        while True:
+            try:
+                msg = self.contexts.get_nowait()
+            except queue.Empty:
+                return seen
+            obs, events = context_observation(msg, t, -1)
+            wall = time.perf_counter()
+            self.session.observe(obs, t if self.session.media_clock else wall, wall, told=events)
+            seen = True
+
+    def _state(self, t: float) -> None:
+        """The state panel, at most every STATE_EVERY_S."""
+        assert self.session is not None
+        now = time.perf_counter()
+        if now - self._last_state < STATE_EVERY_S:
+            return
+        self._last_state = now
+        dropped = self.session.policy.dropped
+        for event, why in dropped[self._dropped_seen :]:
+            self.output.decisions.append(f"did not speak on {event.type}: {why}")
+        self._dropped_seen = len(dropped)
+        if self.frames.dropped > self._drops_counted:
+            self.services.metrics.add("frames_dropped", self.frames.dropped - self._drops_counted)
+            self._drops_counted = self.frames.dropped
+        obs = self.session.last_observation
+        fields = {k: v for k, v in (obs.values() if obs else {}).items() if isinstance(v, int | float | str)}
+        self.send(
+            p.StateOut(
+                session=self.id,
+                t=round(t, 2),
+                game=obs.game if obs else None,
+                game_confidence=round(obs.game_confidence, 3) if obs else 0.0,
+                scene=obs.scene if obs else "unknown",
+                fields=fields,
+                text=list(obs.text[:4]) if obs else [],
+                recent=list(self.session.recent_events),
+                decisions=list(self.output.decisions),
+                frames=self.frame_count,
+                dropped_frames=self.frames.dropped,
+            ).model_dump()
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "session": self.id,
+            "watching": self.watch.kind,
+            "title": self.title,
+            "started": self.started,
+            "alive": self.alive,
+        }
