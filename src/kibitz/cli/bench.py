@@ -988,3 +988,110 @@ def memory_qa_cmd(
         console.print(table)
     json_path, html_path = write_results(result, out or cache_dir() / "bench" / "memory-qa")
     console.print(f"total {result['timings']['total_s']:.0f} s · results: {json_path} · report: {html_path}")
+
+
+@bench_app.command("serve")
+def serve_cmd(
+    parts: Annotated[
+        str, typer.Option(help="Comma-separated: load (many sessions), capacity (shared screens), pages (a browser).")
+    ] = "load,capacity,pages",
+    sessions: Annotated[int, typer.Option(help="Sessions in the load part.", min=1)] = 100,
+    seconds: Annotated[float, typer.Option(help="Seconds the load part runs.", min=5)] = 300.0,
+    step_s: Annotated[float, typer.Option(help="Seconds each capacity step runs.", min=10)] = 40.0,
+    out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
+) -> None:
+    """`kibitz serve` as a separate process under load, with a model server at the edge that answers at once (so the
+    figures are the server's own): dropped, duplicated and crossed messages and the server's added latency over many
+    sessions; how many shared screens at 2 fps it keeps up with; the pages' first render and overlay delay."""
+    from kibitz.bench import serve as bench
+
+    chosen = [p.strip() for p in parts.split(",") if p.strip()]
+    unknown = set(chosen) - {"load", "capacity", "pages"}
+    if unknown:
+        raise KibitzError(f"Unknown part(s) {', '.join(sorted(unknown))}; parts: load, capacity, pages.")
+    figures: dict[str, Any] = {"environment": bench.environment()}
+    with console.status("...") as status:
+        say = status.update
+        if "load" in chosen:
+            figures["load"] = bench.load_bench(sessions, seconds, say).figures()
+        if "capacity" in chosen:
+            levels = bench.capacity_bench(seconds=step_s, progress=say)
+            figures["capacity"] = [
+                {
+                    "sessions": lv.sessions,
+                    "cards": lv.cards,
+                    "missed": lv.missed,
+                    "card_to_line_p50_s": bench.percentile(lv.delays, 50) if lv.delays else None,
+                    "card_to_line_p95_s": lv.p95,
+                    "frames_sent": lv.frames_sent,
+                    "frames_seen": lv.frames_seen,
+                    "frames_dropped": lv.frames_dropped,
+                }
+                for lv in levels
+            ]
+        if "pages" in chosen:
+            figures["pages"] = bench.pages_bench(progress=say)
+    _print_serve(figures)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(figures, indent=2, default=str))
+        console.print(f"[dim]saved {out}[/dim]")
+
+
+def _print_serve(figures: dict[str, Any]) -> None:
+    load = figures.get("load")
+    if load:
+        table = Table("load", "value", title=f"{load['sessions']} sessions for {load['seconds']:.0f} s")
+        for key in (
+            "connected",
+            "messages_received",
+            "lines",
+            "questions_sent",
+            "questions_answered",
+            "dropped",
+            "duplicated",
+            "crossed",
+            "errors",
+            "server_added_ms_p50",
+            "server_added_ms_p95",
+            "question_first_word_ms_p95",
+            "rss_mb_start",
+            "rss_mb_end",
+            "rss_mb_peak",
+        ):
+            table.add_row(key, _fmt(load[key]))
+        console.print(table)
+        for sample in load["error_samples"]:
+            console.print(f"[yellow]error seen: {sample}[/yellow]")
+    capacity = figures.get("capacity")
+    if capacity:
+        table = Table(
+            "shared screens",
+            "cards",
+            "missed",
+            "card → line p50 (s)",
+            "p95 (s)",
+            "frames sent",
+            "seen",
+            "dropped",
+            title="capacity: screens shared at 2 fps",
+        )
+        for row in capacity:
+            table.add_row(
+                str(row["sessions"]),
+                str(row["cards"]),
+                str(row["missed"]),
+                _fmt(row["card_to_line_p50_s"]),
+                _fmt(row["card_to_line_p95_s"]),
+                str(row["frames_sent"]),
+                str(row["frames_seen"]),
+                str(row["frames_dropped"]),
+            )
+        console.print(table)
+    pages = figures.get("pages")
+    if pages:
+        console.print(
+            f"app first render: max {_fmt(pages['first_render_s_max'])} s of {len(pages['first_render_s'])}; overlay:"
+            f" word on screen p95 {_fmt(pages['overlay_word_ms_p95'])} ms after the server had it"
+            f" ({pages['overlay_words']} words)"
+        )

@@ -106,7 +106,7 @@ class WebOutput(Output):
         )
 
     def token(self, utt: Utterance, piece: str) -> None:
-        self._send(p.TokenOut(session=self.live.id, line=self._line(utt), text=piece))
+        self._send(p.TokenOut(session=self.live.id, line=self._line(utt), text=piece, at=round(time.time(), 4)))
 
     def done(self, utt: Utterance) -> None:
         n = self._line(utt)
@@ -159,6 +159,7 @@ class SharedFrames:
         self.data: bytes | None = None
         self.received = 0
         self.dropped = 0
+        self._woken = False
 
     def put(self, data: bytes) -> bool:
         """Keep `data` as the newest frame; False when it replaced one perception never took."""
@@ -171,11 +172,18 @@ class SharedFrames:
         return not replaced
 
     def take(self, timeout: float) -> bytes | None:
+        """The newest frame, waiting at most `timeout` for one (or until `wake`)."""
         with self.cond:
-            if self.data is None:
+            if self.data is None and not self._woken:
                 self.cond.wait(timeout)
-            data, self.data = self.data, None
+            data, self.data, self._woken = self.data, None, False
         return data
+
+    def wake(self) -> None:
+        """Something else came for the session (a question, a context message): stop waiting for a frame."""
+        with self.cond:
+            self._woken = True
+            self.cond.notify()
 
 
 def decode_frame(data: bytes) -> np.ndarray:
@@ -265,8 +273,7 @@ class LiveSession:
     def stop(self) -> None:
         """End the session (the player left); its thread finishes the line in progress and closes memory."""
         self._stop.set()
-        with self.frames.cond:
-            self.frames.cond.notify()
+        self.frames.wake()
 
     @property
     def alive(self) -> bool:
@@ -275,9 +282,11 @@ class LiveSession:
     def profile_changed(self) -> None:
         """The player changed their profile (REST): the session reads it again before its next frame."""
         self._refresh.set()
+        self.frames.wake()
 
     def ask(self, text: str) -> None:
         self.questions.put(text)
+        self.frames.wake()
 
     def rate(self, line: int, rating: int) -> bool:
         """False when no recent line has that number."""
@@ -285,6 +294,7 @@ class LiveSession:
         if text is None:
             return False
         self.ratings.put((text, rating))
+        self.frames.wake()
         return True
 
     def context(self, msg: p.Context) -> bool:
@@ -293,6 +303,7 @@ class LiveSession:
             self.contexts.put_nowait(msg)
         except queue.Full:
             return False
+        self.frames.wake()
         return True
 
     def send(self, message: dict[str, Any]) -> None:

@@ -131,6 +131,8 @@ class TokenOut(Message):
     session: str
     line: int
     text: str
+    at: float
+    """When the server had this piece (Unix time, seconds): a client on the same clock can time its own delay."""
 
 
 class LineOut(Message):

@@ -10,6 +10,7 @@ const HOLD_MS = 6000; // a finished line stays this long
 let current = null; // the line number being shown
 let hideTimer = null;
 let talkTimer = null;
+kibitz.lags = [];
 
 if (params.get("panel") === "1") $("panel").hidden = false;
 if (params.get("side") === "left") document.body.classList.add("left");
@@ -41,6 +42,8 @@ const handlers = {
   token(msg) {
     show(msg.line, msg.text, true);
     talking(true);
+    // How long after the server had the piece it was on screen (same machine, same clock): `kibitz bench serve`.
+    requestAnimationFrame(() => kibitz.lags.push(Date.now() / 1000 - msg.at));
   },
   line(msg) {
     show(msg.line, msg.text, false);
