@@ -158,7 +158,9 @@ def test_the_app_and_the_overlay_with_a_builtin_game(served: Running, browser: A
     shots = _shots()
     if shots is not None:
         shots.mkdir(parents=True, exist_ok=True)
-        app.wait_for_timeout(1500)  # the state panel's next refresh
+        # What the session remembered (the thumbs-down) shows in the memory panel a moment later.
+        remembered = "!document.querySelector('#memories').textContent.includes('nothing yet')"
+        app.wait_for_function(remembered, timeout=15_000)
         app.screenshot(path=str(shots / "serve-app.png"))
         # The overlay as OBS shows it: over the game (the page itself is transparent).
         from kibitz.games.base import get_game
@@ -227,3 +229,20 @@ def test_a_screen_shared_from_the_page_reaches_perception(served: Running, brows
     frames_seen = int(app.inner_text("#st-frames").split()[0])
     assert frames_seen >= 4
     context.close()
+
+
+def test_the_example_mod_client_talks_to_the_server(served: Running) -> None:
+    import subprocess
+    import sys
+
+    example = Path(__file__).parents[1] / "examples" / "mod_client.py"
+    ws = served.url.replace("http://", "ws://") + "/ws"
+    done = subprocess.run(
+        [sys.executable, str(example), "--url", ws, "--token", served.keys["player"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "'type': 'welcome'" in done.stdout and "False Knight" in done.stdout
+    assert done.stdout.count("companion:") >= 2, done.stdout  # the death and the question

@@ -33,6 +33,9 @@ def serve(
     new_tokens: Annotated[
         bool, typer.Option("--new-tokens", help="Revoke the user's tokens and print new ones, then serve.")
     ] = False,
+    tokens_only: Annotated[
+        bool, typer.Option("--tokens-only", help="Make the user's tokens if none (or --new-tokens), then exit.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="Do not load a model: events and state only.")] = False,
     max_sessions: Annotated[int, typer.Option(help="Sessions this server runs at once.", min=1)] = 200,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
@@ -89,6 +92,8 @@ def serve(
     else:
         console.print(f"Companion app {where}/ and overlay {where}/overlay (tokens for {who} were printed when made;")
         console.print("  `kibitz serve --new-tokens` revokes them and prints new ones).")
+    if tokens_only:
+        return
     try:
         uvicorn.run(
             create_app(settings),

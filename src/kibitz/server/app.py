@@ -580,6 +580,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         description="The kibitz companion's session, profile and memory API. The live session is a WebSocket at "
         "/ws (protocol: docs/protocol.schema.json).",
         lifespan=lifespan,
+        docs_url=None,  # the interactive docs load scripts from a CDN; everything here stays local (/openapi.json)
+        redoc_url=None,
     )
     app.state.server = server
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=server.hosts())
