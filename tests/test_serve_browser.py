@@ -202,7 +202,10 @@ def test_a_screen_shared_from_the_page_reaches_perception(served: Running, brows
     app.select_option("#fps", "5")
     app.click("#start")
     app.wait_for_selector("#status.on", timeout=20_000)
-    # The fake capture (where the headless browser gives one) is sent as it is; then a canvas plays the game.
+    # The page shared the screen Chromium's fake capture gives (getDisplayMedia, granted by the flags above), and its
+    # frames reached perception; then a canvas plays a real game through the same upload code.
+    assert app.evaluate("document.getElementById('preview').videoWidth") > 0
+    app.wait_for_function("parseInt(document.querySelector('#st-frames').textContent) >= 3", timeout=20_000)
     app.evaluate(
         """async (urls) => {
             const canvas = document.createElement('canvas');

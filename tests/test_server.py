@@ -466,3 +466,20 @@ def test_two_instances_sharing_postgresql_serve_the_same_player(postgres_url: st
             until(ws, "line")
         prompt = json.dumps(fake_server.requests[-1]["messages"])
         assert "Miso" in prompt, "the answer's prompt on instance B did not hold the memory"
+
+
+def test_a_player_who_leaves_mid_line_costs_nothing(client: TestClient, keys: dict[str, str], db: str) -> None:
+    with client.websocket_connect("/ws") as ws:
+        ws.send_text(hello(keys["ana"], watch={"kind": "context"}))
+        ws.receive_json()
+        ws.send_text(json.dumps({**CONTEXT, "text": ["My cat is called Miso."]}))
+        until(ws, "token")  # the line is streaming: leave now
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and "kibitz_sessions_active 0" not in client.get("/metrics").text:
+        time.sleep(0.1)
+    assert "kibitz_sessions_active 0" in client.get("/metrics").text, "the session did not end"
+    with client.websocket_connect("/ws") as ws:  # the server and the player's next session go on
+        ws.send_text(hello(keys["ana"], watch={"kind": "context"}))
+        ws.receive_json()
+        ws.send_text(json.dumps({"type": "question", "text": "still there?"}))
+        assert until(ws, "line")["trigger"] == "question"
