@@ -112,7 +112,7 @@ class Server:
         for live in list(self.sessions.values()):
             live.stop()
         for live in list(self.sessions.values()):
-            live._thread.join(timeout=10)
+            live.join(timeout=10)
         if self.shared_model is not None:
             self.shared_model.close()
         if self.store is not None:

@@ -279,6 +279,9 @@ class LiveSession:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
     def profile_changed(self) -> None:
         """The player changed their profile (REST): the session reads it again before its next frame."""
         self._refresh.set()
