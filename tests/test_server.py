@@ -106,7 +106,7 @@ def test_the_published_schema_is_the_protocol() -> None:
     [
         ("{", "one JSON object"),
         ("[1]", '"type"'),
-        ('{"type": "nope"}', "does not match"),
+        ('{"type": "nope"}', "Unknown message type 'nope'"),
         ('{"type": "question", "text": ""}', "text"),
         ('{"type": "question", "text": 5}', "text"),
         ('{"type": "rate", "line": 1, "rating": "meh"}', "rating"),

@@ -24,7 +24,7 @@ class EdgeModel:
         self.lock = threading.Lock()
         self.requests = 0
         self.timings: dict[str, tuple[float, float]] = {}
-        """A question's tag → (request received, first chunk sent), perf_counter seconds."""
+        """A question's tag → (request received, first chunk sent), Unix time (the server's `at` is on this clock)."""
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,7 +34,7 @@ class EdgeModel:
                 pass
 
             def do_POST(self) -> None:
-                received = time.perf_counter()
+                received = time.time()
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with outer.lock:
@@ -68,7 +68,7 @@ class EdgeModel:
                         self.wfile.flush()
                         if i == 0 and asked:
                             with outer.lock:
-                                outer.timings[f"{who}-{asked[-1]}"] = (received, time.perf_counter())
+                                outer.timings[f"{who}-{asked[-1]}"] = (received, time.time())
                         time.sleep(outer.delay)
                     self.wfile.write(b"data: [DONE]\n\n")
                 except (BrokenPipeError, ConnectionResetError):

@@ -128,9 +128,9 @@ class PlayerLog:
     index: int
     session: str = ""
     questions: dict[str, float] = field(default_factory=dict)
-    """Question tag → when it was sent (perf_counter)."""
-    answered: dict[str, float] = field(default_factory=dict)
-    """Question tag → when the first word of its answer arrived."""
+    """Question tag → when it was sent (Unix time: the model server's and kibitz's clock too)."""
+    answered: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Question tag → (when the server had the first word of its answer, when it arrived here)."""
     lines: int = 0
     line_numbers: list[int] = field(default_factory=list)
     crossed: int = 0
@@ -155,21 +155,34 @@ class LoadResult:
     def figures(self) -> dict[str, Any]:
         sent = sum(len(p.questions) for p in self.players)
         answered = sum(len(p.answered) for p in self.players)
-        added, total = [], []
+        parts: dict[str, list[float]] = {"added": [], "total": [], "inbound": [], "outbound": [], "delivery": []}
         for p in self.players:
             for tag, at in p.questions.items():
-                first = p.answered.get(tag)
+                answer = p.answered.get(tag)
                 model = self.timings.get(f"s{p.index}-{tag}")
-                if first is None or model is None:
+                if answer is None or model is None:
                     continue
-                total.append(first - at)
-                added.append((first - at) - (model[1] - model[0]))
+                had, arrived = answer
+                parts["total"].append(arrived - at)
+                parts["added"].append((arrived - at) - (model[1] - model[0]))
+                parts["inbound"].append(model[0] - at)  # question sent → the model asked
+                parts["outbound"].append(had - model[1])  # the model's first words → kibitz has a word to show
+                parts["delivery"].append(arrived - had)  # kibitz has it → the client has it
+        added = parts["added"]
+        total = parts["total"]
+        split = {
+            f"{name}_ms_p{q}": 1000 * percentile(values, q) if values else None
+            for name in ("inbound", "outbound", "delivery")
+            for q in (50, 95)
+            for values in [parts[name]]
+        }
         gaps = 0
         for p in self.players:
             numbers = sorted(p.line_numbers)
             if numbers:
                 gaps += (numbers[-1] - numbers[0] + 1) - len(set(numbers))
         rss = [mb for _, mb in self.rss_mb]
+        steady = [mb for t, mb in self.rss_mb if t >= 10.0]  # every player connected
         return {
             "sessions": self.sessions,
             "connected": sum(p.connected for p in self.players),
@@ -186,9 +199,12 @@ class LoadResult:
             "server_added_ms_p50": 1000 * percentile(added, 50) if added else None,
             "server_added_ms_p95": 1000 * percentile(added, 95) if added else None,
             "question_first_word_ms_p95": 1000 * percentile(total, 95) if total else None,
+            **split,
             "rss_mb_start": rss[0] if rss else None,
+            "rss_mb_connected": steady[0] if steady else None,
             "rss_mb_end": rss[-1] if rss else None,
             "rss_mb_peak": max(rss) if rss else None,
+            "rss_mb": [(round(t, 1), round(mb, 1)) for t, mb in self.rss_mb],
         }
 
 
@@ -217,7 +233,7 @@ async def _player(
             if time.perf_counter() >= next_question:
                 n += 1
                 question = f"q{n}"
-                log.questions[question] = time.perf_counter()
+                log.questions[question] = time.time()
                 await ws.send(json.dumps({"type": "question", "text": f"[[{question}]] how am I doing?"}))
                 next_question = time.perf_counter() + rng.uniform(10, 15)
             await asyncio.sleep(2.0)
@@ -230,25 +246,25 @@ async def _player(
 
 
 async def _read(ws: Any, log: PlayerLog, tag: str) -> None:
-    streaming: dict[int, tuple[float, list[str]]] = {}
+    streaming: dict[int, tuple[float, float, list[str]]] = {}
     seen: set[int] = set()
     async for raw in ws:
         message = json.loads(raw)
-        now = time.perf_counter()
+        now = time.time()
         log.messages += 1
         if message.get("session") not in (None, log.session):
             log.crossed += 1
             continue
         kind = message["type"]
         if kind == "token":
-            streaming.setdefault(message["line"], (now, []))[1].append(message["text"])
+            streaming.setdefault(message["line"], (message["at"], now, []))[2].append(message["text"])
         elif kind in ("line", "line_error"):
             number = message["line"]
             if number in seen:
                 log.duplicated += 1
             seen.add(number)
             log.line_numbers.append(number)
-            first, pieces = streaming.pop(number, (now, []))
+            had, first, pieces = streaming.pop(number, (now, now, []))
             if kind == "line_error":
                 log.errors.append(message["message"])
                 continue
@@ -261,16 +277,20 @@ async def _read(ws: Any, log: PlayerLog, tag: str) -> None:
                 log.crossed += found is not None  # a line about another player's game
                 continue
             if found.group(1).startswith("q"):
-                log.answered.setdefault(found.group(1), first)
+                log.answered.setdefault(found.group(1), (had, first))
         elif kind == "error":
             log.errors.append(message["message"])
 
 
 def load_bench(
-    sessions: int = 100, seconds: float = 300.0, progress: Callable[[str], None] | None = None
+    sessions: int = 100,
+    seconds: float = 300.0,
+    progress: Callable[[str], None] | None = None,
+    extra: list[str] | None = None,
 ) -> LoadResult:
+    """`extra`: more `kibitz serve` options (e.g. --config FILE)."""
     say = progress or (lambda _: None)
-    with EdgeModel(words_per_second=500) as model, serve(sessions, model.base_url) as server:
+    with EdgeModel(words_per_second=500) as model, serve(sessions, model.base_url, extra) as server:
         say(f"kibitz serve is up at {server.url}; connecting {sessions} players")
         players = [PlayerLog(i) for i in range(sessions)]
         rss: list[tuple[float, float]] = []

@@ -67,7 +67,9 @@ class Companion:
         on_done: DoneSink | None = None,
         on_error: ErrorSink | None = None,
         recall: Recall | None = None,
+        on_free: Callable[[], None] | None = None,
     ) -> None:
+        """`on_free` is called (on the companion's thread) each time it is free for the next line."""
         self.backend = backend
         self.persona = persona
         self.max_tokens = max_tokens
@@ -79,6 +81,7 @@ class Companion:
         self.on_token = on_token or (lambda u, s: None)
         self.on_done = on_done or (lambda u: None)
         self.on_error = on_error or (lambda u, m: None)
+        self.on_free = on_free or (lambda: None)
         self.jobs: queue.Queue[Job | None] = queue.Queue()
         self.finished: queue.Queue[Utterance] = queue.Queue()
         self._busy = threading.Event()
@@ -276,6 +279,8 @@ class Companion:
                 self._speaking_priority = None
                 self._busy.clear()
             self.finished.put(utt)
+            with contextlib.suppress(Exception):
+                self.on_free()
 
     def _warm_prefix(self, state: str) -> None:
         if self._abort_prefetch.is_set():

@@ -44,7 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATE_EVERY_S = 0.5
-"""The state panel is refreshed at most this often."""
+"""The state panel is refreshed at most this often..."""
+STATE_HEARTBEAT_S = 5.0
+"""...and at least this often when nothing changed (its frame count, its clock)."""
 MAX_SIDE = 4096
 """Pixels of a shared frame's longer side."""
 LINES_KEPT = 64
@@ -260,6 +262,8 @@ class LiveSession:
         self._last_state = 0.0
         self._dropped_seen = 0
         self._drops_counted = 0
+        self._last_state_sent: dict[str, Any] = {}
+        self._last_state_at = 0.0
         self.frame_count = 0
         """Frames perceived."""
 
@@ -351,6 +355,7 @@ class LiveSession:
                     on_done=self.output.done,
                     on_error=self.output.error,
                     recall=memory,
+                    on_free=self.frames.wake,  # a question that waited for the line in progress goes at once
                 )
                 companion.start(warm=self.services.warm)
             self.session = Session(self.config, self.game, companion, self.output, memory=memory)
@@ -456,21 +461,25 @@ class LiveSession:
             self._drops_counted = self.frames.dropped
         obs = self.session.last_observation
         fields = {k: v for k, v in (obs.values() if obs else {}).items() if isinstance(v, int | float | str)}
-        self.send(
-            p.StateOut(
-                session=self.id,
-                t=round(t, 2),
-                game=obs.game if obs else None,
-                game_confidence=round(obs.game_confidence, 3) if obs else 0.0,
-                scene=obs.scene if obs else "unknown",
-                fields=fields,
-                text=list(obs.text[:4]) if obs else [],
-                recent=list(self.session.recent_events),
-                decisions=list(self.output.decisions),
-                frames=self.frame_count,
-                dropped_frames=self.frames.dropped,
-            ).model_dump()
-        )
+        state = p.StateOut(
+            session=self.id,
+            t=round(t, 2),
+            game=obs.game if obs else None,
+            game_confidence=round(obs.game_confidence, 3) if obs else 0.0,
+            scene=obs.scene if obs else "unknown",
+            fields=fields,
+            text=list(obs.text[:4]) if obs else [],
+            recent=list(self.session.recent_events),
+            decisions=list(self.output.decisions),
+            frames=self.frame_count,
+            dropped_frames=self.frames.dropped,
+        ).model_dump()
+        # Only what changed (and a heartbeat every few seconds): a hundred idle sessions send next to nothing.
+        same = {k: v for k, v in state.items() if k not in ("t", "frames")}
+        if same == self._last_state_sent and now - self._last_state_at < STATE_HEARTBEAT_S:
+            return
+        self._last_state_sent, self._last_state_at = same, now
+        self.send(state)
 
     def describe(self) -> dict[str, Any]:
         return {
