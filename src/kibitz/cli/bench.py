@@ -998,6 +998,9 @@ def serve_cmd(
     sessions: Annotated[int, typer.Option(help="Sessions in the load part.", min=1)] = 100,
     seconds: Annotated[float, typer.Option(help="Seconds the load part runs.", min=5)] = 300.0,
     step_s: Annotated[float, typer.Option(help="Seconds each capacity step runs.", min=10)] = 40.0,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="A config file for the server (e.g. examples/no-memory.yaml).")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
 ) -> None:
     """`kibitz serve` as a separate process under load, with a model server at the edge that answers at once (so the
@@ -1009,11 +1012,12 @@ def serve_cmd(
     unknown = set(chosen) - {"load", "capacity", "pages"}
     if unknown:
         raise KibitzError(f"Unknown part(s) {', '.join(sorted(unknown))}; parts: load, capacity, pages.")
-    figures: dict[str, Any] = {"environment": bench.environment()}
+    figures: dict[str, Any] = {"environment": bench.environment(), "config": str(config) if config else None}
+    extra = ["--config", str(config.resolve())] if config else None
     with console.status("...") as status:
         say = status.update
         if "load" in chosen:
-            figures["load"] = bench.load_bench(sessions, seconds, say).figures()
+            figures["load"] = bench.load_bench(sessions, seconds, say, extra).figures()
         if "capacity" in chosen:
             levels = bench.capacity_bench(seconds=step_s, progress=say)
             figures["capacity"] = [
