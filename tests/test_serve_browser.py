@@ -10,8 +10,6 @@ import base64
 import io
 import os
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ from kibitz.core.config import load_config
 from kibitz.memory.store import open_store
 from kibitz.server import tokens
 from kibitz.server.app import ServeSettings, create_app
+from serving import serving
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:
@@ -41,12 +40,6 @@ FLAGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Running:
     def __init__(self, url: str, db: str, keys: dict[str, str], fake: FakeOpenAI) -> None:
         self.url, self.db, self.keys, self.fake = url, db, keys, fake
@@ -54,29 +47,19 @@ class Running:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Running]:
-    import uvicorn
-
     db = str(tmp_path / "memory.sqlite")
     store = open_store(db)
     keys = {"player": tokens.issue(store, "ana", "player"), "overlay": tokens.issue(store, "ana", "overlay")}
     store.close()
-    port = _free_port()
     with FakeOpenAI() as fake:
         fake.reply_fn = _reply
         config = load_config(None, {"llm.backend": "openai", "llm.base_url": fake.base_url, "llm.model": "fake"})
-        app = create_app(ServeSettings(config=config, db=db, port=port, warm=False))
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started, "the server did not start"
-        try:
-            yield Running(f"http://127.0.0.1:{port}", db, keys, fake)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=30)
+
+        def make_app(port: int) -> Any:
+            return create_app(ServeSettings(config=config, db=db, port=port, warm=False))
+
+        with serving(make_app) as url:
+            yield Running(url, db, keys, fake)
 
 
 def _reply(body: dict[str, Any]) -> str:

@@ -5,8 +5,6 @@ sentence, and the session still answers afterwards."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +28,7 @@ from kibitz.memory.store import open_store
 from kibitz.server import protocol as p
 from kibitz.server import tokens
 from kibitz.server.app import ServeSettings, create_app
+from serving import serving
 
 SERVER_MESSAGE = TypeAdapter(p.ServerMessage)
 JSON = st.recursive(
@@ -122,8 +121,6 @@ def test_a_session_survives_a_storm_of_bad_messages(db: str, fake_server: FakeOp
 # --- REST: Schemathesis drives every endpoint of the OpenAPI description --------------------------------------
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    import uvicorn
-
     db = str(tmp_path_factory.mktemp("fuzz") / "memory.sqlite")
     store = open_store(db)
     token = tokens.issue(store, "ana", "player")
@@ -131,21 +128,14 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
         store.remember(Memory("ana", f"Fact number {i} about the game.", "smb", "levels", "fact"))
     store.remember(Memory("bo", "Bo's own secret.", "", "life", "life"))
     store.close()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    app = create_app(ServeSettings(config=load_config(None, {}), db=db, port=port, speak=False))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", token
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    settings = ServeSettings(config=load_config(None, {}), db=db, speak=False)
+
+    def make_app(port: int) -> Any:
+        settings.port = port
+        return create_app(settings)
+
+    with serving(make_app) as url:
+        yield url, token
 
 
 def test_rest_api(api: tuple[str, str]) -> None:

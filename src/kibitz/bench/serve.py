@@ -321,8 +321,8 @@ def load_bench(
 
 # --- capacity --------------------------------------------------------------------------------------------------
 def capacity_clip(seconds: float = 10.0, fps: float = 2.0) -> list[tuple[bytes, bool]]:
-    """One cycle of what a shared screen sends: a real Atari game (test split of the open set, never tuned on) then
-    its game-over card for 2 s, as JPEG frames scaled to 960 pixels wide like the page's; (jpeg, is_card)."""
+    """One cycle of what a shared screen sends: a real Atari game kibitz has no assets for (Boxing, of the open set's
+    dev split) then a game-over card for 2 s, as JPEG frames scaled to 960 pixels wide like the page's; (jpeg, card)."""
     import numpy as np
     from PIL import Image, ImageDraw, ImageFont
 
