@@ -483,3 +483,23 @@ def test_a_player_who_leaves_mid_line_costs_nothing(client: TestClient, keys: di
         ws.receive_json()
         ws.send_text(json.dumps({"type": "question", "text": "still there?"}))
         assert until(ws, "line")["trigger"] == "question"
+
+
+def test_two_sessions_share_the_embedded_model(db: str, keys: dict[str, str], smollm2_path: Path) -> None:
+    """The real small model (SmolLM2-135M) on this process, one line at a time for both players."""
+    config = load_config(None, {"llm.backend": "llamacpp", "llm.model": str(smollm2_path)})
+    settings = ServeSettings(config=config, db=db, extra_hosts=("testserver",), warm=False)
+    with (
+        TestClient(create_app(settings)) as client,
+        client.websocket_connect("/ws") as ana,
+        client.websocket_connect("/ws") as bo,
+    ):
+        for ws, who in ((ana, "ana"), (bo, "bo")):
+            ws.send_text(hello(keys[who], watch={"kind": "context", "title": "Celeste"}))
+            assert ws.receive_json()["user"] == who
+        for ws in (ana, bo):
+            ws.send_text(json.dumps({"type": "question", "text": "what game is this?"}))
+        answers = [until(ana, "line", timeout=120), until(bo, "line", timeout=120)]
+        assert all(a["trigger"] == "question" and a["text"] for a in answers)
+        assert answers[0]["session"] != answers[1]["session"]
+        assert client.app.state.server.shared_model is not None  # one model, shared

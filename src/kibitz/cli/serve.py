@@ -54,7 +54,7 @@ def serve(
     from kibitz.core.config import load_config
     from kibitz.memory.store import open_store
     from kibitz.server import tokens
-    from kibitz.server.app import ServeSettings, create_app
+    from kibitz.server.app import Server, ServeSettings, create_app
     from kibitz.server.protocol import MAX_FRAME
 
     overrides: dict[str, Any] = {
@@ -69,6 +69,13 @@ def serve(
         speak=not quiet,
         max_sessions=max_sessions,
     )
+    server = Server(settings)
+    if not tokens_only:
+        _check_port(host, port)
+        llm = settings.config.llm
+        what = "the store" if quiet else f"the store and the model ({llm.backend}: {llm.model})"
+        with console.status(f"Opening {what}..."):
+            server.open()  # a missing model or an unreachable database: one sentence, before any token is shown
     who = user or getpass.getuser()
     store = open_store(db)
     try:
@@ -96,7 +103,7 @@ def serve(
         return
     try:
         uvicorn.run(
-            create_app(settings),
+            create_app(settings, server),
             host=host,
             port=port,
             log_level="warning",
@@ -106,3 +113,16 @@ def serve(
         )
     except OSError as exc:
         raise KibitzError(f"Cannot listen on {host}:{port} ({exc.strerror}); pick another --port.") from exc
+
+
+def _check_port(host: str, port: int) -> None:
+    """One sentence now, rather than tokens printed and then a bind error."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise KibitzError(f"Cannot listen on {host}:{port} ({exc.strerror}); pick another --port.") from None

@@ -562,12 +562,15 @@ def page(name: str) -> HTMLResponse:
     return HTMLResponse((STATIC / name).read_text(encoding="utf-8"), headers={"Cache-Control": "no-cache"})
 
 
-def create_app(settings: ServeSettings) -> FastAPI:
-    server = Server(settings)
+def create_app(settings: ServeSettings, server: Server | None = None) -> FastAPI:
+    """The app; `server` may be opened already (`kibitz serve` loads the model first, so that a missing model is one
+    clear sentence before anything listens)."""
+    server = server or Server(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(server.open)
+        if server.store is None:
+            await asyncio.to_thread(server.open)
         server.hub = Hub(asyncio.get_running_loop(), server.metrics)
         try:
             yield
