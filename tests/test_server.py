@@ -503,3 +503,52 @@ def test_two_sessions_share_the_embedded_model(db: str, keys: dict[str, str], sm
         assert all(a["trigger"] == "question" and a["text"] for a in answers)
         assert answers[0]["session"] != answers[1]["session"]
         assert client.app.state.server.shared_model is not None  # one model, shared
+
+
+def test_a_session_that_ends_on_its_own_says_why_and_closes(db: str, keys: dict[str, str]) -> None:
+    from kibitz.core.errors import KibitzError
+
+    def gone() -> Any:
+        raise KibitzError("The model server went away; start it and try again.")
+
+    config = load_config(None, {"llm.backend": "openai", "llm.model": "fake"})
+    settings = ServeSettings(config=config, db=db, extra_hosts=("testserver",), warm=False, backend=gone)
+    with TestClient(create_app(settings)) as client, client.websocket_connect("/ws") as ws:
+        ws.send_text(hello(keys["ana"], watch={"kind": "context"}))
+        assert ws.receive_json()["type"] == "welcome"
+        ended = until(ws, "error")
+        assert ended["code"] == "session_ended" and "went away" in ended["message"]
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+        assert closed.value.code == 1013  # the page may start another
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "kibitz_sessions_active 0" not in client.get("/metrics").text:
+            time.sleep(0.1)
+        assert "kibitz_sessions_active 0" in client.get("/metrics").text
+
+
+def test_the_players_own_errors_never_reach_the_stream(client: TestClient, keys: dict[str, str]) -> None:
+    with client.websocket_connect("/ws") as overlay, client.websocket_connect("/ws") as ana:
+        overlay.send_text(hello(keys["ana-overlay"], role="overlay"))
+        overlay.receive_json()
+        ana.send_text(hello(keys["ana"], watch={"kind": "screen", "fps": 2}))
+        ana.receive_json()
+        ana.send_bytes(b"not a picture")
+        assert until(ana, "error")["code"] == "bad_frame"
+        overlay.send_text(json.dumps({"type": "ping"}))
+        seen: list[dict[str, Any]] = []
+        until(overlay, "pong", keep=seen)
+        assert not [m for m in seen if m["type"] in ("error", "info")], seen
+
+
+def test_without_a_model_nothing_waits_to_be_said(db: str, keys: dict[str, str]) -> None:
+    """--quiet: events are shown, none is queued for a companion that does not exist (the queue would only grow)."""
+    with make_client(db, None) as client, client.websocket_connect("/ws") as ws:
+        ws.send_text(hello(keys["ana"], watch={"kind": "context"}))
+        session = ws.receive_json()["session"]
+        for _ in range(20):
+            ws.send_text(json.dumps(CONTEXT))
+        events = [until(ws, "event") for _ in range(20)]
+        assert all(e["event"] == "death" for e in events)
+        live = client.app.state.server.sessions[session]
+        assert live.session is not None and live.session.policy.pending == []

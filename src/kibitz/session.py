@@ -150,7 +150,7 @@ class Session:
         self._waiting: list[tuple[str, float]] = []
         self._followed: str | None = None
         self.ratings: queue.Queue[tuple[str, int]] = queue.Queue()
-        """Thumbs on the companion's lines (`rate`), applied on the session's thread."""
+        """Thumbs on the companion's lines, (line, +1 or -1), put from any thread, applied on the session's."""
         self.events: list[Event] = []
         """The events `run` saw (`step` returns each frame's)."""
         self.utterances: list[Utterance] = []
@@ -253,10 +253,6 @@ class Session:
         self._handle_events(self._ratings() + self._questions(obs), now, wall)
         self._collect(self.utterances, now)
         self._maybe_speak(obs, now, wall)
-
-    def rate(self, line: str, rating: int) -> None:
-        """A thumbs up (+1) or down (-1) on one of the companion's lines, applied on the session's own thread."""
-        self.ratings.put((line, rating))
 
     def refresh_profile(self) -> None:
         """The player's profile changed outside the session (the web app's settings): from the next line on, talk
@@ -391,7 +387,8 @@ class Session:
             self.output.event(event)
             if event.type != "question":
                 self.recent_events.append(event.summary)
-            if self.react or event.type == "question":
+            # Without a companion (--quiet) nothing is spoken: nothing is queued for it either.
+            if (self.react or event.type == "question") and self.companion is not None:
                 self.policy.offer(event, now, wall)
                 if self.companion is not None and event.priority >= self.config.policy.critical_priority:
                     self.companion.interrupt(event.priority)

@@ -295,9 +295,12 @@ class Companion:
             self._prefetched = None  # only part of it is cached: try again when idle
         self.prefetch_log.append((start, time.perf_counter() - start))
 
-    def stop(self, timeout: float = 30.0, close_backend: bool = True) -> None:
-        """Finish the line in progress (up to timeout seconds) and end the worker (and the backend, unless it is
-        shared with something else, as in the bench)."""
+    def stop(self, timeout: float = 30.0, close_backend: bool = True, cut: bool = False) -> None:
+        """Finish the line in progress (up to timeout seconds; `cut`: stop it at its next piece, nobody is listening)
+        and end the worker (and the backend, unless it is shared with something else, as in the bench)."""
+        if cut:
+            self._interrupt.set()
+            self._abort_prefetch.set()
         self.jobs.put(None)
         if self._thread.is_alive():
             self._thread.join(timeout)

@@ -101,18 +101,15 @@ def serve(
         console.print("  `kibitz serve --new-tokens` revokes them and prints new ones).")
     if tokens_only:
         return
-    try:
-        uvicorn.run(
-            create_app(settings, server),
-            host=host,
-            port=port,
-            log_level="warning",
-            ws_max_size=MAX_FRAME + 1024,
-            ws_ping_interval=20,
-            ws_ping_timeout=20,
-        )
-    except OSError as exc:
-        raise KibitzError(f"Cannot listen on {host}:{port} ({exc.strerror}); pick another --port.") from exc
+    uvicorn.run(
+        create_app(settings, server),
+        host=host,
+        port=port,
+        log_level="warning",
+        ws_max_size=MAX_FRAME + 1024,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+    )
 
 
 def _check_port(host: str, port: int) -> None:

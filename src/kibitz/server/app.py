@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 HELLO_TIMEOUT_S = 10.0
+AGAIN = ("busy", "too_slow", "session_ended")
+"""Refusals a client may retry (close code 1013): the overlay reconnects after them, not after the others."""
 RATE = 30.0
 """Messages a second one client may send (frames included), in bursts of up to 2 s worth."""
 STATIC = resources.files("kibitz.server") / "static"
@@ -112,7 +114,7 @@ class Server:
         for live in list(self.sessions.values()):
             live.stop()
         for live in list(self.sessions.values()):
-            live.join(timeout=10)
+            live.join(timeout=10)  # a session that never started returns at once
         if self.shared_model is not None:
             self.shared_model.close()
         if self.store is not None:
@@ -146,13 +148,17 @@ class Server:
         assert self.hub is not None
         hub = self.hub
 
-        def publish(live: LiveSession, message: dict[str, Any]) -> None:
-            hub.publish(live.user, live.id, message)
+        def publish(live: LiveSession, message: dict[str, Any], overlays: bool) -> None:
+            hub.publish(live.user, live.id, message, overlays)
+
+        def end(live: LiveSession, reason: str) -> None:
+            hub.end(live.user, live.id, reason)
 
         return Services(
             config=self.settings.config,
             metrics=self.metrics,
             publish=publish,
+            end=end,
             backend=self.backend,
             embedder=self.embedder,
             db=self.settings.db,
@@ -160,11 +166,13 @@ class Server:
         )
 
     def live_of(self, user: str) -> list[LiveSession]:
-        return [s for s in self.sessions.values() if s.user == user]
+        """From the thread pool too: a copy, as the event loop adds and removes sessions."""
+        return [s for s in list(self.sessions.values()) if s.user == user]
 
     def reap(self) -> None:
+        """Forget the sessions whose thread has ended (or that were stopped before they started)."""
         for sid, live in list(self.sessions.items()):
-            if not live.alive and live.ready.is_set():
+            if not live.alive and (live.ready.is_set() or live.stopped):
                 self.sessions.pop(sid, None)
 
 
@@ -349,7 +357,10 @@ def build_routes(app: FastAPI) -> None:
         if game is None and not everything:
             raise HTTPException(422, "Say what to forget: ?game=NAME or ?all=true (or DELETE /api/v1/memories/ID).")
         with server.store_lock:
-            return Forgotten(forgotten=server.store.forget(who.user, game=game, everything=everything))
+            forgotten = server.store.forget(who.user, game=game, everything=everything)
+        for live in server.live_of(who.user):
+            live.profile_changed()  # "everything" takes the profile too
+        return Forgotten(forgotten=forgotten)
 
     @api.get("/export", tags=["memory"])
     def export(request: Request, who: Who) -> Response:
@@ -408,16 +419,17 @@ class Connection:
         self.bucket = Bucket(server.settings.rate)
         self.live: LiveSession | None = None
         self.sub: Subscriber | None = None
-        self.read_only = True
         self._last_error = 0.0
 
     async def refuse(self, code: str, message: str, close: bool = True) -> None:
+        """Say what is wrong, then close: 1013 (try again later) when it may pass, 1008 (policy) when it will not."""
         self.server.metrics.add("rejected")
         if self.ws.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await self.ws.send_json(p.Error(code=code, message=message).model_dump())
                 if close:
-                    await self.ws.close(code=1008, reason=message[:120])
+                    reason = message.encode()[:120].decode(errors="ignore")  # a close frame's reason: 123 bytes
+                    await self.ws.close(code=1013 if code in AGAIN else 1008, reason=reason)
 
     def complain(self, code: str, message: str) -> None:
         """An error about one message (the connection stays), at most a few a second."""
@@ -443,32 +455,35 @@ class Connection:
             if who.scope != "player":
                 await self.refuse("read_only", "An overlay token can only watch: connect with role overlay.")
                 return
-            self.server.reap()
-            if len(self.server.sessions) >= self.server.settings.max_sessions:
-                await self.refuse("busy", "The server has as many sessions as it is allowed; try again later.")
-                return
             try:
                 live = await asyncio.to_thread(LiveSession, self.server.services(), who.user, hello)
             except (KibitzError, ConfigError) as exc:
                 await self.refuse("session", exc.message)
                 return
+            self.server.reap()  # checked and taken with no await between: hellos at once cannot pass the limit
+            if len(self.server.sessions) >= self.server.settings.max_sessions:
+                await self.refuse("busy", "The server has as many sessions as it is allowed; try again later.")
+                return
             self.live = live
-            self.read_only = False
             self.sub = self.server.hub.subscribe(who.user, live.id)
             self.server.sessions[live.id] = live
             welcome = p.Welcome(
                 session=live.id, user=who.user, role="player", persona=hello.persona or "", watching=live.title
             )
-        await self.ws.send_json(welcome.model_dump())
-        if self.live is not None:
-            self.live.start()
-        sender = asyncio.create_task(self._send())
+        sender: asyncio.Task[None] | None = None
         try:
+            await self.ws.send_json(welcome.model_dump())
+            if self.live is not None:
+                self.live.start()
+            sender = asyncio.create_task(self._send())
             await self._receive()
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # the client left during the welcome
         finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
+            if sender is not None:
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await sender
             self.server.hub.unsubscribe(self.sub)
             if self.live is not None:
                 self.live.stop()
@@ -500,8 +515,10 @@ class Connection:
         while True:
             message = await self.sub.outbox.get()
             if message is None:
-                self.server.metrics.add("disconnected_slow")
-                await self.refuse("too_slow", "This client did not read what was sent to it; reconnect.")
+                code, reason = self.sub.ending or ("too_slow", "")
+                if code == "too_slow":
+                    self.server.metrics.add("disconnected_slow")
+                await self.refuse(code, reason)
                 return
             await self.ws.send_json(message)
 
@@ -571,7 +588,7 @@ def create_app(settings: ServeSettings, server: Server | None = None) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if server.store is None:
             await asyncio.to_thread(server.open)
-        server.hub = Hub(asyncio.get_running_loop(), server.metrics)
+        server.hub = Hub(asyncio.get_running_loop())
         try:
             yield
         finally:

@@ -13,8 +13,6 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from kibitz.server.metrics import Metrics
-
 OUTBOX = 512
 """Messages waiting for one client (a streamed line is ~20 token messages)."""
 
@@ -25,26 +23,35 @@ class Subscriber:
     session: str | None
     """The session it follows; None: every session of its user (an overlay)."""
     outbox: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
-    overflowed: bool = False
+    ending: tuple[str, str] | None = None
+    """Why the connection is being closed (an error code and its sentence), once it is."""
+
+    @property
+    def overflowed(self) -> bool:
+        return self.ending is not None and self.ending[0] == "too_slow"
 
     def offer(self, message: dict[str, Any]) -> None:
         """On the event loop. Past OUTBOX waiting messages the client is not reading: drop what waits and let the
         sender close the connection with a reason."""
-        if self.overflowed:
+        if self.ending is not None:
             return
         if self.outbox.qsize() >= OUTBOX:
-            self.overflowed = True
             while not self.outbox.empty():
                 self.outbox.get_nowait()
-            self.outbox.put_nowait(None)
+            self.close("too_slow", "This client did not read what was sent to it; reconnect.")
             return
         self.outbox.put_nowait(message)
 
+    def close(self, code: str, reason: str) -> None:
+        """After what is already waiting, close the connection with this error."""
+        if self.ending is None:
+            self.ending = (code, reason)
+            self.outbox.put_nowait(None)
+
 
 class Hub:
-    def __init__(self, loop: asyncio.AbstractEventLoop, metrics: Metrics) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.metrics = metrics
         self.subscribers: set[Subscriber] = set()
 
     def subscribe(self, user: str, session: str | None) -> Subscriber:
@@ -55,14 +62,26 @@ class Hub:
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
 
-    def publish(self, user: str, session: str, message: dict[str, Any]) -> None:
-        """From any thread."""
+    def publish(self, user: str, session: str, message: dict[str, Any], overlays: bool = True) -> None:
+        """From any thread: to the session's own clients and, unless `overlays` is False, its player's overlays."""
+        self._call(self._deliver, user, session, message, overlays)
+
+    def end(self, user: str, session: str, reason: str) -> None:
+        """From any thread: the session ended on its own; its clients are told why and disconnected."""
+        self._call(self._end, user, session, reason)
+
+    def _call(self, fn: Any, *args: Any) -> None:
         if self.loop.is_closed():
             return
         with contextlib.suppress(RuntimeError):  # the server is shutting down
-            self.loop.call_soon_threadsafe(self._deliver, user, session, message)
+            self.loop.call_soon_threadsafe(fn, *args)
 
-    def _deliver(self, user: str, session: str, message: dict[str, Any]) -> None:
+    def _deliver(self, user: str, session: str, message: dict[str, Any], overlays: bool) -> None:
         for sub in list(self.subscribers):
-            if sub.user == user and (sub.session is None or sub.session == session):
+            if sub.user == user and (sub.session == session or (overlays and sub.session is None)):
                 sub.offer(message)
+
+    def _end(self, user: str, session: str, reason: str) -> None:
+        for sub in list(self.subscribers):
+            if sub.user == user and sub.session == session:
+                sub.close("session_ended", reason)

@@ -9,6 +9,7 @@ overlays of its user) and to no one else.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import queue
@@ -61,8 +62,10 @@ class Services:
 
     config: KibitzConfig
     metrics: Metrics
-    publish: Callable[[LiveSession, dict[str, Any]], None]
-    """Hand a message to the hub (callable from any thread)."""
+    publish: Callable[[LiveSession, dict[str, Any], bool], None]
+    """Hand a message to the hub (from any thread): to the session's clients, and to its player's overlays if True."""
+    end: Callable[[LiveSession, str], None]
+    """The session ended on its own (an error): its clients are told why and disconnected."""
     backend: Callable[[], LLMBackend] | None
     """A backend for one more session (None: no companion, events only)."""
     embedder: TextEmbedder | None
@@ -91,8 +94,8 @@ class WebOutput(Output):
                 self._next += 1
             return self._ids[key]
 
-    def _send(self, message: p.Message) -> None:
-        self.live.send(message.model_dump())
+    def _send(self, message: p.Message, overlays: bool = True) -> None:
+        self.live.send(message.model_dump(), overlays)
 
     def event(self, event: Event) -> None:
         self.live.services.metrics.add("events")
@@ -149,7 +152,7 @@ class WebOutput(Output):
             self.decisions.append(f"perception: {route}")
 
     def info(self, message: str) -> None:
-        self._send(p.Info(message=message))
+        self._send(p.Info(message=message), overlays=False)  # for the player, not for the stream
 
 
 class SharedFrames:
@@ -163,15 +166,13 @@ class SharedFrames:
         self.dropped = 0
         self._woken = False
 
-    def put(self, data: bytes) -> bool:
-        """Keep `data` as the newest frame; False when it replaced one perception never took."""
+    def put(self, data: bytes) -> None:
+        """Keep `data` as the newest frame (one perception never took is dropped and counted)."""
         with self.cond:
-            replaced = self.data is not None
+            self.dropped += self.data is not None
             self.data = data
             self.received += 1
-            self.dropped += replaced
             self.cond.notify()
-        return not replaced
 
     def take(self, timeout: float) -> bytes | None:
         """The newest frame, waiting at most `timeout` for one (or until `wake`)."""
@@ -283,8 +284,13 @@ class LiveSession:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
     def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout)
 
     def profile_changed(self) -> None:
         """The player changed their profile (REST): the session reads it again before its next frame."""
@@ -313,8 +319,12 @@ class LiveSession:
         self.frames.wake()
         return True
 
-    def send(self, message: dict[str, Any]) -> None:
-        self.services.publish(self, message)
+    def send(self, message: dict[str, Any], overlays: bool = True) -> None:
+        self.services.publish(self, message, overlays)
+
+    def _error(self, code: str, message: str) -> None:
+        """An error for the player's own page (never on stream)."""
+        self.send(p.Error(code=code, message=message).model_dump(), overlays=False)
 
     # --- on the session's thread -----------------------------------------------------------------------------
     def _open_memory(self) -> PlayerMemory | None:
@@ -334,13 +344,17 @@ class LiveSession:
             question_wait_s=self.config.memory.question_wait_s,
         )
         if self.persona_name is None and memory.profile.persona:
-            memory.base_persona = load_persona(memory.profile.persona)  # the player's own choice
+            try:
+                memory.base_persona = load_persona(memory.profile.persona)  # the player's own choice
+            except KibitzError as exc:  # a persona file since removed: the default speaks, the session goes on
+                log.warning("session %s: the profile's persona cannot be loaded: %s", self.id, exc.message)
         return memory
 
     def _run(self) -> None:
         memory: PlayerMemory | None = None
         companion: Companion | None = None
         source: FrameSource | None = None
+        ended = ""
         try:
             memory = self._open_memory()
             persona = memory.persona if memory is not None else load_persona(self.persona_name or "buddy")
@@ -368,17 +382,18 @@ class LiveSession:
                 self._play(source)
             else:
                 self._listen()
-            self.session.finish(drain_s=5.0)
         except KibitzError as exc:
-            self.send(p.Error(code="session", message=exc.message).model_dump())
+            ended = exc.message
         except Exception as exc:  # a bug: this session ends with a reason, the server and other sessions go on
             log.exception("session %s failed", self.id)
-            message = f"The session stopped on an error ({type(exc).__name__}); start a new one."
-            self.send(p.Error(code="server", message=message).model_dump())
+            ended = f"The session stopped on an error ({type(exc).__name__}); start a new one."
         finally:
             self.ready.set()
+            if self.session is not None:
+                with contextlib.suppress(Exception):  # perception's threads end; a line in progress may finish
+                    self.session.finish(drain_s=0.0 if self.stopped else 5.0)
             if companion is not None:
-                companion.stop(timeout=5.0)
+                companion.stop(timeout=5.0, cut=self.stopped)  # the player left: nobody hears the rest
             if memory is not None:
                 memory.close()
                 memory.store.close()
@@ -386,6 +401,8 @@ class LiveSession:
                 source.close()
             with self.services.metrics.lock:
                 self.services.metrics.active -= 1
+            if not self.stopped:  # it ended on its own: say why, and let the page know it is over
+                self.services.end(self, ended or f"The game {self.title} ended; start a new session.")
 
     def _play(self, source: FrameSource) -> None:
         """A built-in game on the server, in real time."""
@@ -413,7 +430,7 @@ class LiveSession:
                     image = decode_frame(data)
                 except ValueError as exc:
                     self.services.metrics.add("rejected")
-                    self.send(p.Error(code="bad_frame", message=str(exc)).model_dump())
+                    self._error("bad_frame", str(exc))
                 else:
                     self.session.step(Frame(t=t, image=image, source="browser", index=index))
                     index += 1

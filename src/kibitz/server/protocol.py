@@ -177,7 +177,8 @@ class Info(Message):
 class Error(Message):
     type: Literal["error"] = "error"
     code: str
-    """bad_message, too_big, too_fast, unauthorized, read_only, bad_frame, busy, server."""
+    """bad_message, too_big, too_fast, unauthorized, read_only, bad_frame, session (cannot start), busy, too_slow
+    (the client did not read), session_ended, server."""
     message: str
 
 

@@ -24,17 +24,22 @@ class SharedModel:
         self.backend = backend
         self.wait_s = wait_s
         self.lock = threading.Lock()
-        self.waiting = 0
-        """Lines waiting for the model now."""
         self.timeouts = 0
-        """Lines that gave up waiting."""
+        """Lines that gave up waiting (counted by the thread that gave up, under the lock below)."""
+        self._count = threading.Lock()
 
     def user(self) -> SerialBackend:
         """A backend for one session: the shared model, one line at a time."""
         return SerialBackend(self)
 
-    def close(self) -> None:
-        self.backend.close()
+    def close(self, timeout: float = 30.0) -> None:
+        """Release the model once no line is using it (a session's thread may still be finishing one)."""
+        got = self.lock.acquire(timeout=timeout)
+        try:
+            self.backend.close()
+        finally:
+            if got:
+                self.lock.release()
 
 
 class SerialBackend(LLMBackend):
@@ -48,13 +53,9 @@ class SerialBackend(LLMBackend):
         self, messages: list[Message], max_tokens: int, temperature: float, stop: list[str] | None = None
     ) -> Iterator[str]:
         shared = self.shared
-        shared.waiting += 1
-        try:
-            got = shared.lock.acquire(timeout=shared.wait_s)
-        finally:
-            shared.waiting -= 1
-        if not got:
-            shared.timeouts += 1
+        if not shared.lock.acquire(timeout=shared.wait_s):
+            with shared._count:
+                shared.timeouts += 1
             raise KibitzError(
                 f"The model was busy with other players' lines for {shared.wait_s:.0f} s, so this line was dropped;"
                 " serve many players with a model server (--backend openai, docs/deploy.md)."

@@ -100,16 +100,18 @@ $("watch-form").addEventListener("submit", async (event) => {
 $("stop").addEventListener("click", () => ws && ws.close(1000, "stopped"));
 
 function connect(watch, persona) {
-  ws = new WebSocket(kibitz.wsUrl());
-  kibitz.ws = ws;
+  lines.clear(); // line numbers start again at 1 in each session
+  const socket = new WebSocket(kibitz.wsUrl());
+  ws = kibitz.ws = socket;
   setStatus("connecting…", false);
-  ws.onopen = () => {
+  socket.onopen = () => {
     const hello = { type: "hello", v: 1, token, role: "player", watch };
     if (persona) hello.persona = persona;
-    ws.send(JSON.stringify(hello));
+    socket.send(JSON.stringify(hello));
   };
-  ws.onmessage = (event) => handle(JSON.parse(event.data));
-  ws.onclose = (event) => {
+  socket.onmessage = (event) => { if (ws === socket) handle(JSON.parse(event.data)); };
+  socket.onclose = (event) => {
+    if (ws !== socket) return; // an earlier session's socket closing late
     setStatus(event.reason ? "stopped: " + event.reason : "not connected", false);
     stopShare();
     for (const id of ["question", "ask", "stop"]) $(id).disabled = true;
@@ -181,8 +183,9 @@ function lineItem(n) {
 }
 
 function thumbs(n) {
+  const socket = ws; // the session this line belongs to: a rating never reaches a later session
   const rate = (rating) => (event) => {
-    if (!ws) return;
+    if (!ws || ws !== socket) return;
     ws.send(JSON.stringify({ type: "rate", line: n, rating }));
     const button = event.currentTarget;
     button.parentElement.querySelectorAll("button").forEach((b) => (b.disabled = true));

@@ -7,7 +7,7 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const token = kibitz.tokenFromHash(null) || params.get("token");
 const HOLD_MS = 6000; // a finished line stays this long
-let current = null; // the line number being shown
+let current = null; // the line being shown: its session and number (an overlay follows every session of its player)
 let hideTimer = null;
 let talkTimer = null;
 kibitz.lags = [];
@@ -40,13 +40,13 @@ function show(line, text, append) {
 
 const handlers = {
   token(msg) {
-    show(msg.line, msg.text, true);
+    show(msg.session + ":" + msg.line, msg.text, true);
     talking(true);
     // How long after the server had the piece it was on screen (same machine, same clock): `kibitz bench serve`.
     requestAnimationFrame(() => kibitz.lags.push(Date.now() / 1000 - msg.at));
   },
   line(msg) {
-    show(msg.line, msg.text, false);
+    show(msg.session + ":" + msg.line, msg.text, false);
     talking(false);
     hideTimer = setTimeout(() => { $("bubble").hidden = true; }, HOLD_MS);
   },
@@ -70,6 +70,7 @@ function connect(delay) {
     (handlers[msg.type] || (() => {}))(msg);
   };
   ws.onclose = (event) => {
+    // 1008: refused for good (a bad token); anything else (a restart, 1013 busy): try again.
     if (event.code === 1008) return problem(event.reason || "The server refused this overlay.");
     setTimeout(() => connect(Math.min(delay * 2, 10000)), delay); // the server restarted: try again
   };
