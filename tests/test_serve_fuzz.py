@@ -65,7 +65,7 @@ def mutated(draw: st.DrawFn) -> Any:
 
 
 @given(raw=st.one_of(JSON.map(json.dumps), mutated().map(json.dumps), st.text(max_size=200), st.binary(max_size=64)))
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None, derandomize=True)  # the same examples on every run: CI stays stable
 def test_parse_returns_a_message_or_one_sentence(raw: str | bytes) -> None:
     try:
         message = p.parse(raw)
@@ -95,7 +95,7 @@ def test_a_session_survives_a_storm_of_bad_messages(db: str, fake_server: FakeOp
         assert ws.receive_json()["type"] == "welcome"
 
         @given(message=st.one_of(mutated(), JSON), binary=st.binary(max_size=256))
-        @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
         def storm(message: Any, binary: bytes) -> None:
             ws.send_text(json.dumps(message))
             ws.send_bytes(binary)  # a frame that is not a picture
@@ -156,7 +156,7 @@ def test_rest_api(api: tuple[str, str]) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy(), headers=auths)
-        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
         def call(case: Any, headers: dict[str, str]) -> None:
             response = case.call(base_url=url, headers=headers)
             statuses.append(response.status_code)

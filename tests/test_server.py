@@ -113,6 +113,7 @@ def test_the_published_schema_is_the_protocol() -> None:
         ('{"type": "hello", "token": "x", "watch": {"kind": "screen", "fps": 100}}', "fps"),
         ('{"type": "context", "state": {"a b": 1}}', "state"),
         ('{"type": "ping", "extra": 1}', "extra"),
+        ('{"type": "context", "\\n": null}', "'\\n'"),  # a key with a newline stays one line (found by fuzzing)
         ('{"type": "question", "text": "' + "x" * 20_000 + '"}', "at most"),
     ],
 )
@@ -552,3 +553,9 @@ def test_without_a_model_nothing_waits_to_be_said(db: str, keys: dict[str, str])
         assert all(e["event"] == "death" for e in events)
         live = client.app.state.server.sessions[session]
         assert live.session is not None and live.session.policy.pending == []
+
+
+def test_a_rest_error_about_a_clients_own_key_stays_one_line(client: TestClient, keys: dict[str, str]) -> None:
+    headers = {**auth(keys["ana"]), "Content-Type": "application/json"}
+    bad = client.put("/api/v1/profile", headers=headers, content='{"\\nnot a key": 1}')
+    assert bad.status_code == 422 and "\n" not in bad.json()["detail"] and "\\n" in bad.json()["detail"]

@@ -615,7 +615,7 @@ def create_app(settings: ServeSettings, server: Server | None = None) -> FastAPI
         """One sentence, like every other error (FastAPI's default is a list of objects)."""
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "not valid"}
-        where = ".".join(str(part) for part in first.get("loc", ())) or "request"
+        where = p.where_in(tuple(first.get("loc", ()))) or "request"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         return JSONResponse({"detail": f"Bad {where}: {first.get('msg', 'not valid')}{more}."}, status_code=422)
 

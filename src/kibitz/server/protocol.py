@@ -210,11 +210,16 @@ def parse(raw: str | bytes) -> Question | Rate | Context | Ping | Hello:
         return CLIENT.validate_python(data)
     except ValidationError as exc:
         first = exc.errors(include_input=False, include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"][1:]) or kind
+        where = where_in(first["loc"][1:]) or kind
         return _raise(f"Bad {kind} message: {_short(where, 60, quote=False)}: {first['msg'][:160]}.")
 
 
 CLIENT_TYPES = ("hello", "question", "rate", "context", "ping")
+
+
+def where_in(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    """A validation error's location as one line: a client's own key names are quoted, control characters escaped."""
+    return ".".join(str(part) if isinstance(part, int) or part.isidentifier() else repr(part) for part in loc)
 
 
 def _short(value: object, limit: int = 24, quote: bool = True) -> str:
