@@ -237,22 +237,22 @@ class Session:
         self.last_observation = obs
         if self.memory is not None:
             self.memory.observe(obs)
-        events = self._handle_events(
-            self.tracker.update(obs) + list(told) + self._ratings() + self._questions(obs), now, wall
-        )
-        self._collect(self.utterances, now)
-        self._maybe_speak(obs, now, wall)
-        return events
+        return self._respond(obs, now, wall, self.tracker.update(obs) + list(told))
 
     def tick(self, t: float) -> None:
         """Nothing new was seen: still answer questions, collect finished lines and say the next one (a source that
         sends frames rarely, or none at all)."""
         wall = time.perf_counter()
         obs = self.last_observation or Observation(t=t, frame_index=-1, game=None, game_confidence=0.0, scene="unknown")
-        now = t if self.media_clock else wall
-        self._handle_events(self._ratings() + self._questions(obs), now, wall)
+        self._respond(obs, t if self.media_clock else wall, wall, [])
+
+    def _respond(self, obs: Observation, now: float, wall: float, seen: list[Event]) -> list[Event]:
+        """Ratings, then the events seen and the player's questions, then the next line."""
+        self._apply_ratings()
+        events = self._handle_events(seen + self._questions(obs), now, wall)
         self._collect(self.utterances, now)
         self._maybe_speak(obs, now, wall)
+        return events
 
     def refresh_profile(self) -> None:
         """The player's profile changed outside the session (the web app's settings): from the next line on, talk
@@ -260,16 +260,21 @@ class Session:
         if self.memory is None:
             return
         self.memory.reload_profile()
+        self._follow_profile()
+
+    def _follow_profile(self) -> None:
+        """Talk as the player's profile now says: persona and how often."""
+        assert self.memory is not None
         if self.companion is not None:
             self.companion.set_persona(self.memory.persona)
         self.policy.cooldown_factor = self.memory.profile.cooldown_factor()
 
-    def _ratings(self) -> list[Event]:
+    def _apply_ratings(self) -> None:
         while True:
             try:
                 line, rating = self.ratings.get_nowait()
             except queue.Empty:
-                return []
+                return
             if self.memory is not None:
                 self._apply(self.memory.on_feedback(line, rating), self.last_observation)
 
@@ -363,10 +368,7 @@ class Session:
         from kibitz.memory.commands import describe_changes
 
         if outcome.changed:
-            persona = self.memory.persona
-            if self.companion is not None:
-                self.companion.set_persona(persona)
-            self.policy.cooldown_factor = self.memory.profile.cooldown_factor()
+            self._follow_profile()
             self.output.info(f"(profile: {describe_changes(outcome)}; `kibitz memory profile` shows it)")
         if outcome.ack and say_ack and obs is not None:
             self._say_fixed(outcome.ack, obs)
