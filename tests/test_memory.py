@@ -136,6 +136,24 @@ def test_profile_is_per_user_and_set_values_replace(store: MemoryStore) -> None:
     assert store.export("ann")["profile"] == {"spoilers": "none", "verbosity": "short"}
 
 
+def test_an_embedding_made_meanwhile_is_not_kept_for_a_changed_text(store: MemoryStore) -> None:
+    """Rows are embedded off the store's thread (behind other players' questions); a row whose text changed
+    meanwhile (a tally counted on, here or on another instance) keeps waiting for the embedding of its new text."""
+    tally = "Deaths in level 1-2 of Super Mario Bros.: {}."
+    store.remember(Memory("ann", tally.format(4), "smb", "level 1-2", "event"), embed_now=False)
+    rows = store.pending("ann")
+    assert [text for _, text in rows] == [tally.format(4)]
+    vectors = store.embedder.passages([text for _, text in rows])
+    store.remember(Memory("ann", tally.format(5), "smb", "level 1-2", "event"), embed_now=False)
+    assert store.set_vectors("ann", rows, vectors) == 0
+    assert store.set_vectors("bob", rows, vectors) == 0  # never another user's rows
+    rows = store.pending("ann")
+    assert [text for _, text in rows] == [tally.format(5)]
+    assert store.set_vectors("ann", rows, store.embedder.passages([tally.format(5)])) == 1
+    assert store.pending("ann") == [] and store.set_vectors("ann", [], vectors[:0]) == 0
+    assert store.search("ann", "how often did I die in 1-2?")[0].memory.text == tally.format(5)
+
+
 def test_writes_without_embedding_are_found_once_embedded(store: MemoryStore) -> None:
     store.remember(Memory("ann", "The player has a cat called Miso.", "", "life", "life"), embed_now=False)
     store.remember(Memory("ann", "Died 5 times to Bowser in 8-4.", "smb", "Bowser", "event"), embed_now=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from kibitz.core.persona import load_persona
 from kibitz.core.records import Event
 from kibitz.core.spoiler import rate
 from kibitz.memory.commands import feedback, interpret, is_command_only
-from kibitz.memory.embed import E5Small
+from kibitz.memory.embed import E5Small, EmbedPool
 from kibitz.memory.extract import MemoryWriter, facts_from_text
 from kibitz.memory.live import PlayerMemory
 from kibitz.memory.profile import Profile
@@ -188,6 +189,38 @@ def test_player_memory_keeps_the_profile_and_recalls(store: SQLiteStore) -> None
     prefs = [m.text for m in store.memories("ann", "") if m.topic == "talk: spoilers"]
     assert prefs == ["Is fine with spoilers and direct solutions."]  # the old preference was replaced
     assert store.count("ann") == len(store.memories("ann")) and not store._pending("ann", 10)
+
+
+def test_writes_are_embedded_in_the_background_through_the_shared_pool(tmp_path: Path, embedder: E5Small) -> None:
+    """What a session writes is embedded without a search asking for it, behind the queries (the pool's later
+    thread), and stored when it comes back: the next question has nothing left to embed first."""
+
+    class Counted(EmbedPool):
+        later = waited = 0
+
+        def passages_later(self, texts: Sequence[str]) -> Any:
+            self.later += len(texts)
+            return super().passages_later(texts)
+
+        def passages(self, texts: Sequence[str]) -> Any:
+            self.waited += len(texts)
+            return super().passages(texts)
+
+    pool = Counted(embedder)
+    store = SQLiteStore(str(tmp_path / "memory.sqlite"), pool)
+    memory = PlayerMemory(store, "ann", BUDDY, "smb", "Super Mario Bros.")
+    memory.on_player_text("My cat is called Miso and she sleeps on the keyboard")
+    for _ in range(5):
+        memory.on_event(Event(0, "death", 8, "The player just died."))
+    deadline = time.monotonic() + 30
+    while memory.submit(lambda: store.pending("ann")).result(10) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert memory.submit(lambda: store.pending("ann")).result(10) == []
+    assert store.count("ann") >= 2 and not memory.errors
+    assert pool.later >= store.count("ann") and pool.waited == 0  # nobody waited for them
+    assert any("Miso" in line for line in memory.recall_lines("what is my cat called?", timeout=10))
+    memory.close()
+    store.close()
 
 
 def test_a_question_waits_for_its_memory_on_a_busy_worker(store: SQLiteStore) -> None:

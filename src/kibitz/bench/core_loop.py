@@ -98,12 +98,12 @@ def _player_memory(count: int, folder: Path, game: GameAdapter, persona: Persona
     """A player who already has `count` memories (1,000 distinct sentences embedded for real, spread over
     games, a tenth of them about this game), in a SQLite store in `folder`."""
     from kibitz.bench.memory import SUBJECTS, _texts
-    from kibitz.memory.embed import E5Small
+    from kibitz.memory.embed import shared_embedder
     from kibitz.memory.live import PlayerMemory
     from kibitz.memory.records import Memory
     from kibitz.memory.sqlite import SQLiteStore
 
-    embedder = E5Small()
+    embedder = shared_embedder()  # as `kibitz watch` has it
     store = SQLiteStore(str(folder / "memory.sqlite"), embedder)
     base = _texts(min(1000, count), random.Random(0))
     vectors = embedder.passages(base)

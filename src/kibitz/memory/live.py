@@ -1,5 +1,6 @@
 """One player's memory during a session. A worker thread owns the store: the game loop hands it writes and
-never waits; the companion asks it for memories with a short deadline; while idle it embeds what was written.
+never waits; the companion asks it for memories with a short deadline; what was written is embedded behind the
+queries of every session (the embedder's `passages_later`) and stored when it comes back.
 
 - `on_event` turns a game event into tallies (returned at once, so the line about a death can say "that's the
   fifth time here") and writes them behind the game's back;
@@ -44,6 +45,8 @@ cat called?" cannot be answered without them, and its search starts as soon as t
 MIN_SCORE = 0.5
 """Hits scoring below this are not brought up (0.6·similarity dominates: unrelated memories score ~0.45)."""
 IDLE_EMBED_S = 0.5
+EMBED_BATCH = 2
+"""Rows handed to the embedder at once when nobody waits for them (~20 ms each on one core)."""
 STATE_NOTES, QUESTION_NOTES = 3, 4
 STATE_TTL_S = 60.0
 
@@ -76,13 +79,16 @@ class PlayerMemory:
         self.profile = Profile.from_dict(store.profile(user))
         self.errors: list[str] = []
         self._state_cache: dict[tuple[str, str | None], tuple[float, list[str]]] = {}
+        self._written, self._embedding = True, False
+        """Whether rows may wait for an embedding; whether a batch of them is with the embedder now."""
         # In order: a search sees every memory written before it (the player says a fact, then asks about it).
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self.writer = MemoryWriter(store, user, game, title, level_fields, self._write_later, self._replace_later)
         self._thread = threading.Thread(target=self._run, name="kibitz-memory", daemon=True)
         self._thread.start()
-        # Load the player's index now, while the model loads, not at the first line.
-        self.submit(lambda: self.store.search(self.user, "warm up", k=1))
+        # Load the player's index now, while the model loads, not at the first line (rows left without an
+        # embedding by an earlier session go to the embedder once the worker is idle).
+        self.submit(lambda: self.store.prepare(self.user))
 
     # --- the worker ----------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -90,7 +96,7 @@ class PlayerMemory:
             try:
                 job = self._jobs.get(timeout=IDLE_EMBED_S)
             except queue.Empty:
-                self._guard(lambda: self.store.embed_pending(self.user, limit=2))
+                self._guard(self._embed_later)
                 continue
             if job is None:
                 return
@@ -101,6 +107,28 @@ class PlayerMemory:
                 except BaseException as exc:  # reported to whoever waits, and kept for the session's end
                     future.set_exception(exc)
                     self.errors.append(str(exc))
+            if self._jobs.empty():
+                self._guard(self._embed_later)
+
+    def _embed_later(self) -> None:
+        """Hand what was written without an embedding to the embedder, behind every query (its own and other
+        sessions'), so the next search has little left to embed first; the vectors come back as a job here.
+        One batch at a time: this thread never waits for it."""
+        if self._embedding or not self._written:
+            return
+        rows = self.store.pending(self.user, EMBED_BATCH)
+        self._written = len(rows) == EMBED_BATCH  # more may wait; otherwise nothing does until the next write
+        if not rows:
+            return
+        self._embedding = True
+        future = self.store.embedder.passages_later([text for _, text in rows])
+        future.add_done_callback(lambda done: self.submit(partial(self._embedded, rows, done)))
+
+    def _embedded(self, rows: list[tuple[int, str]], done: concurrent.futures.Future[Any]) -> None:
+        self._embedding = False
+        vectors = done.result()  # a failure is reported, and tried again after the next write
+        self._written = True  # look again: rows written meanwhile, or whose text changed meanwhile
+        self.store.set_vectors(self.user, rows, vectors)
 
     def _guard(self, fn: Callable[[], Any]) -> None:
         try:
@@ -114,11 +142,20 @@ class PlayerMemory:
         self._jobs.put((fn, future))
         return future
 
+    def _store_later(self, write: Callable[[], Any]) -> None:
+        """A write on the worker, committed at once; its embedding follows (`_embed_later`)."""
+
+        def run() -> None:
+            write()
+            self._written = True
+
+        self.submit(run)
+
     def _write_later(self, memory: Memory) -> None:
-        self.submit(lambda: self.store.remember(memory, now=memory.updated or None, embed_now=False))
+        self._store_later(lambda: self.store.remember(memory, now=memory.updated or None, embed_now=False))
 
     def _replace_later(self, memory: Memory) -> None:
-        self.submit(lambda: self.store.replace(memory, embed_now=False))
+        self._store_later(lambda: self.store.replace(memory, embed_now=False))
 
     def _search(self, query: str, k: int) -> concurrent.futures.Future[list[Hit]]:
         return self.submit(lambda: self.store.search(self.user, query, game=self.game or None, k=k))
@@ -175,7 +212,7 @@ class PlayerMemory:
         for topic, text in outcome.memories:
             memory = Memory(self.user, text, "", topic, "preference", 0.8, source="feedback")
             write = self.store.remember if topic == "feedback" else self.store.replace
-            self.submit(partial(write, memory, embed_now=False))
+            self._store_later(partial(write, memory, embed_now=False))
 
     def recall(self, query: str, k: int = 3, timeout: float = RECALL_TIMEOUT_S) -> list[Hit]:
         """The player's memories worth bringing up for `query` (a game state or a question), best first; nothing

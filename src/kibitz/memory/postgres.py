@@ -316,14 +316,18 @@ class PostgresStore(MemoryStore):
         )
         return [(int(i), str(t)) for i, t in rows]
 
-    def _set_vectors(self, user: str, ids: list[int], vectors: Vectors) -> None:
-        rows = [(np.asarray(v, np.float32), i, user) for i, v in zip(ids, vectors, strict=True)]
+    def _set_vectors(self, user: str, rows: list[tuple[int, str]], vectors: Vectors) -> int:
+        values = [(np.asarray(v, np.float32), i, user, text) for (i, text), v in zip(rows, vectors, strict=True)]
 
-        def body(db: Any) -> None:
+        def body(db: Any) -> int:
+            stored = 0
             with db.cursor() as cur:
-                cur.executemany("UPDATE memories SET vector = %b WHERE id = %s AND user_id = %s", rows)
+                for row in values:  # a row whose text changed meanwhile (here or on another instance) keeps waiting
+                    cur.execute("UPDATE memories SET vector = %b WHERE id = %s AND user_id = %s AND text = %s", row)
+                    stored += cur.rowcount
+            return stored
 
-        self._run(body)
+        return int(self._run(body))
 
     # --- reading -----------------------------------------------------------------------------------------
     def _candidates(self, user: str, query: Vectors, match: TopicMatch, game: str | None, now: float) -> Candidates:

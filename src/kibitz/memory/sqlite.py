@@ -177,20 +177,28 @@ class SQLiteStore(MemoryStore):
         rows = self.db.execute("SELECT id, text FROM memories WHERE user=? AND vector IS NULL LIMIT ?", (user, limit))
         return [(r["id"], r["text"]) for r in rows]
 
-    def _set_vectors(self, user: str, ids: list[int], vectors: Vectors) -> None:
+    def _set_vectors(self, user: str, rows: list[tuple[int, str]], vectors: Vectors) -> int:
+        stored: list[tuple[int, Vectors]] = []
         with self._transaction():
-            self.db.executemany(
-                "UPDATE memories SET vector=? WHERE id=? AND user=?",
-                ((np.asarray(v, np.float32).tobytes(), i, user) for i, v in zip(ids, vectors, strict=True)),
-            )
+            for (i, text), v in zip(rows, vectors, strict=True):
+                vector = np.asarray(v, np.float32)
+                cursor = self.db.execute(
+                    "UPDATE memories SET vector=? WHERE id=? AND user=? AND text=?", (vector.tobytes(), i, user, text)
+                )
+                if cursor.rowcount:
+                    stored.append((i, vector))
         index = self._index.get(user)
-        if index is not None:
-            by_id = {m.id: m for m in self._by_ids(user, ids)}
-            for i, v in zip(ids, vectors, strict=True):
+        if index is not None and stored:
+            by_id = {m.id: m for m in self._by_ids(user, [i for i, _ in stored])}
+            for i, vector in stored:
                 if (m := by_id.get(i)) is not None:
-                    index.put(Row(i, np.asarray(v, np.float32), m.updated, m.importance, m.game, m.topic))
+                    index.put(Row(i, vector, m.updated, m.importance, m.game, m.topic))
+        return len(stored)
 
     # --- reading -----------------------------------------------------------------------------------------
+    def prepare(self, user: str) -> None:
+        self._user_index(user)
+
     def _user_index(self, user: str) -> UserIndex:
         index = self._index.get(user)
         if index is None or index.stale:

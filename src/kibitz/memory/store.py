@@ -6,7 +6,7 @@ Every read and write names one user and touches only that user's rows: there is 
 
 Writes are fast and durable: a memory is committed at once, and its embedding may follow later
 (`embed_now=False`: the row waits as "pending" and is embedded before the next search of that user, or by a
-background worker with `embed_pending`).
+background worker with `embed_pending`, or with `pending`, the embedder's `passages_later` and `set_vectors`).
 """
 
 from __future__ import annotations
@@ -201,19 +201,35 @@ class MemoryStore(ABC):
 
     def embed_pending(self, user: str, limit: int = 64) -> int:
         """Embed up to `limit` of the user's memories written without an embedding; returns how many."""
-        pending = self._pending(user, limit)
+        pending = self.pending(user, limit)
         if pending:
-            vectors = self.embedder.passages([text for _, text in pending])
-            self._set_vectors(user, [i for i, _ in pending], vectors)
+            self.set_vectors(user, pending, self.embedder.passages([text for _, text in pending]))
         return len(pending)
 
+    def pending(self, user: str, limit: int = 64) -> list[tuple[int, str]]:
+        """Up to `limit` of the user's memories written without an embedding, as (id, text)."""
+        return self._pending(user, limit)
+
+    def set_vectors(self, user: str, rows: list[tuple[int, str]], vectors: Vectors) -> int:
+        """Store the embeddings of (id, text) rows from `pending`, made elsewhere in the meantime: a row whose text
+        changed since (a tally counted on) keeps waiting for the embedding of its new text. Returns how many
+        were stored."""
+        if not rows:
+            return 0
+        return self._set_vectors(user, rows, np.asarray(vectors, np.float32))
+
     # --- reading -----------------------------------------------------------------------------------------
+    def prepare(self, user: str) -> None:  # noqa: B027 (a server-side store has nothing to load)
+        """Load what searching the user's memories needs (an index in RAM), ahead of their first search."""
+
     def search(self, user: str, query: str, game: str | None = None, k: int = 5, now: float | None = None) -> list[Hit]:
         """The user's k best memories for a query: similarity, recency, importance and topic match combined;
         memories of another game than the one being played count half."""
-        while self.embed_pending(user):
+        pending = self.pending(user)  # written before this search: it must find them (a fact, then a question)
+        qvec, vectors = self.embedder.query_and_passages(query, [text for _, text in pending])
+        self.set_vectors(user, pending, vectors)
+        while self.embed_pending(user):  # more than a batch
             pass
-        qvec = self.embedder.query(query)
         now = time.time() if now is None else now
         match = TopicMatch(query, qvec, self.embedder)
         ranked = rank(self._candidates(user, qvec, match, game, now), match, game, k, now)
@@ -251,7 +267,7 @@ class MemoryStore(ABC):
         """(id, text) of the user's memories that have no embedding yet."""
 
     @abstractmethod
-    def _set_vectors(self, user: str, ids: list[int], vectors: Vectors) -> None: ...
+    def _set_vectors(self, user: str, rows: list[tuple[int, str]], vectors: Vectors) -> int: ...
 
     @abstractmethod
     def _candidates(self, user: str, query: Vectors, match: TopicMatch, game: str | None, now: float) -> Candidates:
@@ -314,9 +330,9 @@ def open_store(where: str | Path | None, embedder: TextEmbedder | None = None) -
     """A memory store from a file path (SQLite, the default ~/.cache/kibitz/memory/memory.sqlite) or a URL:
     sqlite:///path/memory.sqlite or postgresql://user@host:5432/db (PostgreSQL with the pgvector extension)."""
     if embedder is None:
-        from kibitz.memory.embed import TEXT_EMBEDDERS
+        from kibitz.memory.embed import shared_embedder
 
-        embedder = TEXT_EMBEDDERS.get("e5-small")()
+        embedder = shared_embedder()
     text = str(where) if where is not None else ""
     scheme = urlparse(text).scheme if "://" in text else ""
     if scheme in ("", "sqlite"):

@@ -95,9 +95,10 @@ class Server:
     # --- start and stop ------------------------------------------------------------------------------------
     def open(self) -> None:
         """Open the store and load the model (slow: on a thread)."""
-        from kibitz.memory.embed import TEXT_EMBEDDERS
+        from kibitz.memory.embed import shared_embedder
 
-        self.embedder = TEXT_EMBEDDERS.get("e5-small")()
+        self.embedder = shared_embedder()  # one pool for every session: questions go first
+        self.embedder.query("warm up")  # load the model now, not at the first player's first question
         self.store = open_store(self.settings.db, embedder=self.embedder)
         self.backend = self.settings.backend or (self._backend() if self.settings.speak else None)
 
