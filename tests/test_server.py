@@ -559,3 +559,52 @@ def test_a_rest_error_about_a_clients_own_key_stays_one_line(client: TestClient,
     headers = {**auth(keys["ana"]), "Content-Type": "application/json"}
     bad = client.put("/api/v1/profile", headers=headers, content='{"\\nnot a key": 1}')
     assert bad.status_code == 422 and "\n" not in bad.json()["detail"] and "\\n" in bad.json()["detail"]
+
+
+def test_an_overlay_that_never_reads_is_cut_off_over_a_real_socket(db: str, keys: dict[str, str]) -> None:
+    """A player's OBS overlay stops reading (a frozen browser source) while the player talks with the companion: the
+    server does not keep it (and buffer for it) for ever. What fills first cuts it off: its outbox (an error saying
+    why, counted in /metrics) or the socket's buffers, and then the keepalive that gets no answer. The player's app
+    goes on meanwhile, and after."""
+    import socket
+    import urllib.request
+
+    from websockets.sync.client import connect
+
+    from serving import serving
+
+    reply = "Nice run, keep the speed up over the gaps and watch the timer on the right side now, you have time."
+    with FakeOpenAI(reply=reply) as fake:
+        config = load_config(None, {"llm.backend": "openai", "llm.base_url": fake.base_url, "llm.model": "fake"})
+
+        def make_app(port: int) -> Any:
+            return create_app(ServeSettings(config=config, db=db, port=port, warm=False))
+
+        def metric(url: str, name: str) -> float:
+            with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+                rows = response.read().decode().splitlines()
+            return sum(float(r.split()[-1]) for r in rows if r.split()[0] == name)
+
+        with serving(make_app) as url:
+            ws_url = url.replace("http://", "ws://") + "/ws"
+            raw = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the server's sends block soon
+            frozen = connect(ws_url, sock=raw, max_size=2**22, max_queue=1, ping_interval=None, close_timeout=2)
+            with frozen as overlay, connect(ws_url) as app:
+                overlay.send(hello(keys["ana-overlay"], role="overlay"))
+                assert json.loads(overlay.recv(10))["type"] == "welcome"
+                app.send(hello(keys["ana"], watch={"kind": "context", "title": "Celeste"}))
+                assert json.loads(app.recv(10))["type"] == "welcome"
+                assert metric(url, "kibitz_clients") == 2
+                start, answered = time.monotonic(), 0
+                while time.monotonic() < start + 120 and metric(url, "kibitz_clients") > 1:
+                    app.send(json.dumps({"type": "question", "text": f"how am I doing now, part {answered}?"}))
+                    while json.loads(app.recv(30))["type"] != "line":
+                        pass  # the player's app reads everything; the overlay nothing
+                    answered += 1
+                took = time.monotonic() - start
+                assert metric(url, "kibitz_clients") == 1, f"an overlay that never read was kept ({answered} lines)"
+                app.send(json.dumps({"type": "question", "text": "are you still with me?"}))
+                while json.loads(app.recv(30))["type"] != "line":
+                    pass  # the player is served as before
+                assert took < 90  # the keepalive: a ping every 20 s, 20 s for its answer
