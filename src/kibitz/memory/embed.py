@@ -181,7 +181,7 @@ class EmbedPool(TextEmbedder):
 
     @property
     def waiting(self) -> tuple[int, int]:
-        """(queries and waited-for embeddings queued, later batches queued), for metrics and tests."""
+        """(queries and waited-for embeddings queued, later batches queued)."""
         with self._ready:
             return len(self._now), len(self._later)
 
