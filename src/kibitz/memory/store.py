@@ -36,6 +36,8 @@ WEIGHTS = {"similarity": 0.6, "recency": 0.15, "importance": 0.15, "topic": 0.15
 OTHER_GAME_FACTOR = 0.5
 """A memory of another game than the one being played counts half (life facts and general ones count fully)."""
 SUMMARY_ITEMS = 5
+PENDING_BATCH = 64
+"""Rows without an embedding taken at once (by a search, or `embed_pending`)."""
 """A topic's summary is its newest memories, at most this many."""
 
 
@@ -199,14 +201,14 @@ class MemoryStore(ABC):
             check(m)
         self._load(memories, np.asarray(vectors, np.float32), time.time() if now is None else now)
 
-    def embed_pending(self, user: str, limit: int = 64) -> int:
+    def embed_pending(self, user: str, limit: int = PENDING_BATCH) -> int:
         """Embed up to `limit` of the user's memories written without an embedding; returns how many."""
         pending = self.pending(user, limit)
         if pending:
             self.set_vectors(user, pending, self.embedder.passages([text for _, text in pending]))
         return len(pending)
 
-    def pending(self, user: str, limit: int = 64) -> list[tuple[int, str]]:
+    def pending(self, user: str, limit: int = PENDING_BATCH) -> list[tuple[int, str]]:
         """Up to `limit` of the user's memories written without an embedding, as (id, text)."""
         return self._pending(user, limit)
 
@@ -227,9 +229,10 @@ class MemoryStore(ABC):
         memories of another game than the one being played count half."""
         pending = self.pending(user)  # written before this search: it must find them (a fact, then a question)
         qvec, vectors = self.embedder.query_and_passages(query, [text for _, text in pending])
-        self.set_vectors(user, pending, vectors)
-        while self.embed_pending(user):  # more than a batch
-            pass
+        stored = self.set_vectors(user, pending, vectors)
+        if len(pending) == PENDING_BATCH or stored < len(pending):  # more than a batch, or a text changed meanwhile
+            while self.embed_pending(user):
+                pass
         now = time.time() if now is None else now
         match = TopicMatch(query, qvec, self.embedder)
         ranked = rank(self._candidates(user, qvec, match, game, now), match, game, k, now)
