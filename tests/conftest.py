@@ -29,13 +29,16 @@ def kibitz_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     linked in, so no test reads or writes the user's real cache. Subprocesses inherit it."""
     home = tmp_path_factory.mktemp("kibitz-home")
     (home / "models").mkdir()
-    for file in REAL_MODELS.iterdir() if REAL_MODELS.is_dir() else []:
-        # Model files linked one by one, their small verification stamps copied: what a test writes (a stamp, a
-        # new model) stays in its own home.
-        if file.name.endswith(".verified"):
-            shutil.copyfile(file, home / "models" / file.name)
-        elif file.is_file():
-            (home / "models" / file.name).symlink_to(file)
+    for file in sorted(REAL_MODELS.rglob("*")) if REAL_MODELS.is_dir() else []:
+        # Model files linked one by one (voices and Whisper sit in folders), their small verification stamps and
+        # side files copied: what a test writes (a stamp, a new model) stays in its own home.
+        target = home / "models" / file.relative_to(REAL_MODELS)
+        if file.is_dir():
+            target.mkdir(exist_ok=True)
+        elif file.name.endswith(".verified") or file.stat().st_size < 4 << 20:
+            shutil.copyfile(file, target)
+        else:
+            target.symlink_to(file)
     monkeypatch.setenv("KIBITZ_HOME", str(home))
     monkeypatch.delenv("KIBITZ_MEMORY_DB", raising=False)
     return home

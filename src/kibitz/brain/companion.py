@@ -130,6 +130,14 @@ class Companion:
             return True
         return False
 
+    def cut(self) -> bool:
+        """Stop the line being written at its next piece, whatever its priority (the player started talking over
+        it); True if one was being written."""
+        if self.busy and self._speaking_priority is not None:
+            self._interrupt.set()
+            return True
+        return False
+
     def prefetch(self, state: str) -> None:
         """While idle, evaluate the prompt prefix for this state (skipped when it is what was last evaluated)."""
         if state == self._prefetched or self.working:

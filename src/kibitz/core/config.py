@@ -168,6 +168,29 @@ class PerceptionConfig(Section):
     """At most one unprompted VLM look this often (questions may ask sooner)."""
 
 
+class VoiceConfig(Section):
+    """Talking with the companion aloud (`--voice`; needs the voice extra and its models)."""
+
+    enabled: bool = False
+    voice: str | None = None
+    """A voice from `kibitz voice voices` (default: the persona's, else its language's default)."""
+    speed: float | None = Field(None, ge=0.5, le=2.0)
+    """Speaking speed, 0.5 to 2.0 (default: the persona's, else 1.0)."""
+    language: str | None = None
+    """The language the player speaks ("auto" to detect it per question; default: the persona's language)."""
+    vad: str = "silero"
+    """How speech is told from silence: silero (a model) or energy (a loudness gate)."""
+    echo: str = "speex"
+    """Echo cancellation of the companion's own voice: speex, or none (with headphones)."""
+    push_to_talk: bool = False
+    """Hear the player only while they hold the talk key (for games whose sound would otherwise be heard)."""
+    hangover_ms: int = Field(480, ge=160, le=3000)
+    """Silence that ends a question."""
+    input_device: str | None = None
+    output_device: str | None = None
+    """Sound devices by name or number (`kibitz voice devices`); default: the system's."""
+
+
 class KibitzConfig(Section):
     game: str | None = None
     """Game id from `kibitz games`; the emulator source defaults to Super Mario Bros."""
@@ -179,6 +202,7 @@ class KibitzConfig(Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     perception: PerceptionConfig = Field(default_factory=PerceptionConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    voice: VoiceConfig = Field(default_factory=VoiceConfig)
 
 
 def _describe(err: ValidationError, origin: str) -> str:

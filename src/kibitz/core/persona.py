@@ -38,6 +38,16 @@ LANGUAGE_NAMES = {
 }
 
 
+class PersonaVoice(BaseModel):
+    """How the persona sounds when it speaks aloud."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = None
+    """A voice from `kibitz voice voices`; None: the default voice of the persona's language."""
+    speed: float = Field(1.0, ge=0.5, le=2.0)
+
+
 class Persona(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -48,6 +58,7 @@ class Persona(BaseModel):
     verbosity: Verbosity = Verbosity.SHORT
     spoiler_tolerance: SpoilerTolerance = SpoilerTolerance.HINTS
     examples: dict[str, list[str]] = Field(default_factory=dict)
+    voice: PersonaVoice = Field(default_factory=PersonaVoice)
 
     @field_validator("examples")
     @classmethod

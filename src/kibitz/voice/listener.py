@@ -1,0 +1,254 @@
+"""The companion's ears: microphone audio in, the player's questions out.
+
+Per block of microphone audio (any thread hands it to `hear`; one worker does the rest, in order):
+1. echo cancellation against what the companion itself played (the Mixer's tap), so its own voice coming back
+   from the speakers is not the player talking; while it speaks, the VAD also asks for more certainty;
+2. voice activity detection and segmentation (kibitz.voice.vad);
+3. the start of speech while the companion talks is a barge-in: `on_barge_in` runs at once (playback stops);
+4. recognition (Whisper) runs on another thread, so hearing never waits for it: partial transcripts every second
+   while the player talks, the final one when they stop. Recognition of the final segment starts speculatively
+   after a short silence and is kept if the player did not go on;
+5. a final transcript that is empty, Whisper's noise, or the companion's own recent words is dropped; anything
+   else goes to `on_question`.
+
+Push-to-talk: with `push_to_talk`, audio counts only while `talk(True)` holds (a key or a button), and letting go
+ends the question at once (no hangover wait) — for games whose own sound would otherwise be heard.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from kibitz.voice.asr import Transcriber, _bare
+from kibitz.voice.echo import EchoCanceller
+from kibitz.voice.playback import Mixer
+from kibitz.voice.records import RATE, AudioChunk, SpeechSegment, SpeechStarted, Transcript
+from kibitz.voice.vad import Segmenter
+
+log = logging.getLogger(__name__)
+
+ECHO_MEMORY_BLOCKS = 20
+"""Blocks of playback (of 20 ms) whose loudest one sets the echo to expect: 400 ms of room and delay."""
+SPECULATE_AFTER_S = 0.16
+"""Start recognising a question this long into the silence after it (the hangover ends it later)."""
+ECHO_GATE = 0.3
+"""Added to the VAD threshold while the companion is speaking."""
+ECHO_MARGIN = 2.0
+"""While the companion speaks, what is left after echo cancellation must be this many times louder than the echo
+expected from what is playing (the learnt echo gain × the playing level) to be the player starting to talk."""
+SELF_SIMILARITY = 0.75
+"""A transcript this similar to something the companion said in the last `SELF_WINDOW_S` is its own echo."""
+SELF_WINDOW_S = 20.0
+
+
+@dataclass(slots=True)
+class Heard:
+    """Timings of one question, for the bench and the logs (perf_counter seconds, stream seconds)."""
+
+    transcript: Transcript
+    end_wall: float
+    """perf_counter when the last voiced frame was heard (estimated from the stream clock)."""
+    handed_at: float
+    """perf_counter when the question was handed on."""
+
+
+class Ear:
+    def __init__(
+        self,
+        segmenter: Segmenter,
+        transcriber: Transcriber,
+        on_question: Callable[[Heard], None],
+        echo: EchoCanceller | None = None,
+        mixer: Mixer | None = None,
+        speaking: Callable[[], bool] = lambda: False,
+        on_barge_in: Callable[[SpeechStarted], None] | None = None,
+        on_partial: Callable[[Transcript], None] | None = None,
+        recent_lines: Callable[[], list[str]] = list,
+        push_to_talk: bool = False,
+    ) -> None:
+        self.segmenter = segmenter
+        self.transcriber = transcriber
+        self.on_question = on_question
+        self.echo = echo
+        self.mixer = mixer
+        self.speaking = speaking
+        self.on_barge_in = on_barge_in
+        self.on_partial = on_partial
+        self.recent_lines = recent_lines
+        self.push_to_talk = push_to_talk
+        self._talk = not push_to_talk
+        self._released = False
+        self._audio: queue.Queue[AudioChunk | None] = queue.Queue()
+        self._asr: queue.Queue[tuple[SpeechSegment, float] | None] = queue.Queue()
+        self._speculative: tuple[float, float] | None = None
+        """(segment end, segment start) of the final recognition started early."""
+        self._early: dict[tuple[float, float], Transcript] = {}
+        self.echo_gain = 1.0
+        """What is left after echo cancellation, as a share of the playing level's power, while only the companion
+        speaks: assumed as loud as the playback at first, learnt within a second or two of its speech (and lower as
+        the canceller converges)."""
+        self._played_levels: deque[float] = deque(maxlen=ECHO_MEMORY_BLOCKS)
+        self._wall_offset: float | None = None
+        """perf_counter − stream seconds, from the first block (a live stream keeps real time)."""
+        self.barge_ins: list[tuple[SpeechStarted, float]] = []
+        self.dropped: deque[tuple[str, str]] = deque(maxlen=50)
+        """(transcript, why) of what was heard but not taken as a question."""
+        self.errors: list[str] = []
+        self._threads = [
+            threading.Thread(target=self._hear_loop, name="kibitz-ear", daemon=True),
+            threading.Thread(target=self._asr_loop, name="kibitz-asr", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    # -- input ----------------------------------------------------------------------------------------------
+    def hear(self, chunk: AudioChunk) -> None:
+        """A block of microphone audio (16 kHz mono), from any thread; never blocks."""
+        self._audio.put(chunk)
+
+    def talk(self, pressed: bool) -> None:
+        """Push-to-talk: the key or button went down (True) or up (False)."""
+        if self.push_to_talk:
+            if self._talk and not pressed:
+                self._released = True
+            self._talk = pressed
+
+    def close(self, wait: bool = True) -> None:
+        """Stop hearing; with `wait`, the questions already heard are recognised and handed on first."""
+        self._audio.put(None)
+        self._threads[0].join(30.0 if wait else 1.0)
+        self._asr.put(None)
+        self._threads[1].join(30.0 if wait else 1.0)
+
+    # -- the hearing thread ---------------------------------------------------------------------------------
+    def _hear_loop(self) -> None:
+        while (chunk := self._audio.get()) is not None:
+            try:
+                self._process(chunk)
+            except Exception as exc:  # one block lost, never the ears
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                log.warning("Could not process microphone audio: %s", exc)
+        for segment in self.segmenter.flush():
+            self._asr.put((segment, time.perf_counter()))
+
+    def _process(self, chunk: AudioChunk) -> None:
+        if self._wall_offset is None:
+            self._wall_offset = time.perf_counter() - chunk.t
+        samples = chunk.samples
+        speaking = self.speaking()
+        quiet = False
+        if self.mixer is not None:
+            reference = self.mixer.reference(len(samples))
+            if self.echo is not None:
+                samples = self.echo.process(samples, reference)
+            quiet = self._echo_only(samples, reference)
+        if not self._talk:
+            samples = np.zeros_like(samples)
+        self.segmenter.gate = ECHO_GATE if speaking else 0.0
+        for item in self.segmenter.feed(AudioChunk(samples, chunk.t, chunk.rate), quiet=quiet):
+            if isinstance(item, SpeechStarted):
+                if self.speaking():
+                    self.barge_ins.append((item, time.perf_counter()))
+                    if self.on_barge_in is not None:
+                        self.on_barge_in(item)
+            elif item.final or self.on_partial is not None:
+                self._asr.put((item, time.perf_counter()))
+        if self._released:  # push-to-talk let go: the question ends now
+            self._released = False
+            for segment in self.segmenter.flush():
+                self._asr.put((segment, time.perf_counter()))
+        elif self.segmenter.silent_for >= SPECULATE_AFTER_S:
+            current = self.segmenter.current()
+            if current is not None and self._speculative != (current.end, current.start):
+                self._speculative = (current.end, current.start)
+                self._asr.put((current, -1.0))
+
+    def _echo_only(self, residual: np.ndarray, reference: np.ndarray) -> bool:
+        """Whether this block is explained by the companion's own playback (no player speech in it)."""
+        # The echo heard now comes from what played up to a few hundred ms ago (the room, the canceller's delay).
+        self._played_levels.append(float(np.mean(np.square(reference, dtype=np.float64))))
+        played = max(self._played_levels)
+        if played < 1e-6:
+            return False
+        left = float(np.mean(np.square(residual, dtype=np.float64)))
+        ratio = left / played
+        explained = ratio <= ECHO_MARGIN * self.echo_gain
+        # The gain follows the echo down fast and up slowly (the player's voice must not teach it to ignore them).
+        self.echo_gain += (0.05 if ratio < self.echo_gain else 0.005) * (ratio - self.echo_gain)
+        return explained
+
+    # -- the recognition thread -----------------------------------------------------------------------------
+    def _asr_loop(self) -> None:
+        while (job := self._asr.get()) is not None:
+            segment, _queued = job
+            try:
+                self._recognise(segment, speculative=_queued < 0)
+            except Exception as exc:
+                message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+                self.errors.append(message)
+                log.warning("Speech recognition failed on one segment: %s", message)
+
+    def _recognise(self, segment: SpeechSegment, speculative: bool) -> None:
+        key = (segment.end, segment.start)
+        if speculative:
+            if self._asr.qsize() and self._asr.queue[0] is not None:
+                # A later look at this speech is already waiting: this one would be stale.
+                pending = self._asr.queue[0]
+                if pending is not None and pending[0].start == segment.start and pending[0].end != segment.end:
+                    return
+            self._early[key] = self.transcriber.transcribe(segment)
+            return
+        if not segment.final:
+            if self._asr.qsize():
+                return  # behind: skip this partial, the next one (or the final) supersedes it
+            partial = self.transcriber.transcribe(segment)
+            if partial.text and self.on_partial is not None:
+                self.on_partial(
+                    Transcript(
+                        partial.text,
+                        partial.language,
+                        segment.start,
+                        segment.end,
+                        False,
+                        partial.asr_s,
+                        partial.no_speech,
+                    )
+                )
+            return
+        transcript = self._early.pop(key, None) or self.transcriber.transcribe(segment)
+        self._early = {k: v for k, v in self._early.items() if k[1] != segment.start}
+        transcript.final = True
+        text = transcript.text.strip()
+        if not text:
+            self.dropped.append(("", "no speech (noise, music or Whisper's silence)"))
+            return
+        if self._is_own_echo(text):
+            self.dropped.append((text, "the companion's own voice"))
+            return
+        offset = self._wall_offset or 0.0
+        self.on_question(Heard(transcript, segment.end + offset, time.perf_counter()))
+
+    def _is_own_echo(self, text: str) -> bool:
+        heard = _bare(text)
+        if len(heard) < 4:
+            return False
+        for line in self.recent_lines():
+            said = _bare(line)
+            if heard in said or difflib.SequenceMatcher(None, heard, said).ratio() >= SELF_SIMILARITY:
+                return True
+        return False
+
+
+def chunks(samples: np.ndarray, t0: float = 0.0, block_ms: int = 20) -> list[AudioChunk]:
+    """A recording as the blocks a microphone would deliver."""
+    n = RATE * block_ms // 1000
+    return [AudioChunk(samples[i : i + n], t0 + i / RATE) for i in range(0, len(samples), n)]

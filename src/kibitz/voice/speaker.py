@@ -1,0 +1,200 @@
+"""The companion's voice: an output sink that speaks each line sentence by sentence while it is being written.
+
+Tokens arrive from the companion's thread; complete sentences go to one synthesis thread (TTS on one core), whose
+audio is queued in the Mixer and played in real time. `barge_in()` (the player started talking) stops playback at
+the next block, drops what was not yet played, tells the companion to stop writing, and cuts the line's record
+to the words that were actually heard: the Utterance in the session's history, and a "barge_in" record in the
+log saying what was said and what was not.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kibitz.core.records import Utterance
+from kibitz.outputs.sinks import Output
+from kibitz.voice.playback import Mixer
+from kibitz.voice.records import SpokenSentence
+from kibitz.voice.sentences import SentenceSplitter
+from kibitz.voice.tts import Engine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Line:
+    """One utterance being spoken."""
+
+    key: int
+    utt: Utterance
+    splitter: SentenceSplitter = field(default_factory=SentenceSplitter)
+    sentences: list[SpokenSentence] = field(default_factory=list)
+    written: bool = False
+    """The companion finished writing it."""
+    cut: bool = False
+    first_audio_at: float | None = None
+    """perf_counter when its first sample was played."""
+
+    def heard(self) -> str:
+        parts = []
+        for s in self.sentences:
+            heard = s.heard_text
+            if heard:
+                parts.append(heard)
+            if s.played < len(s.samples) or not len(s.samples):
+                break
+        spaced = any(" " in s.text for s in self.sentences)
+        return (" " if spaced else "").join(parts)
+
+
+class VoiceOutput(Output):
+    """Speaks the companion's lines. `on_cut(utt, heard, unsaid)` hears about every barge-in."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        mixer: Mixer,
+        speed: float = 1.0,
+        on_cut: Callable[[Utterance, str, str], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.mixer = mixer
+        self.speed = speed
+        self.on_cut = on_cut
+        self._lock = threading.Lock()
+        self._lines: dict[int, Line] = {}
+        self._keys = 0
+        self._jobs: queue.Queue[SpokenSentence | None] = queue.Queue()
+        self._generation = 0
+        """Bumped by every barge-in: synthesis started before it is thrown away."""
+        self.tts_seconds: list[tuple[float, float]] = []
+        """(synthesis seconds, audio seconds) of each sentence: the real-time factor."""
+        self.errors: list[str] = []
+        self.first_audio: dict[int, float] = {}
+        """perf_counter of each line's first played sample, by id() of its Utterance."""
+        mixer.on_start = self._started
+        self._thread = threading.Thread(target=self._synthesise, name="kibitz-tts", daemon=True)
+        self._thread.start()
+
+    # -- the companion's side -------------------------------------------------------------------------------
+    def _line(self, utt: Utterance) -> Line:
+        for line in self._lines.values():
+            if line.utt is utt:
+                return line
+        self._forget_finished()
+        self._keys += 1
+        line = Line(self._keys, utt)
+        self._lines[line.key] = line
+        return line
+
+    def token(self, utt: Utterance, piece: str) -> None:
+        with self._lock:
+            line = self._line(utt)
+            if line.cut:
+                return
+            for text in line.splitter.feed(piece):
+                self._queue(line, text)
+
+    def done(self, utt: Utterance) -> None:
+        with self._lock:
+            line = self._line(utt)
+            line.written = True
+            if not line.cut:
+                for text in line.splitter.flush():
+                    self._queue(line, text)
+
+    def error(self, utt: Utterance, message: str) -> None:
+        self.done(utt)
+
+    def _queue(self, line: Line, text: str) -> None:
+        sentence = SpokenSentence(line.key, len(line.sentences), text)
+        line.sentences.append(sentence)
+        self._jobs.put(sentence)
+
+    # -- synthesis ------------------------------------------------------------------------------------------
+    def _synthesise(self) -> None:
+        while (sentence := self._jobs.get()) is not None:
+            generation = self._generation
+            start = time.perf_counter()
+            try:
+                audio = self.engine.synthesize(sentence.text, self.speed)
+            except Exception as exc:  # one sentence lost, never the voice
+                message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+                self.errors.append(message)
+                log.warning("Could not speak a sentence: %s", message)
+                audio = np.zeros(0, np.float32)
+            took = time.perf_counter() - start
+            sentence.samples, sentence.rate = audio, self.engine.rate
+            if len(audio):
+                self.tts_seconds.append((took, len(audio) / self.engine.rate))
+            with self._lock:
+                line = self._lines.get(sentence.key)
+                dropped = line is None or line.cut or generation != self._generation
+            if not dropped and len(audio):
+                self.mixer.enqueue(sentence)
+
+    def _started(self, sentence: SpokenSentence) -> None:
+        line = self._lines.get(sentence.key)
+        if line is not None and line.first_audio_at is None:
+            line.first_audio_at = time.perf_counter()
+            self.first_audio[id(line.utt)] = line.first_audio_at
+
+    # -- the player's side ----------------------------------------------------------------------------------
+    @property
+    def speaking(self) -> bool:
+        """Audio is playing, or a line is still being written or synthesised."""
+        if self.mixer.active or not self._jobs.empty():
+            return True
+        with self._lock:
+            return any(not line.cut and not line.written for line in self._lines.values())
+
+    def barge_in(self) -> list[Line]:
+        """The player started talking: stop now, and cut each unfinished line's record to what was heard."""
+        self.mixer.stop()
+        with self._lock:
+            self._generation += 1
+            while True:
+                try:
+                    self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+            cut = []
+            for key, line in list(self._lines.items()):
+                unfinished = not line.written or any(
+                    s.played < len(s.samples) or not len(s.samples) for s in line.sentences
+                )
+                if unfinished and not line.cut:
+                    line.cut = True
+                    cut.append(line)
+                del self._lines[key]
+        for line in cut:
+            heard = line.heard()
+            whole = line.utt.text or " ".join(s.text for s in line.sentences)
+            unsaid = whole[len(heard) :].strip() if whole.startswith(heard) else whole
+            line.utt.text = heard
+            line.utt.interrupted = True
+            if self.on_cut is not None:
+                self.on_cut(line.utt, heard, unsaid)
+        return cut
+
+    def current_sentences(self) -> list[SpokenSentence]:
+        """The sentences of the lines still being spoken (queued, playing or being written)."""
+        with self._lock:
+            return [s for line in self._lines.values() for s in line.sentences]
+
+    def _forget_finished(self) -> None:
+        """Drop the lines that were fully played (their records are final); the caller holds the lock."""
+        for key, line in list(self._lines.items()):
+            if line.written and all(s.played >= len(s.samples) and len(s.samples) for s in line.sentences):
+                del self._lines[key]
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(5.0)

@@ -1,0 +1,269 @@
+"""The voice pipeline on real audio and real models: Piper, Kokoro and eSpeak NG speak, Whisper hears, Silero VAD
+segments, and a scripted timeline checks barge-in and the companion's own echo. No sound device is needed."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+
+from kibitz.core.config import VoiceConfig
+from kibitz.core.errors import ConfigError, KibitzError, UnknownNameError
+from kibitz.core.persona import load_persona
+from kibitz.core.records import Utterance
+from kibitz.voice import audio
+from kibitz.voice.asr import Transcriber, is_hallucination
+from kibitz.voice.listener import chunks
+from kibitz.voice.live import Voice
+from kibitz.voice.records import RATE, AudioChunk, SpeechSegment, SpeechStarted, SpokenSentence
+from kibitz.voice.sentences import SentenceSplitter
+from kibitz.voice.tts import load_voice, voice_for, voices
+from kibitz.voice.vad import Segmenter, make_vad
+
+
+@pytest.fixture(scope="module")
+def transcriber() -> Transcriber:
+    return Transcriber(language="en")
+
+
+def speak(name: str, text: str) -> np.ndarray:
+    engine = load_voice(voices()[name])
+    return audio.resample(engine.synthesize(text), engine.rate)
+
+
+def espeak(text: str, voice: str = "en-us") -> np.ndarray:
+    wav = subprocess.run(["espeak-ng", "-v", voice, "--stdout", text], capture_output=True, check=True).stdout
+    samples, rate = audio.decode_wav_bytes(wav)
+    return audio.resample(samples, rate)
+
+
+def wer(truth: str, heard: str) -> float:
+    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
+    return float(jiwer.wer(norm(truth), norm(heard)))
+
+
+SENTENCES = [
+    "How do I beat the boss in world four?",
+    "Where is the hidden exit in this castle?",
+    "Should I save my fire flowers for later?",
+]
+
+
+@pytest.mark.parametrize("make", ["piper", "espeak"])
+def test_a_spoken_question_round_trips_through_whisper(transcriber: Transcriber, make: str) -> None:
+    for text in SENTENCES:
+        samples = speak("joe", text) if make == "piper" else espeak(text)
+        heard = transcriber.transcribe(SpeechSegment(samples, 0.0, len(samples) / RATE, True))
+        assert wer(text, heard.text) <= 0.25, (text, heard.text)
+        assert heard.language == "en" and heard.asr_s > 0
+
+
+def test_japanese_voice_round_trips() -> None:
+    samples = speak("alpha", "ボスはどうやって倒すの？")
+    heard = Transcriber(language="ja").transcribe(SpeechSegment(samples, 0.0, 1.0, True))
+    assert "ボス" in heard.text, heard.text
+
+
+def test_noise_and_whisper_hallucinations_are_not_questions(transcriber: Transcriber) -> None:
+    noise = np.random.default_rng(3).normal(0, 0.05, 2 * RATE).astype(np.float32)
+    assert transcriber.transcribe(SpeechSegment(noise, 0.0, 2.0, True)).text == ""
+    assert transcriber.transcribe(SpeechSegment(np.zeros(RATE, np.float32), 0.0, 1.0, True)).text == ""
+    assert is_hallucination("Thanks for watching!") and not is_hallucination("Thanks, where is the key?")
+
+
+def test_segmenter_finds_each_question_and_its_start() -> None:
+    q = speak("joe", "Where is the key?")
+    silence = np.zeros(RATE, np.float32)
+    stream = np.concatenate([silence, q, silence, q * 0.5, silence])
+    stream += np.random.default_rng(1).normal(0, 0.002, len(stream)).astype(np.float32)
+    seg = Segmenter(make_vad("silero"))
+    out = [item for chunk in chunks(stream) for item in seg.feed(chunk)]
+    starts = [o for o in out if isinstance(o, SpeechStarted)]
+    finals = [o for o in out if isinstance(o, SpeechSegment) and o.final]
+    assert len(starts) == 2 and len(finals) == 2
+    second = 2.0 + len(q) / RATE
+    assert abs(starts[0].t - 1.0) < 0.25 and abs(starts[1].t - second) < 0.25
+    assert starts[0].detected_at - starts[0].t < 0.2  # sure within 200 ms: fast enough for barge-in
+
+
+def test_sentences_are_cut_as_they_stream() -> None:
+    splitter = SentenceSplitter()
+    text = "Oh no, that goomba got you again, third time now. Try jumping earlier! Ok?"
+    out = [s for i in range(0, len(text), 3) for s in splitter.feed(text[i : i + 3])] + splitter.flush()
+    assert out == ["Oh no, that goomba got you again,", "third time now.", "Try jumping earlier!", "Ok?"]
+    ja = SentenceSplitter()
+    assert ja.feed("気をつけて。ボス") == ["気をつけて。"] and ja.flush() == ["ボス"]
+
+
+def test_heard_text_is_what_was_played() -> None:
+    s = SpokenSentence(1, 0, "one two three four", np.zeros(1000, np.float32), 16000)
+    s.played = 0
+    assert s.heard_text == ""
+    s.played = 500
+    assert s.heard_text == "one two"
+    s.played = 1000
+    assert s.heard_text == "one two three four"
+
+
+def test_voices_and_their_errors(tmp_path: Path) -> None:
+    assert voice_for(None, "en").name == "joe" and voice_for(None, "ko").engine == "espeak"
+    assert voice_for(None, "ja").engine == "kokoro"
+    with pytest.raises(UnknownNameError, match="known voices"):
+        voice_for("nobody", "en")
+    with pytest.raises(ConfigError, match="No voice speaks 'xx'"):
+        voice_for(None, "xx")
+    with pytest.raises(ConfigError, match="speed"):
+        load_voice(voices()["joe"]).synthesize("hi", speed=5.0)
+    assert len(load_voice(voices()["joe"]).synthesize("   ")) == 0
+
+
+def test_bad_audio_files_get_one_clear_sentence(tmp_path: Path) -> None:
+    with pytest.raises(audio.AudioError, match="No audio file"):
+        audio.load(tmp_path / "missing.wav")
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk")
+    with pytest.raises(audio.AudioError, match=r"not an audio file|no audio"):
+        audio.load(bad)
+    # A stereo 44.1 kHz file is mixed down and resampled; clipping and silence are reported, not fatal.
+    stereo = tmp_path / "stereo.flac"
+    import soundfile
+
+    loud = np.stack([np.ones(44100), np.zeros(44100)], axis=1).astype(np.float32)
+    soundfile.write(stereo, loud, 44100)
+    mono = audio.load(stereo)
+    assert abs(len(mono) - RATE) < 10
+    assert audio.check(np.ones(RATE, np.float32)).problems()[0].endswith("lower the microphone's input gain.")
+    assert "silent" in audio.check(np.zeros(RATE, np.float32)).problems()[0]
+    with pytest.raises(audio.AudioError, match="does not exist"):
+        audio.save(tmp_path / "no" / "such" / "dir.wav", mono, RATE)
+
+
+def test_no_sound_device_is_a_clear_message() -> None:
+    from kibitz.voice.playback import sound_device
+
+    try:
+        sound_device()
+    except KibitzError as exc:
+        assert "device" in exc.message or "PortAudio" in exc.message
+    # (On a machine with a sound card this test has nothing to check.)
+
+
+class Timeline:
+    """A scripted run in real time: the companion speaks a line; the microphone hears its echo (60 ms late, at
+    0.4) plus, from `player_at` seconds after the first sample was played, the player's own speech."""
+
+    def __init__(self, voice: Voice, player: np.ndarray | None, player_at: float, seconds: float) -> None:
+        self.voice, self.player, self.player_at, self.seconds = voice, player, player_at, seconds
+        self.played: list[tuple[float, float]] = []
+        self.onset_wall: float | None = None
+        self._mirror: list[np.ndarray] = []
+
+    def sink(self, block: np.ndarray) -> None:
+        self.played.append((time.perf_counter(), float(np.abs(block).max())))
+
+    def run(self, echo: bool = True) -> None:
+        v = self.voice
+        while not v.output.first_audio:
+            time.sleep(0.005)
+        n, t, pi = 320, 0.0, 0
+        delay = np.zeros(int(0.06 * RATE), np.float32)
+        tap = v.mixer  # the echo is what was played (the mixer's own 16 kHz tap, read by a second reader below)
+        start = time.perf_counter()
+        rng = np.random.default_rng(7)
+        while time.perf_counter() - start < self.seconds:
+            mic = rng.normal(0, 0.002, n).astype(np.float32)
+            if echo:
+                played = self.reference(tap, n)
+                delay = np.concatenate([delay, played])
+                mic += 0.4 * delay[:n]
+                delay = delay[n:]
+            if self.player is not None and time.perf_counter() - start >= self.player_at and pi < len(self.player):
+                if self.onset_wall is None:
+                    self.onset_wall = time.perf_counter()
+                piece = self.player[pi : pi + n]
+                mic[: len(piece)] += piece
+                pi += n
+            v.ear.hear(AudioChunk(mic, t))
+            t += n / RATE
+            time.sleep(max(0.0, start + t - time.perf_counter()))
+
+    def reference(self, mixer: object, n: int) -> np.ndarray:
+        out = np.concatenate(self._mirror) if self._mirror else np.zeros(0, np.float32)
+        self._mirror.clear()
+        if len(out) < n:
+            out = np.concatenate([out, np.zeros(n - len(out), np.float32)])
+        else:
+            self._mirror.append(out[n:])
+        return out[:n]
+
+
+LINE = (
+    "Oh no, the goomba got you again right at the first pipe. Try a running jump next time, and hold the "
+    "button a little longer. You can do it!"
+)
+
+
+def open_voice(timeline_holder: dict[str, Timeline]) -> tuple[Voice, list[str]]:
+    questions: list[str] = []
+    voice = Voice.open(VoiceConfig(enabled=True), load_persona("buddy"), on_question=questions.append)
+
+    def sink(block: np.ndarray) -> None:
+        tl = timeline_holder.get("t")
+        if tl is None:
+            return
+        tl.sink(block)
+        tl._mirror.append(audio.resample(block, voice.mixer.rate, RATE))
+
+    voice.start(microphone=False, speakers=False, sink=sink)
+    return voice, questions
+
+
+def say(voice: Voice, text: str) -> Utterance:
+    utt = Utterance(t=0.0, event_ids=[], trigger="death")
+    for i in range(0, len(text), 5):
+        voice.output.token(utt, text[i : i + 5])
+    utt.text = text
+    voice.output.done(utt)
+    return utt
+
+
+def test_barge_in_stops_playback_fast_and_cuts_the_record() -> None:
+    holder: dict[str, Timeline] = {}
+    voice, questions = open_voice(holder)
+    try:
+        player = espeak("Wait, how do I get past that pipe?")
+        holder["t"] = Timeline(voice, player, player_at=2.5, seconds=7.0)
+        utt = say(voice, LINE)
+        holder["t"].run()
+        voice.ear.close()
+    finally:
+        voice.close()
+    tl = holder["t"]
+    assert tl.onset_wall is not None
+    sounding = [w for w, peak in tl.played if peak > 1e-3]
+    stopped_after = max(sounding) - tl.onset_wall
+    assert stopped_after <= 0.3, f"playback went on {stopped_after * 1000:.0f} ms after the player spoke"
+    assert len(voice.cuts) == 1 and utt.interrupted
+    cut = voice.cuts[0]
+    assert cut.heard and LINE.startswith(cut.heard) and len(cut.heard) < len(LINE) // 2
+    assert utt.text == cut.heard and cut.unsaid.endswith("You can do it!")
+    assert len(questions) == 1 and wer("Wait, how do I get past that pipe?", questions[0]) <= 0.3
+
+
+def test_its_own_voice_coming_back_is_not_the_player() -> None:
+    holder: dict[str, Timeline] = {}
+    voice, questions = open_voice(holder)
+    try:
+        holder["t"] = Timeline(voice, None, player_at=0.0, seconds=9.0)
+        utt = say(voice, LINE)
+        holder["t"].run(echo=True)
+        voice.ear.close()
+    finally:
+        voice.close()
+    assert voice.cuts == [] and not utt.interrupted, "the companion's own echo stopped it"
+    assert questions == [], f"the companion answered its own voice: {questions}"
+    assert not voice.ear.barge_ins
