@@ -4,6 +4,7 @@ segments, and a scripted timeline checks barge-in and the companion's own echo. 
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -267,3 +268,45 @@ def test_its_own_voice_coming_back_is_not_the_player() -> None:
     assert voice.cuts == [] and not utt.interrupted, "the companion's own echo stopped it"
     assert questions == [], f"the companion answered its own voice: {questions}"
     assert not voice.ear.barge_ins
+
+
+def test_voice_commands_for_scripts(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kibitz.cli.main import app
+
+    runner = CliRunner()
+    out = tmp_path / "line.wav"
+    said = runner.invoke(app, ["voice", "say", "Jump over the third pipe now.", "--out", str(out)])
+    assert said.exit_code == 0, said.output
+    assert audio.load(out).size > RATE // 2
+    heard = runner.invoke(app, ["voice", "transcribe", str(out), "--language", "en"])
+    assert heard.exit_code == 0 and wer("Jump over the third pipe now.", heard.stdout.strip()) <= 0.25, heard.output
+    missing = runner.invoke(app, ["voice", "transcribe", str(tmp_path / "none.wav")])
+    assert isinstance(missing.exception, audio.AudioError) and "No audio file" in missing.exception.message
+    listed = runner.invoke(app, ["voice", "voices"])
+    assert listed.exit_code == 0 and "espeak-ko" in listed.stdout
+
+
+def test_chat_with_voice_on_a_machine_without_sound_keeps_working_in_text() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kibitz",
+            "chat",
+            "--voice",
+            "--model",
+            "smollm2-135m",
+            "--max-seconds",
+            "4",
+            "--no-memory",
+        ],
+        input="what should I do?\n",
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Voice is off for this session" in result.stderr + result.stdout
+    assert "question" in result.stdout  # the typed question still reached the companion

@@ -47,6 +47,18 @@ UserOpt = Annotated[
 NoMemoryOpt = Annotated[
     bool, typer.Option("--no-memory", help="Do not remember this session (and do not recall earlier ones).")
 ]
+VoiceOpt = Annotated[
+    bool,
+    typer.Option("--voice", help="Talk aloud: the companion speaks its lines and hears you through the microphone."),
+]
+PushOpt = Annotated[
+    bool,
+    typer.Option("--push-to-talk", help="With --voice: press Enter to talk (for games whose sound is loud)."),
+]
+VoiceNameOpt = Annotated[
+    str | None, typer.Option("--voice-name", help="With --voice: a voice from `kibitz voice voices`.")
+]
+NoMicOpt = Annotated[bool, typer.Option("--no-mic", help="With --voice: speak, but take questions typed only.")]
 FastOpt = Annotated[bool, typer.Option("--fast", help="Run the game as fast as possible instead of real time.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for the built-in player and sampling.")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="Threads for the embedded model (default 1).")]
@@ -137,6 +149,10 @@ def watch(
     quiet: Annotated[bool, typer.Option("--quiet", help="Detect and print events, but do not speak.")] = False,
     user: UserOpt = None,
     no_memory: NoMemoryOpt = False,
+    voice: VoiceOpt = False,
+    push_to_talk: PushOpt = False,
+    voice_name: VoiceNameOpt = None,
+    no_mic: NoMicOpt = False,
 ) -> None:
     """Watch a game and react to what happens. Type a question and press Enter at any time; say how you like it
     ("no spoilers", "talk less", "more jokes") or rate the last line with /up or /down."""
@@ -148,6 +164,7 @@ def watch(
         jsonl=jsonl,
         speak=not quiet,
         max_seconds=max_seconds,
+        microphone=not no_mic,
         overrides=_common(game, seed, source, path, persona, backend, model, base_url)
         | _overrides(
             **{
@@ -166,7 +183,8 @@ def watch(
                 "memory.user": user,
                 "memory.enabled": False if no_memory else None,
             }
-        ),
+        )
+        | _voice(voice, push_to_talk, voice_name),
     )
 
 
@@ -185,6 +203,10 @@ def chat(
     config: ConfigOpt = None,
     user: UserOpt = None,
     no_memory: NoMemoryOpt = False,
+    voice: VoiceOpt = False,
+    push_to_talk: PushOpt = False,
+    voice_name: VoiceNameOpt = None,
+    no_mic: NoMicOpt = False,
 ) -> None:
     """Ask the companion questions while the game runs; it answers from the game state and what it remembers."""
     from kibitz.cli.run import run_session
@@ -195,8 +217,20 @@ def chat(
         jsonl=jsonl,
         speak=True,
         max_seconds=max_seconds,
+        microphone=not no_mic,
         overrides=_common(game, seed, source, path, persona, backend, model, base_url)
-        | _overrides(**{"memory.user": user, "memory.enabled": False if no_memory else None}),
+        | _overrides(**{"memory.user": user, "memory.enabled": False if no_memory else None})
+        | _voice(voice, push_to_talk, voice_name),
+    )
+
+
+def _voice(voice: bool, push_to_talk: bool, name: str | None) -> dict[str, Any]:
+    return _overrides(
+        **{
+            "voice.enabled": True if voice or push_to_talk or name else None,
+            "voice.push_to_talk": True if push_to_talk else None,
+            "voice.voice": name,
+        }
     )
 
 
@@ -219,11 +253,13 @@ from kibitz.cli.games import games_app  # noqa: E402
 from kibitz.cli.memory import memory_app  # noqa: E402
 from kibitz.cli.models import models_app  # noqa: E402
 from kibitz.cli.serve import serve  # noqa: E402
+from kibitz.cli.voice import voice_app  # noqa: E402
 
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 app.add_typer(games_app, name="games")
 app.add_typer(memory_app, name="memory")
+app.add_typer(voice_app, name="voice")
 app.command()(serve)
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import getpass
+import queue
 import statistics
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 
 from kibitz.brain.companion import Companion
 from kibitz.brain.llm import make_backend
@@ -23,6 +27,7 @@ from kibitz.sources import make_source
 
 if TYPE_CHECKING:
     from kibitz.memory.live import PlayerMemory
+    from kibitz.voice.live import Voice
 
 
 def resolve_game(config: KibitzConfig) -> GameAdapter | None:
@@ -36,8 +41,9 @@ def resolve_game(config: KibitzConfig) -> GameAdapter | None:
     return game
 
 
-def build_outputs(config: KibitzConfig, speaker: str, jsonl: bool) -> Output:
-    outputs: list[Output] = [JsonlOutput() if jsonl else TerminalOutput(speaker)]
+def build_outputs(config: KibitzConfig, speaker: str, jsonl: bool, first: list[Output] | None = None) -> Output:
+    """The session's sinks; `first` (the voice) hears each line before the screen and the log do."""
+    outputs: list[Output] = [*(first or []), JsonlOutput() if jsonl else TerminalOutput(speaker)]
     if config.output.log_dir:
         from datetime import datetime
 
@@ -75,6 +81,28 @@ def open_memory(
     return memory
 
 
+def open_voice(
+    config: KibitzConfig, persona: Persona, ask: Callable[[str], None], status: Console, microphone: bool
+) -> Voice | None:
+    """The session's voice, started (speakers, and the microphone unless `microphone` is False), or None when it
+    cannot work here: said in one sentence, and the session goes on in text."""
+    from kibitz.voice.live import Voice
+
+    try:
+        with status.status("Loading the voice (speech recognition, voice activity, text to speech)..."):
+            voice = Voice.open(config.voice, persona, on_question=ask)
+    except KibitzError as exc:
+        status.print(f"[yellow]Voice is off for this session: {exc.message}[/yellow]")
+        return None
+    try:
+        voice.start(microphone=microphone, speakers=True)
+    except KibitzError as exc:
+        voice.close()
+        status.print(f"[yellow]Voice is off for this session: {exc.message} Type your questions instead.[/yellow]")
+        return None
+    return voice
+
+
 def run_session(
     config_path: Path | None,
     react: bool,
@@ -82,6 +110,7 @@ def run_session(
     speak: bool,
     max_seconds: float | None,
     overrides: dict[str, Any],
+    microphone: bool = True,
 ) -> SessionResult:
     config = load_config(config_path, overrides)
     jsonl = jsonl or config.output.jsonl
@@ -92,7 +121,15 @@ def run_session(
     if memory is not None:
         persona = memory.persona
     source = make_source(config.source, game, config.seed)
-    output = build_outputs(config, persona.name, jsonl)
+    asked: queue.Queue[str] = queue.Queue()
+
+    def heard(text: str) -> None:
+        if not jsonl:
+            status.print(f"[green]you ›[/green] {escape(text)}")
+        asked.put(text)
+
+    voice = open_voice(config, persona, heard, status, microphone) if config.voice.enabled and speak else None
+    output = build_outputs(config, persona.name, jsonl, [voice.output] if voice else None)
     companion = None
     if speak:
         with status.status(f"Loading the companion's model ({config.llm.backend}: {config.llm.model})..."):
@@ -108,12 +145,20 @@ def run_session(
                 recall=memory,
             )
             companion.start(warm=True)
+        if voice is not None:
+            voice.attach(companion)
     title = game.title if game else config.source.kind
     if not jsonl:
         output.info(f"{persona.name} is watching {title.rstrip('.')}. Type a question and press Enter; Ctrl+C to stop.")
     session = Session(config, game, companion, output, react=react, memory=memory)
+    session.questions = asked
+    if voice is not None:
+        _wire_voice(voice, session, output, jsonl)
     if sys.stdin is not None and not sys.stdin.closed:
-        read_questions(sys.stdin, session.questions)
+        if voice is not None and config.voice.push_to_talk and voice.microphone is not None:
+            read_push_to_talk(sys.stdin, session.questions, voice)
+        else:
+            read_questions(sys.stdin, session.questions)
     if memory is not None and not jsonl:
         output.info(f"Profile for {memory.user}: {memory.profile.describe(memory.base_persona)}.")
     try:
@@ -121,6 +166,8 @@ def run_session(
     finally:
         if companion is not None:
             companion.stop()
+        if voice is not None:
+            voice.close()
         if memory is not None:
             memory.close()
             memory.store.close()
@@ -131,6 +178,48 @@ def run_session(
     if not jsonl:
         print_summary(result)
     return result
+
+
+def _wire_voice(voice: Voice, session: Session, output: Output, jsonl: bool) -> None:
+    """Say what the voice heard and what a barge-in cut, in the terminal and the log."""
+    from kibitz.voice.live import Cut
+
+    def cut(record: Cut) -> None:
+        if session.last_line and record.heard and session.last_line.startswith(record.heard):
+            session.last_line = record.heard
+        output.record({"kind": "barge_in", "t": round(record.utt.t, 3), "said": record.heard, "unsaid": record.unsaid})
+
+    voice.on_cut = cut
+    if voice.notice and not jsonl:
+        output.info(voice.notice)
+    if not jsonl:
+        how = "press Enter, talk, press Enter again" if voice.config.push_to_talk else "just talk"
+        mic = f"To ask aloud, {how}." if voice.microphone is not None else "The microphone is off: type to ask."
+        output.info(f"{persona_voice(voice)} {mic}")
+
+
+def persona_voice(voice: Voice) -> str:
+    return f"Speaking with the voice {voice.spec.name} ({voice.spec.about})."
+
+
+def read_push_to_talk(stream: TextIO, into: queue.Queue[str], voice: Voice) -> threading.Thread:
+    """Push-to-talk in a terminal: an empty line (Enter) starts listening, the next one ends the question; any
+    other line is a typed question."""
+
+    def run() -> None:
+        talking = False
+        for line in stream:
+            text = line.strip()
+            if text:
+                into.put(text)
+                continue
+            talking = not talking
+            voice.ear.talk(talking)
+            print("(listening... press Enter when done)" if talking else "(got it)", file=sys.stderr)
+
+    thread = threading.Thread(target=run, name="kibitz-push-to-talk", daemon=True)
+    thread.start()
+    return thread
 
 
 def print_summary(result: SessionResult) -> None:
