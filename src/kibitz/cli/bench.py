@@ -1106,3 +1106,77 @@ def _print_serve(figures: dict[str, Any]) -> None:
             f" word on screen p95 {_fmt(pages['overlay_word_ms_p95'])} ms after the server had it"
             f" ({pages['overlay_words']} words)"
         )
+
+
+@bench_app.command("voice")
+def voice_cmd(
+    parts: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: wer (spoken sentences → Whisper), latency (question end → first audio, a real "
+            "LLM), bargein (talking over the companion; echo and game-sound false alarms), rtf (real-time factors "
+            "on one thread), ram (resident memory)."
+        ),
+    ] = "wer,latency,bargein,rtf,ram",
+    model: Annotated[str, typer.Option(help="The companion's model (`kibitz models list`).")] = "qwen2.5-coder-1.5b",
+    questions: Annotated[int, typer.Option(help="Spoken questions in the latency part.", min=1)] = 20,
+    trials: Annotated[int, typer.Option(help="Barge-in trials (the player talks over the line).", min=1)] = 20,
+    seed: Annotated[int, typer.Option(help="Seed for the barge-in moments, the noise and the game music.")] = 0,
+    threads: Annotated[int | None, typer.Option(help="The model's threads (default: the config's, 1).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Results folder (default $KIBITZ_HOME/bench/voice-<timestamp>); results.json goes there."),
+    ] = None,
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="A smoke run: 10 English, 5 Korean, 5 Japanese sentences, 3 questions, 3 trials."),
+    ] = False,
+) -> None:
+    """The voice pipeline end to end, no sound device needed: word error rate of spoken sentences round-tripped
+    through Whisper (English with the Piper voice — the headline — and eSpeak NG; Korean; Japanese CER), the end of
+    a spoken question to the answer's first sound with a real model, barge-in stop latency and false alarms,
+    real-time factors and RAM. Every figure with its n and a 95 % interval, against its target."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from kibitz.bench.voice import PARTS, Sizes, default_out, run_voice_bench
+
+    chosen = [p.strip() for p in parts.split(",") if p.strip()]
+    unknown = set(chosen) - set(PARTS)
+    if unknown:
+        raise KibitzError(f"Unknown part(s) {', '.join(sorted(unknown))}; parts: {', '.join(PARTS)}.")
+    sizes = Sizes.quick() if quick else Sizes()
+    if not quick:
+        sizes.questions, sizes.trials = questions, trials
+    folder = out or default_out()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        tasks: dict[str, Any] = {}
+
+        def step(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=total)
+            progress.update(tasks[name], completed=done)
+
+        bench, path = run_voice_bench(chosen, model, sizes, seed, folder, threads=threads, progress=step)
+    table = Table("figure", "value", "95 % interval", "n", "target", "met", title=f"kibitz voice — {model}")
+    for name, fig in bench.rows():
+        met = fig.met
+        table.add_row(
+            name,
+            _fmt(fig.value),
+            "-" if fig.low is None or fig.high is None else f"{fig.low:.3f} – {fig.high:.3f}",
+            str(fig.n),
+            "-" if fig.target is None else f"≤ {fig.target:g}",
+            "-" if met is None else ("[green]met[/green]" if met else "[red]not met[/red]"),
+        )
+    console.print(table)
+    if bench.latency is not None:
+        lat = bench.latency.to_json()
+        console.print(
+            f"latency breakdown (medians): ASR {_fmt(lat['median_asr_s'])} s · question end → handed on "
+            f"{_fmt(lat['median_handed_s'])} s · first token {_fmt(lat['median_first_token_s'])} s · TTS real-time "
+            f"factor {_fmt(lat['median_tts_rtf'])} · answered {lat['answered']}/{len(bench.latency.asked)}"
+        )
+    if bench.ram is not None:
+        console.print(f"[dim]RAM {bench.ram.measured}[/dim]")
+    console.print(f"[dim]results: {path}[/dim]")
