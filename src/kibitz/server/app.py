@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlparse
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, WebSocket
@@ -39,6 +39,9 @@ from kibitz.server import tokens
 from kibitz.server.hub import Hub, Subscriber
 from kibitz.server.live import LiveSession, Services
 from kibitz.server.metrics import Metrics
+
+if TYPE_CHECKING:
+    from kibitz.voice.asr import Transcriber
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,8 @@ class Server:
         self.backend: Callable[[], LLMBackend] | None = None
         self.shared_model: Any = None
         self.started = time.time()
+        self._transcriber: Transcriber | None = None
+        self._asr_lock = threading.Lock()
 
     # --- start and stop ------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -164,7 +169,18 @@ class Server:
             embedder=self.embedder,
             db=self.settings.db,
             warm=self.settings.warm,
+            transcriber=self.transcriber,
         )
+
+    def transcriber(self) -> Transcriber:
+        """The one speech recogniser of this server (Whisper base), loaded at the first voice session; ModelError
+        when the voice extra or its model is missing."""
+        with self._asr_lock:
+            if self._transcriber is None:
+                from kibitz.voice.asr import Transcriber
+
+                self._transcriber = Transcriber()
+            return self._transcriber
 
     def live_of(self, user: str) -> list[LiveSession]:
         """From the thread pool too: a copy, as the event loop adds and removes sessions."""
@@ -418,6 +434,7 @@ class Connection:
     def __init__(self, server: Server, ws: WebSocket) -> None:
         self.server, self.ws = server, ws
         self.bucket = Bucket(server.settings.rate)
+        self.audio_bucket = Bucket(50.0)
         self.live: LiveSession | None = None
         self.sub: Subscriber | None = None
         self._last_error = 0.0
@@ -532,6 +549,10 @@ class Connection:
             if raw.get("type") == "websocket.disconnect":
                 return
             self.server.metrics.add("messages")
+            data = raw.get("bytes")
+            if data is not None and data[:4] == p.AUDIO_MAGIC:
+                self._audio(data[4:])
+                continue
             if not self.bucket.take():
                 self.complain("too_fast", f"At most {self.server.settings.rate:.0f} messages a second; slow down.")
                 continue
@@ -544,6 +565,20 @@ class Connection:
                 self.complain("bad_message", str(exc))
                 continue
             self._dispatch(msg)
+
+    def _audio(self, pcm: bytes) -> None:
+        """Microphone audio for a voice session (its own budget: 50 messages a second)."""
+        if self.live is None or not self.live.voice_wanted:
+            self.complain("bad_message", 'Audio is for a player session that said "voice": true in its hello.')
+        elif not self.audio_bucket.take():
+            self.complain("too_fast", "At most 50 audio messages a second; send 20-100 ms of audio in each.")
+        elif len(pcm) > p.MAX_AUDIO or len(pcm) % 2:
+            self.complain(
+                "too_big" if len(pcm) > p.MAX_AUDIO else "bad_message",
+                f"An audio message carries 16-bit PCM, at most {p.MAX_AUDIO} bytes; this one has {len(pcm)}.",
+            )
+        else:
+            self.live.hear(pcm)
 
     def _frame(self, data: bytes) -> None:
         if self.live is None or not isinstance(self.live.watch, p.WatchScreen):
@@ -565,6 +600,8 @@ class Connection:
             self.complain("bad_message", "This connection already said hello; open a new one for another session.")
         elif isinstance(msg, p.Question):
             self.live.ask(msg.text)
+        elif isinstance(msg, p.Talk):
+            self.live.talk(msg.pressed)
         elif isinstance(msg, p.Rate):
             if not self.live.rate(msg.line, 1 if msg.rating == "up" else -1):
                 self.complain("bad_message", f"No recent line {msg.line} to rate in this session.")

@@ -31,7 +31,7 @@ from kibitz.core.injection import neutralise_lines
 from kibitz.core.persona import load_persona
 from kibitz.core.records import Event, Frame, Observation, Provenance, Reading, Utterance
 from kibitz.games.base import GAMES, get_game
-from kibitz.outputs.sinks import Output
+from kibitz.outputs.sinks import Fanout, Output
 from kibitz.server import protocol as p
 from kibitz.server.metrics import Metrics
 from kibitz.session import Session
@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from kibitz.memory.embed import TextEmbedder
     from kibitz.memory.live import PlayerMemory
     from kibitz.sources.base import FrameSource
+    from kibitz.voice.asr import Transcriber
+    from kibitz.voice.live import Cut, Voice
+    from kibitz.voice.records import Transcript
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,8 @@ class Services:
     db: str | None
     """The memory store (`--db`); every session opens its own connection."""
     warm: bool = True
+    transcriber: Callable[[], Transcriber] | None = None
+    """The server's one speech recogniser, loaded at the first voice session (None: this server has no voice)."""
 
 
 class WebOutput(Output):
@@ -267,6 +272,15 @@ class LiveSession:
         self._last_state_at = 0.0
         self.frame_count = 0
         """Frames perceived."""
+        self.voice_wanted = hello.voice
+        self.push_to_talk = hello.push_to_talk
+        self.voice: Voice | None = None
+        self._audio_t = 0.0
+        self._speech_seq = 0
+        self._speech_buffer: list[np.ndarray] = []
+        self._speech_resampler: Any = None
+        self.audio_dropped = 0
+        """Microphone blocks that came before the voice was ready."""
 
     # --- from the event loop ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -300,6 +314,24 @@ class LiveSession:
     def ask(self, text: str) -> None:
         self.questions.put(text)
         self.frames.wake()
+
+    def hear(self, pcm: bytes) -> None:
+        """Microphone audio from the page (on the event loop: only converts and queues)."""
+        from kibitz.voice.audio import pcm16_to_float
+        from kibitz.voice.records import AudioChunk
+
+        samples = pcm16_to_float(pcm)
+        chunk = AudioChunk(samples, self._audio_t)
+        self._audio_t += len(samples) / p.AUDIO_RATE
+        voice = self.voice
+        if voice is None:
+            self.audio_dropped += 1
+            return
+        voice.ear.hear(chunk)
+
+    def talk(self, pressed: bool) -> None:
+        if self.voice is not None:
+            self.voice.ear.talk(pressed)
 
     def rate(self, line: int, rating: int) -> bool:
         """False when no recent line has that number."""
@@ -358,6 +390,11 @@ class LiveSession:
         try:
             memory = self._open_memory()
             persona = memory.persona if memory is not None else load_persona(self.persona_name or "buddy")
+            output: Output = self.output
+            if self.voice_wanted and self.services.backend is not None:
+                self.voice = self._open_voice(persona)
+                if self.voice is not None:
+                    output = Fanout([self.voice.output, self.output])
             if self.services.backend is not None:
                 llm = self.config.llm
                 companion = Companion(
@@ -365,14 +402,16 @@ class LiveSession:
                     persona,
                     max_tokens=llm.max_tokens,
                     temperature=llm.temperature,
-                    on_token=self.output.token,
-                    on_done=self.output.done,
-                    on_error=self.output.error,
+                    on_token=output.token,
+                    on_done=output.done,
+                    on_error=output.error,
                     recall=memory,
                     on_free=self.frames.wake,  # a question that waited for the line in progress goes at once
                 )
                 companion.start(warm=self.services.warm)
-            self.session = Session(self.config, self.game, companion, self.output, memory=memory)
+                if self.voice is not None:
+                    self.voice.attach(companion)
+            self.session = Session(self.config, self.game, companion, output, memory=memory)
             self.session.questions, self.session.ratings = self.questions, self.ratings
             self.ready.set()
             if self.game is not None:
@@ -394,6 +433,9 @@ class LiveSession:
                     self.session.finish(drain_s=0.0 if self.stopped else 5.0)
             if companion is not None:
                 companion.stop(timeout=5.0, cut=self.stopped)  # the player left: nobody hears the rest
+            if self.voice is not None:
+                with contextlib.suppress(Exception):
+                    self.voice.close()
             if memory is not None:
                 memory.close()
                 memory.store.close()
@@ -403,6 +445,69 @@ class LiveSession:
                 self.services.metrics.active -= 1
             if not self.stopped:  # it ended on its own: say why, and let the page know it is over
                 self.services.end(self, ended or f"The game {self.title} ended; start a new session.")
+
+    def _open_voice(self, persona: Any) -> Voice | None:
+        """The session's ears and voice, or None (said to the page) when this server cannot talk."""
+        if self.services.transcriber is None:
+            self._error("voice", "This server has no voice (start it with the voice extra installed).")
+            return None
+        try:
+            from kibitz.voice.live import Voice
+
+            settings = self.config.voice.model_copy(update={"echo": "none", "push_to_talk": self.push_to_talk})
+            language = settings.language or persona.language
+            voice = Voice.open(
+                settings,
+                persona,
+                on_question=self._heard,
+                on_partial=self._partial,
+                transcriber=self.services.transcriber().with_language(None if language == "auto" else language),
+            )
+            voice.on_cut = self._hush
+            voice.start(microphone=False, speakers=False, sink=self._speech)
+        except KibitzError as exc:
+            self._error("voice", f"Voice is off for this session: {exc.message}")
+            return None
+        if voice.notice:
+            self.output.info(voice.notice)
+        return voice
+
+    def _heard(self, text: str) -> None:
+        self.send(p.HeardOut(session=self.id, text=text, final=True).model_dump(), overlays=False)
+        self.ask(text)
+
+    def _partial(self, transcript: Transcript) -> None:
+        self.send(p.HeardOut(session=self.id, text=transcript.text, final=False).model_dump(), overlays=False)
+
+    def _hush(self, cut: Cut) -> None:
+        self._speech_buffer.clear()
+        self.send(p.Hush(session=self.id, said=cut.heard).model_dump())
+
+    def _speech(self, block: np.ndarray) -> None:
+        """20 ms of the companion's voice (48 kHz, from the playback clock): sent in 100 ms pieces at 24 kHz, to the
+        page and the overlays; silence is not sent."""
+        import base64
+
+        import soxr
+
+        from kibitz.voice.audio import float_to_pcm16
+
+        if self._speech_resampler is None:
+            self._speech_resampler = soxr.ResampleStream(48_000, p.SPEECH_RATE, 1, dtype="float32")
+        samples = np.asarray(self._speech_resampler.resample_chunk(block), dtype=np.float32).reshape(-1)
+        sounding = bool(len(samples)) and float(np.abs(samples).max()) > 1e-3
+        if not sounding and not self._speech_buffer:
+            return
+        self._speech_buffer.append(samples)
+        if len(self._speech_buffer) < 5 and sounding:
+            return
+        piece = np.concatenate(self._speech_buffer)
+        self._speech_buffer.clear()
+        if float(np.abs(piece).max()) <= 1e-3:
+            return
+        self._speech_seq += 1
+        pcm = base64.b64encode(float_to_pcm16(piece)).decode("ascii")
+        self.send(p.AudioOut(session=self.id, seq=self._speech_seq, rate=p.SPEECH_RATE, pcm16=pcm).model_dump())
 
     def _play(self, source: FrameSource) -> None:
         """A built-in game on the server, in real time."""

@@ -3,7 +3,10 @@
 A client's first message is `hello` (its token, what to watch, its role). Then a player sends questions, ratings,
 its own game state (`context`, for games kibitz cannot see) and, when it shares its screen, frames as binary
 messages (a JPEG, PNG or WebP picture each). The server sends the session's events, each line as it streams
-(`token` pieces, then `line`), the live state, and errors, each one clear sentence. `docs/protocol.schema.json` is
+(`token` pieces, then `line`), the live state, and errors, each one clear sentence. With `voice` in its hello, the
+player's page streams its microphone as binary messages (AUDIO_MAGIC then 16-bit PCM, 16 kHz mono) and the
+server sends what it heard (`heard`), the companion's speech (`audio`, to the page and the overlays) and `hush`
+when the player talked over it. `docs/protocol.schema.json` is
 generated from these models (`kibitz serve --schema`); a test keeps it current.
 """
 
@@ -21,6 +24,13 @@ MAX_MESSAGE = 16_384
 """Bytes of one JSON message."""
 MAX_FRAME = 2_000_000
 """Bytes of one binary frame."""
+AUDIO_MAGIC = b"KBAU"
+"""A binary message that starts with these 4 bytes is microphone audio: 16-bit little-endian PCM, 16 kHz, mono."""
+AUDIO_RATE = 16_000
+MAX_AUDIO = 32_000
+"""Bytes of PCM in one audio message (1 s); send 20–100 ms at a time."""
+SPEECH_RATE = 24_000
+"""The sample rate of the companion's speech in `audio` messages."""
 
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -65,6 +75,10 @@ class Hello(Message):
     watch: Watch = Field(default_factory=WatchGame)
     persona: Name | None = None
     """A persona from `kibitz personas` (default: the player's profile, else buddy)."""
+    voice: bool = False
+    """Talk aloud: the server speaks the lines (`audio` messages) and hears the microphone audio this page sends."""
+    push_to_talk: bool = False
+    """With voice: audio counts only between `talk` messages with pressed true and false (a held key or button)."""
 
 
 class Question(Message):
@@ -101,7 +115,14 @@ class Ping(Message):
     type: Literal["ping"] = "ping"
 
 
-ClientMessage = Annotated[Hello | Question | Rate | Context | Ping, Field(discriminator="type")]
+class Talk(Message):
+    """Push-to-talk: the talk key or button went down (true) or up (false)."""
+
+    type: Literal["talk"] = "talk"
+    pressed: bool
+
+
+ClientMessage = Annotated[Hello | Question | Rate | Context | Ping | Talk, Field(discriminator="type")]
 CLIENT = TypeAdapter(ClientMessage)
 
 
@@ -186,12 +207,41 @@ class Pong(Message):
     type: Literal["pong"] = "pong"
 
 
+class HeardOut(Message):
+    """What the server heard the player say (a voice session): a partial while they talk, then the final text."""
+
+    type: Literal["heard"] = "heard"
+    session: str
+    text: str
+    final: bool
+
+
+class AudioOut(Message):
+    """The next piece of the companion's speech, in playing order (about 100 ms; play them back to back)."""
+
+    type: Literal["audio"] = "audio"
+    session: str
+    seq: int
+    rate: int
+    pcm16: str
+    """Base64 of 16-bit little-endian PCM, mono."""
+
+
+class Hush(Message):
+    """The player talked over the companion: stop its speech now (drop what is queued). `said` is the line as heard."""
+
+    type: Literal["hush"] = "hush"
+    session: str
+    said: str
+
+
 ServerMessage = Annotated[
-    Welcome | EventOut | TokenOut | LineOut | LineError | StateOut | Info | Error | Pong, Field(discriminator="type")
+    Welcome | EventOut | TokenOut | LineOut | LineError | StateOut | Info | Error | Pong | HeardOut | AudioOut | Hush,
+    Field(discriminator="type"),
 ]
 
 
-def parse(raw: str | bytes) -> Question | Rate | Context | Ping | Hello:
+def parse(raw: str | bytes) -> Question | Rate | Context | Ping | Hello | Talk:
     """A client's message, or ValueError with one sentence saying what is wrong."""
     if len(raw) > MAX_MESSAGE:
         raise ValueError(f"A message may be at most {MAX_MESSAGE} bytes; this one has {len(raw)}.")
@@ -202,7 +252,7 @@ def parse(raw: str | bytes) -> Question | Rate | Context | Ping | Hello:
     except UnicodeDecodeError:
         raise ValueError("A message must be UTF-8 text.") from None
     if not isinstance(data, dict) or "type" not in data:
-        raise ValueError('A message must be a JSON object with a "type" (hello, question, rate, context, ping).')
+        raise ValueError('A message must be a JSON object with a "type" (hello, question, rate, context, ping, talk).')
     kind = data["type"]
     if kind not in CLIENT_TYPES:
         raise ValueError(f"Unknown message type {_short(kind)}; a client sends {', '.join(CLIENT_TYPES)}.")
@@ -214,7 +264,7 @@ def parse(raw: str | bytes) -> Question | Rate | Context | Ping | Hello:
         return _raise(f"Bad {kind} message: {_short(where, 60, quote=False)}: {first['msg'][:160]}.")
 
 
-CLIENT_TYPES = ("hello", "question", "rate", "context", "ping")
+CLIENT_TYPES = ("hello", "question", "rate", "context", "ping", "talk")
 
 
 def where_in(loc: tuple[int | str, ...] | list[int | str]) -> str:

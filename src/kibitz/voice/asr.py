@@ -11,6 +11,7 @@ is only one of its well-known hallucinations (data/hallucinations.yaml).
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import re
@@ -122,6 +123,14 @@ class Transcriber:
         )
         self._lock = threading.Lock()
         self._tokenizers: dict[str, Any] = {}
+
+    def with_language(self, language: str | None) -> Transcriber:
+        """The same model (and lock) hearing another language: one Whisper for every session of a server."""
+        if language is not None and language not in LANGUAGES:
+            raise ConfigError(f"Speech recognition language {language!r} is not one of {', '.join(LANGUAGES)}.")
+        twin = copy.copy(self)
+        twin.language = language
+        return twin
 
     def _tokenizer(self, language: str) -> Any:
         from faster_whisper.tokenizer import Tokenizer
