@@ -310,3 +310,24 @@ def test_chat_with_voice_on_a_machine_without_sound_keeps_working_in_text() -> N
     assert result.returncode == 0, result.stderr
     assert "Voice is off for this session" in result.stderr + result.stdout
     assert "question" in result.stdout  # the typed question still reached the companion
+
+
+def test_chat_with_voice_from_a_recording_to_a_file(tmp_path: Path) -> None:
+    """The whole `kibitz chat --voice` path with no sound card: a recorded question in, the spoken answer out."""
+    question, answer = tmp_path / "question.wav", tmp_path / "answer.wav"
+    audio.save(question, speak("joe", "How many coins do I have?"), RATE)
+    result = subprocess.run(
+        [sys.executable, "-m", "kibitz", "chat", "--voice", "--mic-file", str(question), "--speak-to", str(answer)]
+        + ["--model", "smollm2-135m", "--max-seconds", "12", "--no-memory"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "you ›" in result.stderr and "coins" in result.stderr.lower(), result.stderr
+    assert "question" in result.stdout and "Kibi ›" in result.stdout
+    spoken = audio.load(answer)
+    assert audio.check(spoken).rms_db > -40, "the answer was not spoken into the file"
+    heard = Transcriber(language="en").transcribe_file(spoken)[0]
+    assert len(heard.split()) >= 3, heard  # real words, whatever the tiny test model said

@@ -59,6 +59,14 @@ VoiceNameOpt = Annotated[
     str | None, typer.Option("--voice-name", help="With --voice: a voice from `kibitz voice voices`.")
 ]
 NoMicOpt = Annotated[bool, typer.Option("--no-mic", help="With --voice: speak, but take questions typed only.")]
+MicFileOpt = Annotated[
+    Path | None,
+    typer.Option("--mic-file", help="With --voice: hear this recording (WAV, FLAC...) instead of the microphone."),
+]
+SpeakToOpt = Annotated[
+    Path | None,
+    typer.Option("--speak-to", help="With --voice: write the companion's voice to this WAV file, not the speakers."),
+]
 FastOpt = Annotated[bool, typer.Option("--fast", help="Run the game as fast as possible instead of real time.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for the built-in player and sampling.")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="Threads for the embedded model (default 1).")]
@@ -153,6 +161,8 @@ def watch(
     push_to_talk: PushOpt = False,
     voice_name: VoiceNameOpt = None,
     no_mic: NoMicOpt = False,
+    mic_file: MicFileOpt = None,
+    speak_to: SpeakToOpt = None,
 ) -> None:
     """Watch a game and react to what happens. Type a question and press Enter at any time; say how you like it
     ("no spoilers", "talk less", "more jokes") or rate the last line with /up or /down."""
@@ -165,6 +175,8 @@ def watch(
         speak=not quiet,
         max_seconds=max_seconds,
         microphone=not no_mic,
+        mic_file=mic_file,
+        speak_to=speak_to,
         overrides=_common(game, seed, source, path, persona, backend, model, base_url)
         | _overrides(
             **{
@@ -184,7 +196,7 @@ def watch(
                 "memory.enabled": False if no_memory else None,
             }
         )
-        | _voice(voice, push_to_talk, voice_name),
+        | _voice(voice, push_to_talk, voice_name, bool(mic_file or speak_to)),
     )
 
 
@@ -207,6 +219,8 @@ def chat(
     push_to_talk: PushOpt = False,
     voice_name: VoiceNameOpt = None,
     no_mic: NoMicOpt = False,
+    mic_file: MicFileOpt = None,
+    speak_to: SpeakToOpt = None,
 ) -> None:
     """Ask the companion questions while the game runs; it answers from the game state and what it remembers."""
     from kibitz.cli.run import run_session
@@ -218,16 +232,18 @@ def chat(
         speak=True,
         max_seconds=max_seconds,
         microphone=not no_mic,
+        mic_file=mic_file,
+        speak_to=speak_to,
         overrides=_common(game, seed, source, path, persona, backend, model, base_url)
         | _overrides(**{"memory.user": user, "memory.enabled": False if no_memory else None})
-        | _voice(voice, push_to_talk, voice_name),
+        | _voice(voice, push_to_talk, voice_name, bool(mic_file or speak_to)),
     )
 
 
-def _voice(voice: bool, push_to_talk: bool, name: str | None) -> dict[str, Any]:
+def _voice(voice: bool, push_to_talk: bool, name: str | None, extra: bool = False) -> dict[str, Any]:
     return _overrides(
         **{
-            "voice.enabled": True if voice or push_to_talk or name else None,
+            "voice.enabled": True if voice or push_to_talk or name or extra else None,
             "voice.push_to_talk": True if push_to_talk else None,
             "voice.voice": name,
         }

@@ -82,7 +82,13 @@ def open_memory(
 
 
 def open_voice(
-    config: KibitzConfig, persona: Persona, ask: Callable[[str], None], status: Console, microphone: bool
+    config: KibitzConfig,
+    persona: Persona,
+    ask: Callable[[str], None],
+    status: Console,
+    microphone: bool,
+    mic_file: Path | None = None,
+    speak_to: Path | None = None,
 ) -> Voice | None:
     """The session's voice, started (speakers, and the microphone unless `microphone` is False), or None when it
     cannot work here: said in one sentence, and the session goes on in text."""
@@ -95,7 +101,7 @@ def open_voice(
         status.print(f"[yellow]Voice is off for this session: {exc.message}[/yellow]")
         return None
     try:
-        voice.start(microphone=microphone, speakers=True)
+        voice.start(microphone=microphone, speakers=True, mic_file=mic_file, speak_to=speak_to)
     except KibitzError as exc:
         voice.close()
         status.print(f"[yellow]Voice is off for this session: {exc.message} Type your questions instead.[/yellow]")
@@ -111,6 +117,8 @@ def run_session(
     max_seconds: float | None,
     overrides: dict[str, Any],
     microphone: bool = True,
+    mic_file: Path | None = None,
+    speak_to: Path | None = None,
 ) -> SessionResult:
     config = load_config(config_path, overrides)
     jsonl = jsonl or config.output.jsonl
@@ -128,7 +136,11 @@ def run_session(
             status.print(f"[green]you ›[/green] {escape(text)}")
         asked.put(text)
 
-    voice = open_voice(config, persona, heard, status, microphone) if config.voice.enabled and speak else None
+    voice = (
+        open_voice(config, persona, heard, status, microphone, mic_file, speak_to)
+        if config.voice.enabled and speak
+        else None
+    )
     output = build_outputs(config, persona.name, jsonl, [voice.output] if voice else None)
     companion = None
     if speak:
@@ -192,6 +204,8 @@ def _wire_voice(voice: Voice, session: Session, output: Output, jsonl: bool) -> 
     voice.on_cut = cut
     if voice.notice and not jsonl:
         output.info(voice.notice)
+    for problem in getattr(voice.microphone, "problems", []):
+        output.info(problem)
     if not jsonl:
         how = "press Enter, talk, press Enter again" if voice.config.push_to_talk else "just talk"
         mic = f"To ask aloud, {how}." if voice.microphone is not None else "The microphone is off: type to ask."

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from kibitz.core.config import VoiceConfig
 from kibitz.core.persona import Persona
 from kibitz.core.records import Utterance
 from kibitz.voice.asr import Transcriber
+from kibitz.voice.audio import AudioError
 from kibitz.voice.echo import make_echo_canceller
 from kibitz.voice.listener import Ear, Heard
 from kibitz.voice.playback import ClockPlayer, DevicePlayer, Mixer, Player
@@ -75,6 +77,8 @@ class Voice:
         self._said: deque[tuple[float, str]] = deque(maxlen=32)
         self._companion: object | None = None
         self.on_cut: Callable[[Cut], None] | None = None
+        self._speak_to: Path | None = None
+        self._recorded: list[np.ndarray] = []
 
     @classmethod
     def open(
@@ -134,12 +138,32 @@ class Voice:
         self._companion = companion
 
     def start(
-        self, microphone: bool = True, speakers: bool = True, sink: Callable[[np.ndarray], None] | None = None
+        self,
+        microphone: bool = True,
+        speakers: bool = True,
+        sink: Callable[[np.ndarray], None] | None = None,
+        mic_file: Path | None = None,
+        speak_to: Path | None = None,
     ) -> None:
-        """Start playback (to the speakers, or in real time to `sink`) and, with `microphone`, listening."""
-        self.player = DevicePlayer(self.mixer, self.config.output_device) if speakers else ClockPlayer(self.mixer, sink)
+        """Start playback (to the speakers, to `speak_to` as a WAV file written at close, or in real time to `sink`)
+        and listening (the microphone, or `mic_file` played in its place; nothing with `microphone` False)."""
+        if speak_to is not None:
+            if not speak_to.parent.is_dir():
+                raise AudioError(f"Cannot write {speak_to}: the folder {speak_to.parent} does not exist.")
+            self._speak_to = speak_to
+            sink = self._recorded.append
+        if speakers and speak_to is None:
+            self.player = DevicePlayer(self.mixer, self.config.output_device)
+        else:
+            self.player = ClockPlayer(self.mixer, sink)
         self.player.start()
-        if microphone:
+        if mic_file is not None:
+            from kibitz.voice.mic import FileMicrophone
+
+            recording = FileMicrophone(mic_file, self.ear.hear, delay_s=1.0)
+            recording.start()
+            self.microphone = recording
+        elif microphone:
             from kibitz.voice.mic import Microphone
 
             mic = Microphone(self.ear.hear, self.config.input_device)
@@ -179,3 +203,8 @@ class Voice:
         if self.player is not None:
             self.player.close()
         self.output.close()
+        if self._speak_to is not None:
+            from kibitz.voice.audio import save
+
+            audio = np.concatenate(self._recorded) if self._recorded else np.zeros(0, np.float32)
+            save(self._speak_to, audio, self.mixer.rate)
