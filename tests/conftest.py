@@ -131,3 +131,26 @@ def postgres_url(postgres_server: Any) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_server.get_uri(), autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    """A memory store (and token) file of the test's own."""
+    return str(tmp_path / "memory.sqlite")
+
+
+@pytest.fixture
+def keys(db: str) -> dict[str, str]:
+    """`kibitz serve` tokens of two players, ana and bo: a player token and an overlay token each."""
+    from kibitz.memory.store import open_store
+    from kibitz.server import tokens
+
+    store = open_store(db)
+    try:
+        return {
+            f"{user}{'' if scope == 'player' else '-overlay'}": tokens.issue(store, user, scope)  # type: ignore[arg-type]
+            for user in ("ana", "bo")
+            for scope in ("player", "overlay")
+        }
+    finally:
+        store.close()

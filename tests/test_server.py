@@ -32,25 +32,6 @@ from kibitz.server.hub import OUTBOX, Subscriber
 DOCS = Path(__file__).parents[1] / "docs"
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "memory.sqlite")
-
-
-@pytest.fixture
-def keys(db: str) -> dict[str, str]:
-    """Tokens of two players, ana and bo: a player token and an overlay token each."""
-    store = open_store(db)
-    try:
-        return {
-            f"{user}{'' if scope == 'player' else '-overlay'}": tokens.issue(store, user, scope)  # type: ignore[arg-type]
-            for user in ("ana", "bo")
-            for scope in ("player", "overlay")
-        }
-    finally:
-        store.close()
-
-
 def make_client(db: str, base_url: str | None, **settings: Any) -> TestClient:
     overrides = {"llm.backend": "openai", "llm.base_url": base_url or "http://127.0.0.1:9/v1", "llm.model": "fake"}
     config = load_config(None, overrides)

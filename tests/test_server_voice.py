@@ -18,7 +18,7 @@ from kibitz.server import protocol as p
 from kibitz.voice import audio
 from kibitz.voice.records import RATE
 from kibitz.voice.tts import load_voice, voices
-from test_server import db, hello, keys, make_client, until  # noqa: F401 (fixtures)
+from test_server import hello, make_client, until
 
 
 @pytest.fixture

@@ -317,8 +317,20 @@ def test_chat_with_voice_from_a_recording_to_a_file(tmp_path: Path) -> None:
     question, answer = tmp_path / "question.wav", tmp_path / "answer.wav"
     audio.save(question, speak("joe", "How many coins do I have?"), RATE)
     result = subprocess.run(
-        [sys.executable, "-m", "kibitz", "chat", "--voice", "--mic-file", str(question), "--speak-to", str(answer)]
-        + ["--model", "smollm2-135m", "--max-seconds", "12", "--no-memory"],
+        [
+            *[
+                sys.executable,
+                "-m",
+                "kibitz",
+                "chat",
+                "--voice",
+                "--mic-file",
+                str(question),
+                "--speak-to",
+                str(answer),
+            ],
+            *["--model", "smollm2-135m", "--max-seconds", "12", "--no-memory"],
+        ],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

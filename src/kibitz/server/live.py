@@ -468,8 +468,8 @@ class LiveSession:
         except KibitzError as exc:
             self._error("voice", f"Voice is off for this session: {exc.message}")
             return None
-        if voice.notice:
-            self.output.info(voice.notice)
+        how = "hold the talk button" if self.push_to_talk else "just talk"
+        self.output.info(f"Voice is ready: {how}. {voice.notice or ''}".strip())
         return voice
 
     def _heard(self, text: str) -> None:

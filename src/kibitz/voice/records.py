@@ -84,6 +84,13 @@ class SpokenSentence:
     rate: int = 22_050
     played: int = 0
     """Samples actually played so far."""
+    ready: bool = False
+    """Synthesised (its samples are final; none when there was nothing to say or synthesis failed)."""
+
+    @property
+    def unplayed(self) -> bool:
+        """Still to be synthesised or played to the end."""
+        return not self.ready or self.played < len(self.samples)
 
     @property
     def heard_text(self) -> str:

@@ -48,7 +48,7 @@ class Line:
             heard = s.heard_text
             if heard:
                 parts.append(heard)
-            if s.played < len(s.samples) or not len(s.samples):
+            if s.unplayed:
                 break
         spaced = any(" " in s.text for s in self.sentences)
         return (" " if spaced else "").join(parts)
@@ -132,6 +132,7 @@ class VoiceOutput(Output):
                 audio = np.zeros(0, np.float32)
             took = time.perf_counter() - start
             sentence.samples, sentence.rate = audio, self.engine.rate
+            sentence.ready = True
             if len(audio):
                 self.tts_seconds.append((took, len(audio) / self.engine.rate))
             with self._lock:
@@ -153,7 +154,11 @@ class VoiceOutput(Output):
         if self.mixer.active or not self._jobs.empty():
             return True
         with self._lock:
-            return any(not line.cut and not line.written for line in self._lines.values())
+            # A line still being written, or with a sentence not yet played (being synthesised between two others).
+            return any(
+                not line.cut and (not line.written or any(s.unplayed for s in line.sentences))
+                for line in self._lines.values()
+            )
 
     def barge_in(self) -> list[Line]:
         """The player started talking: stop now, and cut each unfinished line's record to what was heard."""
@@ -167,9 +172,7 @@ class VoiceOutput(Output):
                     break
             cut = []
             for key, line in list(self._lines.items()):
-                unfinished = not line.written or any(
-                    s.played < len(s.samples) or not len(s.samples) for s in line.sentences
-                )
+                unfinished = not line.written or any(s.unplayed for s in line.sentences)
                 if unfinished and not line.cut:
                     line.cut = True
                     cut.append(line)
@@ -192,7 +195,7 @@ class VoiceOutput(Output):
     def _forget_finished(self) -> None:
         """Drop the lines that were fully played (their records are final); the caller holds the lock."""
         for key, line in list(self._lines.items()):
-            if line.written and all(s.played >= len(s.samples) and len(s.samples) for s in line.sentences):
+            if line.written and not any(s.unplayed for s in line.sentences):
                 del self._lines[key]
 
     def close(self) -> None:

@@ -10,6 +10,9 @@ const $ = (id) => document.getElementById(id);
 let token = kibitz.tokenFromHash(TOKEN_KEY);
 let ws = null;
 let share = null; // {stream, timer}
+let voice = null; // this session's voice: {ptt} (null: a text-only session)
+let mic = null; // {stream, ctx, node, socket} while the microphone streams
+let held = false; // push-to-talk: the button or the space bar is down
 const lines = new Map(); // line number -> its list item
 
 async function api(path, options = {}) {
@@ -94,19 +97,26 @@ $("watch-form").addEventListener("submit", async (event) => {
     }
   }
   if (kind === "context") watch.title = "my game";
-  connect(watch, $("persona").value || null);
+  connect(watch, $("persona").value || null, $("voice").checked ? { ptt: $("ptt").checked } : null);
 });
 
 $("stop").addEventListener("click", () => ws && ws.close(1000, "stopped"));
+$("voice").addEventListener("change", () => { $("ptt").disabled = !$("voice").checked; });
 
-function connect(watch, persona) {
+function connect(watch, persona, spoken) {
   lines.clear(); // line numbers start again at 1 in each session
+  stopVoice();
+  voice = spoken;
   const socket = new WebSocket(kibitz.wsUrl());
   ws = kibitz.ws = socket;
   setStatus("connecting…", false);
   socket.onopen = () => {
     const hello = { type: "hello", v: 1, token, role: "player", watch };
     if (persona) hello.persona = persona;
+    if (spoken) {
+      hello.voice = true;
+      if (spoken.ptt) hello.push_to_talk = true;
+    }
     socket.send(JSON.stringify(hello));
   };
   socket.onmessage = (event) => { if (ws === socket) handle(JSON.parse(event.data)); };
@@ -114,6 +124,7 @@ function connect(watch, persona) {
     if (ws !== socket) return; // an earlier session's socket closing late
     setStatus(event.reason ? "stopped: " + event.reason : "not connected", false);
     stopShare();
+    stopVoice();
     for (const id of ["question", "ask", "stop"]) $(id).disabled = true;
     $("start").disabled = false;
     ws = null;
@@ -128,6 +139,7 @@ const handlers = {
     $("persona-name").textContent = msg.persona ? "· " + msg.persona : "";
     for (const id of ["question", "ask"]) $(id).disabled = false;
     if (share) kibitz.shareFrom($("preview"), Number($("fps").value));
+    if (voice) startMic(ws);
   },
   event(msg) {
     addRow(el("li", { class: "event" }, el("span", { class: "t" }, msg.t.toFixed(1) + "s"), " ", msg.summary));
@@ -156,8 +168,34 @@ const handlers = {
   error(msg) {
     $("watch-error").textContent = msg.message;
     addRow(el("li", { class: "error" }, msg.message));
+    if (msg.code === "voice") { // this server or session cannot talk: the microphone stops, typing goes on
+      voice = null; // a microphone still starting stops too
+      stopMic();
+      $("hold").hidden = true;
+      voiceNote("Voice is off: type your questions instead.");
+    }
   },
   pong() {},
+  heard(msg) {
+    // What the server heard: partials in a dim line while the player talks, then the question itself.
+    if (!msg.final) {
+      $("heard").textContent = "you: " + msg.text + " …";
+      $("heard").hidden = !msg.text;
+      return;
+    }
+    $("heard").hidden = true;
+    if (msg.text) addRow(el("li", { class: "you", "data-heard": "1", title: "heard from your microphone" }, msg.text));
+  },
+  audio(msg) { kibitz.speech.play(msg); },
+  hush() {
+    // The player talked over the companion: its voice stops at once, and the line it was saying shows the cut.
+    kibitz.speech.hush();
+    const last = [...lines.values()].pop();
+    if (last && !last.classList.contains("cut")) {
+      last.classList.add("cut");
+      last.querySelector(".text").after(el("span", { class: "cut-mark", title: "you talked over it" }, " —"));
+    }
+  },
 };
 
 function handle(msg) {
@@ -264,6 +302,123 @@ function stopShare() {
   share = null;
   $("preview").hidden = true;
 }
+
+// --- voice: the microphone streams 16 kHz 16-bit PCM as binary messages ("KBAU" + samples) -------------------
+const AUDIO_MAGIC = new TextEncoder().encode("KBAU");
+const MIC_BLOCK = 640; // 40 ms at 16 kHz
+kibitz.micSent = 0;
+
+function voiceNote(text) {
+  $("voice-note").textContent = text;
+  $("voice-note").hidden = !text;
+}
+
+async function startMic(socket) {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia || !window.AudioWorkletNode) {
+    return noMic("this browser cannot record audio here (it needs https or localhost)");
+  }
+  let stream;
+  try {
+    // The browser's own echo canceller keeps the companion's voice from the speakers out of the microphone.
+    stream = await navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
+    });
+  } catch (error) {
+    return noMic(error.name === "NotAllowedError" ? "the microphone was not allowed" : error.message);
+  }
+  if (ws !== socket || !voice) return stream.getTracks().forEach((t) => t.stop()); // the session ended meanwhile
+  let ctx = null;
+  try {
+    let source;
+    try {
+      ctx = new AudioContext({ sampleRate: 16000 }); // the browser's resampler, where it can feed the mic into it
+      source = ctx.createMediaStreamSource(stream);
+    } catch (_) {
+      if (ctx) ctx.close();
+      ctx = new AudioContext(); // the device's rate: the worklet downsamples
+      source = ctx.createMediaStreamSource(stream);
+    }
+    await ctx.audioWorklet.addModule("/static/mic-worklet.js");
+    const node = new AudioWorkletNode(ctx, "kibitz-mic", { processorOptions: { rate: 16000, block: MIC_BLOCK } });
+    node.port.onmessage = (event) => sendAudio(socket, event.data);
+    const mute = ctx.createGain(); // a node reaching the destination is pulled in every browser; it plays nothing
+    mute.gain.value = 0;
+    source.connect(node).connect(mute).connect(ctx.destination);
+    if (ctx.state === "suspended") await ctx.resume();
+  } catch (error) {
+    stream.getTracks().forEach((t) => t.stop());
+    if (ctx) ctx.close();
+    return noMic("the microphone could not start (" + error.message + ")");
+  }
+  if (ws !== socket || !voice) { stream.getTracks().forEach((t) => t.stop()); ctx.close(); return; }
+  mic = { stream, ctx, socket };
+  const track = stream.getAudioTracks()[0];
+  if (track) track.onended = () => { stopMic(); noMic("the microphone went away"); };
+  $("hold").hidden = !voice.ptt;
+  voiceNote(voice.ptt ? "Voice on: hold the button or the space bar while you talk."
+    : "Voice on: just talk; it listens to your microphone.");
+}
+
+function sendAudio(socket, pcm) {
+  if (ws !== socket || socket.readyState !== WebSocket.OPEN) return;
+  if (socket.bufferedAmount > 256000) return; // the network is behind: this bit of audio is lost
+  const message = new Uint8Array(AUDIO_MAGIC.length + pcm.byteLength);
+  message.set(AUDIO_MAGIC);
+  message.set(new Uint8Array(pcm), AUDIO_MAGIC.length);
+  socket.send(message.buffer);
+  kibitz.micSent++;
+}
+
+function noMic(why) {
+  const text = "No microphone: type your questions instead (" + why + ").";
+  voiceNote(text);
+  addRow(el("li", { class: "info" }, text));
+}
+
+function stopMic() {
+  if (!mic) return;
+  mic.stream.getTracks().forEach((t) => t.stop());
+  mic.ctx.close().catch(() => {});
+  mic = null;
+}
+
+function stopVoice() {
+  stopMic();
+  talk(false);
+  kibitz.speech.stop();
+  $("hold").hidden = true;
+  $("heard").hidden = true;
+  voiceNote("");
+}
+
+function talk(pressed) {
+  // Push-to-talk: the server counts the audio between pressed true and false.
+  if (pressed === held) return;
+  held = pressed;
+  $("hold").classList.toggle("held", pressed);
+  if (ws && ws.readyState === WebSocket.OPEN && voice && voice.ptt) {
+    ws.send(JSON.stringify({ type: "talk", pressed }));
+  }
+}
+
+$("hold").addEventListener("pointerdown", () => talk(true));
+for (const type of ["pointerup", "pointerleave", "pointercancel"]) $("hold").addEventListener(type, () => talk(false));
+
+function typing() {
+  const focus = document.activeElement;
+  return focus && (focus.tagName === "INPUT" || focus.tagName === "TEXTAREA" || focus.tagName === "SELECT"
+    || focus.isContentEditable);
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.code !== "Space" || !mic || !voice || !voice.ptt || typing()) return;
+  event.preventDefault(); // not a click on the focused button, nor a scroll
+  if (!event.repeat) talk(true);
+});
+document.addEventListener("keyup", (event) => {
+  if (event.code === "Space" && held) { event.preventDefault(); talk(false); }
+});
+window.addEventListener("blur", () => talk(false)); // a key released in another window never comes back here
 
 // --- profile -----------------------------------------------------------------------------------------------
 async function loadProfile() {

@@ -57,6 +57,16 @@ const handlers = {
       el("tr", {}, el("th", {}, k), el("td", {}, v))));
     $("p-recent").replaceChildren(...msg.recent.slice(-3).map((s) => el("li", {}, s)));
   },
+  // The companion's voice, when its player talks with it aloud. An OBS browser source plays the page's audio; with
+  // its "Control audio via OBS" option ticked, that audio goes into OBS's mixer and so into the stream.
+  audio(msg) {
+    kibitz.speech.play(msg);
+    talking(true);
+  },
+  hush() {
+    kibitz.speech.hush(); // the player talked over it: the stream hears the cut too
+    talking(false);
+  },
   welcome() { problem(""); },
   error(msg) { problem(msg.message); },
 };
