@@ -343,3 +343,36 @@ def test_chat_with_voice_from_a_recording_to_a_file(tmp_path: Path) -> None:
     assert audio.check(spoken).rms_db > -40, "the answer was not spoken into the file"
     heard = Transcriber(language="en").transcribe_file(spoken)[0]
     assert len(heard.split()) >= 3, heard  # real words, whatever the tiny test model said
+
+
+def test_game_music_alone_is_never_a_question(transcriber: Transcriber) -> None:
+    from kibitz.bench.voice import chiptune
+
+    questions: list[str] = []
+    from kibitz.voice.listener import Ear
+
+    ear = Ear(
+        Segmenter(make_vad("silero")), transcriber, on_question=lambda heard: questions.append(heard.transcript.text)
+    )
+    for chunk in chunks(chiptune(8.0, seed=4, level=0.6)):
+        ear.hear(chunk)
+    ear.close()
+    assert questions == [], questions
+
+
+def test_the_companions_words_before_a_question_are_taken_off() -> None:
+    from kibitz.voice.listener import Ear
+
+    said = ["Sure! Save them for later, little one."]
+    ear = Ear(
+        Segmenter(make_vad("energy")), Transcriber.__new__(Transcriber), on_question=print, recent_lines=lambda: said
+    )
+    try:
+        assert ear._strip_own_words("for later, little one. How many lives do I have?") == (
+            "for later, little one.",
+            "How many lives do I have?",
+        )
+        assert ear._strip_own_words("How many lives do I have?") == ("", "How many lives do I have?")
+        assert ear._is_own_echo("Save them for later.")
+    finally:
+        ear.close(wait=False)

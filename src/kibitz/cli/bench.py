@@ -1176,6 +1176,7 @@ def voice_cmd(
             f"latency breakdown (medians): ASR {_fmt(lat['median_asr_s'])} s · question end → handed on "
             f"{_fmt(lat['median_handed_s'])} s · first token {_fmt(lat['median_first_token_s'])} s · TTS real-time "
             f"factor {_fmt(lat['median_tts_rtf'])} · answered {lat['answered']}/{len(bench.latency.asked)}"
+            f" · the answers' echo heard as questions {lat['extra_questions']}, as barge-ins {lat['barge_ins']}"
         )
     if bench.ram is not None:
         console.print(f"[dim]RAM {bench.ram.measured}[/dim]")

@@ -36,6 +36,9 @@ from kibitz.voice.vad import Segmenter
 
 log = logging.getLogger(__name__)
 
+ECHO_FLOOR = 0.05
+"""The least echo expected, as a share of the playing level's power (−13 dB): to start talking over the companion,
+the player must be at least a tenth as loud as its playback (−10 dB) once the echo is cancelled."""
 ECHO_MEMORY_BLOCKS = 20
 """Blocks of playback (of 20 ms) whose loudest one sets the echo to expect: 400 ms of room and delay."""
 SPECULATE_AFTER_S = 0.16
@@ -97,6 +100,7 @@ class Ear:
         speaks: assumed as loud as the playback at first, learnt within a second or two of its speech (and lower as
         the canceller converges)."""
         self._played_levels: deque[float] = deque(maxlen=ECHO_MEMORY_BLOCKS)
+        self._echoing = False
         self._wall_offset: float | None = None
         """perf_counter − stream seconds, from the first block (a live stream keeps real time)."""
         self.barge_ins: list[tuple[SpeechStarted, float]] = []
@@ -153,7 +157,8 @@ class Ear:
             quiet = self._echo_only(samples, reference)
         if not self._talk:
             samples = np.zeros_like(samples)
-        self.segmenter.gate = ECHO_GATE if speaking else 0.0
+        # While it speaks and while its last words may still echo, the VAD asks for more certainty.
+        self.segmenter.gate = ECHO_GATE if speaking or self._echoing else 0.0
         for item in self.segmenter.feed(AudioChunk(samples, chunk.t, chunk.rate), quiet=quiet):
             if isinstance(item, SpeechStarted):
                 if self.speaking():
@@ -177,11 +182,13 @@ class Ear:
         # The echo heard now comes from what played up to a few hundred ms ago (the room, the canceller's delay).
         self._played_levels.append(float(np.mean(np.square(reference, dtype=np.float64))))
         played = max(self._played_levels)
-        if played < 1e-6:
+        self._echoing = played >= 1e-6
+        if not self._echoing:
             return False
         left = float(np.mean(np.square(residual, dtype=np.float64)))
         ratio = left / played
-        explained = ratio <= ECHO_MARGIN * self.echo_gain
+        # A floor: a canceller that converged well can still burst (a change in the room, the line's first words).
+        explained = ratio <= ECHO_MARGIN * max(self.echo_gain, ECHO_FLOOR)
         # The gain follows the echo down fast and up slowly (the player's voice must not teach it to ignore them).
         self.echo_gain += (0.05 if ratio < self.echo_gain else 0.005) * (ratio - self.echo_gain)
         return explained
@@ -200,11 +207,9 @@ class Ear:
     def _recognise(self, segment: SpeechSegment, speculative: bool) -> None:
         key = (segment.end, segment.start)
         if speculative:
-            if self._asr.qsize() and self._asr.queue[0] is not None:
-                # A later look at this speech is already waiting: this one would be stale.
-                pending = self._asr.queue[0]
-                if pending is not None and pending[0].start == segment.start and pending[0].end != segment.end:
-                    return
+            waiting = list(self._asr.queue)
+            if any(job is not None and job[0].start == segment.start and job[0].end != segment.end for job in waiting):
+                return  # the player went on: a later look at this speech is already waiting, this one is stale
             self._early[key] = self.transcriber.transcribe(segment)
             return
         if not segment.final:
@@ -234,8 +239,29 @@ class Ear:
         if self._is_own_echo(text):
             self.dropped.append((text, "the companion's own voice"))
             return
+        own, text = self._strip_own_words(text)
+        if own:
+            self.dropped.append((own, "the companion's own voice before the question"))
+            transcript.text = text
         offset = self._wall_offset or 0.0
         self.on_question(Heard(transcript, segment.end + offset, time.perf_counter()))
+
+    def _strip_own_words(self, text: str) -> tuple[str, str]:
+        """A question heard together with the end of the companion's own line ("...save them for later. How many
+        lives?"): (the companion's words at its start, the rest). Two words or more of a recent line count."""
+        words = text.split()
+        keys = [_bare(w) for w in words]
+        best = 0
+        for line in self.recent_lines():
+            said = [_bare(w) for w in line.split()]
+            for k in range(len(keys) - 1, 1, -1):  # the longest run first; the question itself must be left
+                if k <= best:
+                    break
+                head = keys[:k]
+                if any(said[i : i + k] == head for i in range(len(said) - k + 1)):
+                    best = k
+                    break
+        return " ".join(words[:best]), " ".join(words[best:])
 
     def _is_own_echo(self, text: str) -> bool:
         heard = _bare(text)
