@@ -420,6 +420,10 @@ class Stream:
         with self._lock:
             out = np.concatenate(self._mirror) if self._mirror else np.zeros(0, np.float32)
             self._mirror.clear()
+            # The echo is tied to the playback clock: when the microphone feed fell behind (a busy machine), what
+            # played meanwhile is not heard seconds late; only the newest block (and 20 ms of jitter) is kept.
+            if len(out) > 2 * n:
+                out = out[len(out) - 2 * n :]
             if len(out) < n:
                 out = np.concatenate([out, np.zeros(n - len(out), np.float32)])
             else:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kibitz.voice.asr import Transcriber, _bare
+from kibitz.voice.asr import Transcriber, _bare, is_hallucination
 from kibitz.voice.echo import EchoCanceller
 from kibitz.voice.playback import Mixer
 from kibitz.voice.records import RATE, AudioChunk, SpeechSegment, SpeechStarted, Transcript
@@ -36,9 +36,18 @@ from kibitz.voice.vad import Segmenter
 
 log = logging.getLogger(__name__)
 
+ROOM_GAIN = 0.25
+"""The echo left after cancellation assumed before it is learnt, as a share of the playing level's power (−6 dB)."""
 ECHO_FLOOR = 0.05
 """The least echo expected, as a share of the playing level's power (−13 dB): to start talking over the companion,
 the player must be at least a tenth as loud as its playback (−10 dB) once the echo is cancelled."""
+ECHO_LAG = 4800
+"""Samples (300 ms) the room and the sound system may delay the companion's voice before the microphone hears it."""
+CORRELATION_WINDOW = 1600
+"""Samples (100 ms) of what was heard compared with what was played."""
+ECHO_CORRELATION = 0.6
+"""Heard audio correlated this much with what was played is the companion's echo (a player talking over it as loud
+as the echo brings it to about 0.7 (1/√2) and lower; louder, lower still)."""
 ECHO_MEMORY_BLOCKS = 20
 """Blocks of playback (of 20 ms) whose loudest one sets the echo to expect: 400 ms of room and delay."""
 SPECULATE_AFTER_S = 0.16
@@ -95,12 +104,13 @@ class Ear:
         self._speculative: tuple[float, float] | None = None
         """(segment end, segment start) of the final recognition started early."""
         self._early: dict[tuple[float, float], Transcript] = {}
-        self.echo_gain = 1.0
+        self.echo_gain = ROOM_GAIN
         """What is left after echo cancellation, as a share of the playing level's power, while only the companion
         speaks: assumed as loud as the playback at first, learnt within a second or two of its speech (and lower as
         the canceller converges)."""
         self._played_levels: deque[float] = deque(maxlen=ECHO_MEMORY_BLOCKS)
         self._echoing = False
+        self._heard_recent = np.zeros(0, np.float32)
         self._wall_offset: float | None = None
         """perf_counter − stream seconds, from the first block (a live stream keeps real time)."""
         self.barge_ins: list[tuple[SpeechStarted, float]] = []
@@ -116,7 +126,9 @@ class Ear:
 
     # -- input ----------------------------------------------------------------------------------------------
     def hear(self, chunk: AudioChunk) -> None:
-        """A block of microphone audio (16 kHz mono), from any thread; never blocks."""
+        """A block of microphone audio (16 kHz mono), from any thread, as it arrives; never blocks."""
+        if chunk.wall is None:
+            chunk.wall = time.perf_counter()
         self._audio.put(chunk)
 
     def talk(self, pressed: bool) -> None:
@@ -151,10 +163,13 @@ class Ear:
         speaking = self.speaking()
         quiet = False
         if self.mixer is not None:
-            reference = self.mixer.reference(len(samples))
+            # The echo in this block comes from what played while it was recorded (the wall clock of its end).
+            history = self.mixer.reference(len(samples) + ECHO_LAG, until=chunk.wall)
+            reference = history[-len(samples) :] if len(samples) else history[:0]
+            heard = samples
             if self.echo is not None:
                 samples = self.echo.process(samples, reference)
-            quiet = self._echo_only(samples, reference)
+            quiet = self._echo_only(heard, samples, history)
         if not self._talk:
             samples = np.zeros_like(samples)
         # While it speaks and while its last words may still echo, the VAD asks for more certainty.
@@ -177,21 +192,39 @@ class Ear:
                 self._speculative = (current.end, current.start)
                 self._asr.put((current, -1.0))
 
-    def _echo_only(self, residual: np.ndarray, reference: np.ndarray) -> bool:
-        """Whether this block is explained by the companion's own playback (no player speech in it)."""
+    def _echo_only(self, heard: np.ndarray, residual: np.ndarray, history: np.ndarray) -> bool:
+        """Whether this block is explained by the companion's own playback (no player speech in it): what the
+        microphone heard lately follows what was played a moment before it (correlated, at some delay up to
+        ECHO_LAG), or what is left after echo cancellation is no louder than the echo left so far."""
+        reference = history[-len(heard) :] if len(heard) else history[:0]
         # The echo heard now comes from what played up to a few hundred ms ago (the room, the canceller's delay).
-        self._played_levels.append(float(np.mean(np.square(reference, dtype=np.float64))))
+        self._played_levels.append(float(np.mean(np.square(reference, dtype=np.float64))) if len(reference) else 0.0)
         played = max(self._played_levels)
+        self._heard_recent = np.concatenate([self._heard_recent, heard])[-CORRELATION_WINDOW:]
         self._echoing = played >= 1e-6
         if not self._echoing:
             return False
-        left = float(np.mean(np.square(residual, dtype=np.float64)))
-        ratio = left / played
-        # A floor: a canceller that converged well can still burst (a change in the room, the line's first words).
-        explained = ratio <= ECHO_MARGIN * max(self.echo_gain, ECHO_FLOOR)
-        # The gain follows the echo down fast and up slowly (the player's voice must not teach it to ignore them).
-        self.echo_gain += (0.05 if ratio < self.echo_gain else 0.005) * (ratio - self.echo_gain)
+        left = float(np.mean(np.square(residual, dtype=np.float64))) / played
+        # A floor: a canceller that converged well can still burst.
+        explained = left <= ECHO_MARGIN * max(self.echo_gain, ECHO_FLOOR) or self._follows(history) >= ECHO_CORRELATION
+        if self._played_levels[-1] >= 0.3 * played:  # learnt while it is playing now, not in the silence after
+            self.echo_gain += (0.05 if left < self.echo_gain else 0.005) * (left - self.echo_gain)
         return explained
+
+    def _follows(self, history: np.ndarray) -> float:
+        """The highest normalised correlation between the last CORRELATION_WINDOW samples heard and what was played
+        up to ECHO_LAG samples before them (0: unrelated, 1: an exact, delayed copy)."""
+        m = self._heard_recent
+        n = len(m)
+        if n < CORRELATION_WINDOW or len(history) < n:
+            return 0.0
+        r = history[-(n + ECHO_LAG) :] if len(history) >= n + ECHO_LAG else history
+        size = 1 << int(np.ceil(np.log2(len(r) + n)))
+        corr = np.fft.irfft(np.fft.rfft(r, size) * np.conj(np.fft.rfft(m, size)), size)[: len(r) - n + 1]
+        energy = np.concatenate([[0.0], np.cumsum(np.square(r, dtype=np.float64))])
+        windows = energy[n:] - energy[:-n]
+        norm = np.sqrt(np.maximum(windows, 1e-12) * max(float(np.dot(m, m)), 1e-12))
+        return float(np.max(np.abs(corr) / norm))
 
     # -- the recognition thread -----------------------------------------------------------------------------
     def _asr_loop(self) -> None:
@@ -242,6 +275,9 @@ class Ear:
         own, text = self._strip_own_words(text)
         if own:
             self.dropped.append((own, "the companion's own voice before the question"))
+            if len(text.split()) < 2 or is_hallucination(text):
+                self.dropped.append((text, "what is left after the companion's own words is not a question"))
+                return
             transcript.text = text
         offset = self._wall_offset or 0.0
         self.on_question(Heard(transcript, segment.end + offset, time.perf_counter()))

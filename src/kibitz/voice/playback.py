@@ -27,6 +27,7 @@ from kibitz.voice.records import RATE, SpokenSentence
 
 log = logging.getLogger(__name__)
 OUT_RATE = 48_000
+TAP_SECONDS = 2
 BLOCK_MS = 20
 
 
@@ -39,8 +40,10 @@ class Mixer:
         self._queue: deque[tuple[SpokenSentence, np.ndarray]] = deque()
         self._pos = 0
         """Samples (at `rate`) of the head sentence handed out."""
-        self._tap: deque[np.ndarray] = deque()
-        self._tap_len = 0
+        self._tap = np.zeros(TAP_SECONDS * RATE, np.float32)
+        """The last TAP_SECONDS of what was played, at 16 kHz, newest last..."""
+        self._tap_end: float | None = None
+        """...and the perf_counter time its last sample was handed out."""
         self.on_start: Callable[[SpokenSentence], None] | None = None
         self.on_end: Callable[[SpokenSentence], None] | None = None
         self.played_total = 0
@@ -82,8 +85,9 @@ class Mixer:
                     ended.append(sentence)
             self.played_total += frames
             tap = np.asarray(self._tap_resampler.resample_chunk(out), dtype=np.float32).reshape(-1)
-            self._tap.append(tap)
-            self._tap_len += len(tap)
+            if len(tap):
+                self._tap = np.concatenate([self._tap[len(tap) :], tap])
+            self._tap_end = time.perf_counter()
         for s in started:
             if self.on_start:
                 self.on_start(s)
@@ -100,24 +104,21 @@ class Mixer:
             self._pos = 0
         return cut
 
-    def reference(self, frames: int) -> np.ndarray:
-        """The next `frames` samples (16 kHz) of what was played, for the echo canceller; zeros where none yet."""
+    def reference(self, frames: int, until: float | None = None) -> np.ndarray:
+        """What was played (16 kHz) in the `frames` samples up to the perf_counter time `until` (default: now), for
+        the echo canceller: the microphone block recorded over the same time hears its echo. Zeros for any part of
+        that time nothing was played or that is older than the tap keeps."""
         out = np.zeros(frames, np.float32)
         with self._lock:
-            filled = 0
-            while filled < frames and self._tap:
-                head = self._tap[0]
-                take = min(frames - filled, len(head))
-                out[filled : filled + take] = head[:take]
-                filled += take
-                if take == len(head):
-                    self._tap.popleft()
-                else:
-                    self._tap[0] = head[take:]
-                self._tap_len -= take
-            # A reader that fell behind by more than a second resynchronises rather than lagging forever.
-            while self._tap_len > RATE:
-                self._tap_len -= len(self._tap.popleft())
+            if self._tap_end is None:
+                return out
+            back = 0 if until is None else round((self._tap_end - until) * RATE)
+            end = len(self._tap) - max(back, 0)
+            start = end - frames
+            if end <= 0:
+                return out
+            piece = self._tap[max(start, 0) : end]
+            out[frames - len(piece) :] = piece
         return out
 
 

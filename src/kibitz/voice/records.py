@@ -24,6 +24,8 @@ class AudioChunk:
     samples: np.ndarray
     t: float
     rate: int = RATE
+    wall: float | None = None
+    """perf_counter when it arrived (just after it was recorded): what the companion played meanwhile is its echo."""
 
     @property
     def duration(self) -> float:
