@@ -74,8 +74,13 @@ def test_a_question_asked_aloud_in_the_app_is_heard_answered_and_spoken(served: 
     assert "Voice on" in app.inner_text("#voice-note"), app.inner_text("#voice-note")
     app.wait_for_function("window.kibitz.micSent >= 25", timeout=10_000)
     # The server heard the question and shows it as the player's own row; then the companion answers it aloud.
-    heard = app.wait_for_selector("#lines li.you[data-heard='1']", timeout=30_000)
-    assert "coins" in heard.inner_text().lower()
+    # (Chromium loops the file from wherever it was when the page opened the microphone, and the server drops audio
+    # until its voice is loaded: the first row may be the question's tail; a later loop asks it whole.)
+    app.wait_for_function(
+        "[...document.querySelectorAll(\"#lines li.you[data-heard='1']\")]"
+        ".some(li => li.textContent.toLowerCase().includes('coins'))",
+        timeout=45_000,
+    )
     app.wait_for_function(
         "[...document.querySelectorAll('#lines li.line[data-done]')].some(li => li.textContent.includes('You have'))",
         timeout=30_000,
@@ -94,7 +99,7 @@ def test_a_question_asked_aloud_in_the_app_is_heard_answered_and_spoken(served: 
     time.sleep(0.3)
     assert app.evaluate("window.kibitz.micSent") == sent
     assert app.is_hidden("#voice-note")
-    assert time.perf_counter() - started < 60
+    assert time.perf_counter() - started < 90
     context.close()
 
 
@@ -120,8 +125,13 @@ def test_push_to_talk_hears_only_while_the_button_is_held(served: Running, talki
     time.sleep(6.0)
     app.mouse.up()
     assert "held" not in app.get_attribute("#hold", "class")
-    heard = app.wait_for_selector("#lines li.you[data-heard='1']", timeout=30_000)
-    assert "coins" in heard.inner_text().lower()
+    # (Chromium loops the file from wherever it was when the page opened the microphone, and the server drops audio
+    # until its voice is loaded: the first row may be the question's tail; a later loop asks it whole.)
+    app.wait_for_function(
+        "[...document.querySelectorAll(\"#lines li.you[data-heard='1']\")]"
+        ".some(li => li.textContent.toLowerCase().includes('coins'))",
+        timeout=45_000,
+    )
     # The space bar holds it too, unless a text field has the focus.
     app.focus("#hold")
     app.keyboard.down("Space")

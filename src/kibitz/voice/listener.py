@@ -1,8 +1,10 @@
 """The companion's ears: microphone audio in, the player's questions out.
 
 Per block of microphone audio (any thread hands it to `hear`; one worker does the rest, in order):
-1. echo cancellation against what the companion itself played (the Mixer's tap), so its own voice coming back
-   from the speakers is not the player talking; while it speaks, the VAD also asks for more certainty;
+1. echo cancellation against what the companion itself played while the block was recorded (the Mixer's tap), so
+   its own voice coming back from the speakers is not the player talking; while it speaks (and 400 ms after), an
+   echo gate lets speech start only in a block that is louder than the echo left and is no copy of what was
+   played, and the VAD asks for more certainty;
 2. voice activity detection and segmentation (kibitz.voice.vad);
 3. the start of speech while the companion talks is a barge-in: `on_barge_in` runs at once (playback stops);
 4. recognition (Whisper) runs on another thread, so hearing never waits for it: partial transcripts every second
@@ -36,7 +38,7 @@ from kibitz.voice.vad import Segmenter
 
 log = logging.getLogger(__name__)
 
-ROOM_GAIN = 0.25
+ECHO_GAIN_START = 0.25
 """The echo left after cancellation assumed before it is learnt, as a share of the playing level's power (−6 dB)."""
 ECHO_FLOOR = 0.05
 """The least echo expected, as a share of the playing level's power (−13 dB): to start talking over the companion,
@@ -104,10 +106,9 @@ class Ear:
         self._speculative: tuple[float, float] | None = None
         """(segment end, segment start) of the final recognition started early."""
         self._early: dict[tuple[float, float], Transcript] = {}
-        self.echo_gain = ROOM_GAIN
+        self.echo_gain = ECHO_GAIN_START
         """What is left after echo cancellation, as a share of the playing level's power, while only the companion
-        speaks: assumed as loud as the playback at first, learnt within a second or two of its speech (and lower as
-        the canceller converges)."""
+        speaks: learnt within a second or two of its speech (and lower as the canceller converges)."""
         self._played_levels: deque[float] = deque(maxlen=ECHO_MEMORY_BLOCKS)
         self._echoing = False
         self._heard_recent = np.zeros(0, np.float32)
