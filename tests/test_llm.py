@@ -203,3 +203,101 @@ def test_a_context_too_small_for_the_persona_is_one_sentence(smollm2: LlamaCppBa
 
     with pytest.raises(ConfigError, match=r"raise llm\.n_ctx"):
         PromptBuilder(load_persona("buddy"), smollm2.count_tokens, 300, 40)
+
+
+def test_a_question_asked_aloud_is_evaluated_as_it_is_heard(smollm2: LlamaCppBackend) -> None:
+    """While the player talks, the answer's prompt is evaluated as far as it is known: up to the question's opening
+    quote when they start, then the words heard, then (the recogniser's guess that they are done) the whole prompt,
+    so the answer itself only has to be generated."""
+    from kibitz.core.records import Hearing
+
+    companion = Companion(smollm2, load_persona("buddy"), max_tokens=12)
+    companion.start(warm=False)
+    state, events = "Super Mario Bros., World 1-2; 2 lives left. Score 4200.", ["The player just died."]
+    prompts = companion.prompts
+
+    def tokens(messages: list, open_end: bool = False) -> list[int]:  # type: ignore[type-arg]
+        prompt = smollm2._formatter(messages=messages).prompt
+        if open_end:
+            mark = smollm2._formatter(messages=[*messages[:-1], {**messages[-1], "content": "\ue001"}]).prompt
+            prompt = prompt[: mark.index("\ue001") + len(messages[-1]["content"])]
+        return list(smollm2.llm.tokenize(prompt.encode(), special=True))
+
+    def cached() -> list[int]:
+        while companion.working:
+            time.sleep(0.01)
+        return list(smollm2.llm._input_ids[: smollm2.llm.n_tokens])
+
+    try:
+        smollm2.warm([{"role": "user", "content": "something else entirely"}])
+        companion.prepare(state, events, Hearing(""))
+        opening = prompts.question_prefix_messages(state, "", events)
+        assert opening[-1]["content"].endswith('The player asks you: "')
+        assert cached() == tokens(opening, open_end=True)
+        companion.prepare(state, events, Hearing("how many lives"))
+        so_far = tokens(prompts.question_prefix_messages(state, "how many lives", events), open_end=True)
+        assert cached()[: len(so_far) - 1] == so_far[:-1]  # the last word may tokenise on with what follows
+        question = "how many lives do I have?"
+        companion.prepare(state, events, Hearing(question, complete=True))
+        whole = prompts.question_messages(state, question, events)
+        assert cached() == tokens(whole)
+        companion.prepare(state, events, Hearing(question, complete=True))  # the same guess again: nothing to do
+        assert not companion.working
+        request = SpeakRequest([Event(t=1.0, type="question", priority=9, summary=question)], time.perf_counter())
+        request.question = question
+        companion.submit(request, state, events, 1.0)
+        utt = companion.finished.get(timeout=60)
+        assert utt.finished and utt.text
+    finally:
+        companion.stop(close_backend=False)
+
+
+def test_a_question_asked_aloud_is_answered_about_the_game_as_it_was_when_the_player_started() -> None:
+    """The session evaluates a spoken question's prompt while the player talks (the model server at the edge gets
+    it), with no state prefix in between, and answers about the game as it was when they started talking: the
+    prompt stays the one evaluated though the game went on. A typed question gets the game as it is."""
+    from kibitz.core.config import KibitzConfig
+    from kibitz.core.records import Hearing, Observation
+    from kibitz.outputs.sinks import Output
+    from kibitz.session import Session
+
+    def seen(scene: str) -> Observation:
+        return Observation(time.perf_counter(), 0, None, 0.0, scene)
+
+    def user_texts() -> list[str]:
+        return [r["messages"][-1]["content"] for r in fake.requests]
+
+    with FakeOpenAI(reply="Two lives, so take it easy.") as fake:
+        companion = Companion(OpenAIBackend(fake.base_url, "m"), load_persona("buddy"), 20, 0.0)
+        session = Session(KibitzConfig(), None, companion, Output(), react=False)
+        companion.start(warm=False)
+        try:
+            session.observe(seen("the first castle"), 0.0, time.perf_counter())
+            while companion.working:
+                time.sleep(0.01)
+            fake.requests.clear()
+            session.hearing.put(Hearing(""))
+            session.observe(seen("the first castle"), 0.1, time.perf_counter())
+            while companion.working:
+                time.sleep(0.01)
+            session.hearing.put(Hearing("how many lives do I have", complete=True))
+            session.observe(seen("an underwater level"), 0.2, time.perf_counter())
+            while companion.working:
+                time.sleep(0.01)
+            assert len(fake.requests) == 2 and all("The player asks you" in u for u in user_texts())
+            assert all("first castle" in u for u in user_texts())
+            session.questions.put("how many lives do I have")
+            for i in range(3):  # the game goes on while the question is asked and answered
+                session.observe(seen("an underwater level"), 0.3 + i, time.perf_counter())
+                while companion.working:
+                    time.sleep(0.01)
+            answer = user_texts()[2]
+            assert "first castle" in answer and 'asks you: "how many lives do I have"' in answer
+            assert all("asks you" in u for u in user_texts()[:3])  # no state prefix came in between
+            session.questions.put("and now?")
+            session.observe(seen("an underwater level"), 4.0, time.perf_counter())
+            while companion.working:
+                time.sleep(0.01)
+            assert "underwater" in user_texts()[-1] and "and now?" in user_texts()[-1]
+        finally:
+            companion.stop()

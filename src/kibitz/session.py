@@ -20,7 +20,7 @@ from kibitz.brain.policy import SpeakPolicy
 from kibitz.core.config import KibitzConfig
 from kibitz.core.events import priority
 from kibitz.core.injection import neutralise_lines
-from kibitz.core.records import Event, Frame, Observation, Utterance
+from kibitz.core.records import Event, Frame, Hearing, Observation, Utterance
 from kibitz.games.base import GAMES, DetectorSpec, GameAdapter, get_game
 from kibitz.outputs.sinks import Output
 from kibitz.perception.base import PERCEIVERS, Perceiver
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATS_WINDOW = 60 * 60 * 60
+ASKING_S = 6.0
+"""After the player's last words heard aloud, how long no state prefix is prefetched unless their question came
+(their speech may have been dropped as noise)."""
 SUMMARY_CHARS = 200
 """A question's event line shows at most this much of it (the whole question goes to the model, cut to its share
 of the context)."""
@@ -139,6 +142,12 @@ class Session:
             memory.writer.level_fields = memory.writer.level_fields or level_fields(specs)
             self.policy.cooldown_factor = memory.profile.cooldown_factor()
         self.questions: queue.Queue[str] = queue.Queue()
+        self.hearing: queue.Queue[Hearing] = queue.Queue()
+        """What the player is saying aloud so far (the voice puts it from its thread): the question's prompt is
+        evaluated as far as it is known while they talk."""
+        self._asking: tuple[str, list[str], float] | None = None
+        """While a question is being asked aloud: the state and recent events when the player started (its answer
+        gets them, so the prompt evaluated while they talk stays valid), and the wall clock it is given up at."""
         self.recent_events: deque[str] = deque(maxlen=4)
         self.perceiver: Perceiver | None = perceiver
         self.media_clock = config.policy.clock == "media"
@@ -401,9 +410,23 @@ class Session:
         if self.companion is None or self.companion.busy:
             return
         request = self.policy.next(now, wall)
+        hearing = _newest(self.hearing)
+        asking = self._asking if self._asking is not None and wall < self._asking[2] else None
+        if hearing is not None:
+            # The player is asking aloud: the game as it was when they started is what they ask about.
+            state, context = asking[:2] if asking else (self.describe(obs, precise=True), list(self.recent_events))
+            asking = self._asking = (state, context, wall + ASKING_S)
         if request is not None:
-            precise = request.question is not None
-            self.companion.submit(request, self.describe(obs, precise), list(self.recent_events), obs.t)
+            if request.question is not None and asking is not None:
+                state, context, _ = asking
+                self._asking = None
+            else:
+                state, context = self.describe(obs, request.question is not None), list(self.recent_events)
+            self.companion.submit(request, state, context, obs.t)
+        elif asking is not None:
+            # Their question's prompt is evaluated as far as it is heard while they talk; nothing else meanwhile.
+            if hearing is not None:
+                self.companion.prepare(asking[0], asking[1], hearing)
         elif self.prefetch and now - self._last_prefetch >= self.prefetch_every_s:
             # Idle: evaluate the prompt prefix for the current state now, so the next event only costs its
             # own few tokens.
@@ -422,3 +445,13 @@ class Session:
                 utterances.append(utt)
                 self.last_line = utt.text
             self.policy.spoke(now)
+
+
+def _newest(items: queue.Queue[Hearing]) -> Hearing | None:
+    """The last item put, the others dropped (None if there is none)."""
+    newest = None
+    while True:
+        try:
+            newest = items.get_nowait()
+        except queue.Empty:
+            return newest

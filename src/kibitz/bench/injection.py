@@ -121,8 +121,8 @@ class Tapped(LLMBackend):
             self.prompts.append(messages)
         yield from self.inner.stream(messages, max_tokens, temperature, stop)
 
-    def warm(self, messages: list[Message], abort: threading.Event | None = None) -> None:
-        self.inner.warm(messages, abort)
+    def warm(self, messages: list[Message], abort: threading.Event | None = None, open_end: bool = False) -> None:
+        self.inner.warm(messages, abort, open_end)
 
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)

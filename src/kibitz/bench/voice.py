@@ -59,7 +59,6 @@ LINE = (
 )
 """The companion's long fixed line in the barge-in part (about 12 s spoken)."""
 
-STATE = "Super Mario Bros., world 1-2, underground. Lives 3, coins 14, time 281, score 4200. Mario is small."
 
 
 def _noop(part: str, done: int, total: int) -> None:
@@ -477,13 +476,15 @@ def say(voice: Any, text: str, trigger: str = "death") -> Any:
     return utt
 
 
-def open_voice(stream: Stream, on_question: Callable[[str], None]) -> Any:
+def open_voice(
+    stream: Stream, on_question: Callable[[str], None], on_hearing: Callable[[Any], None] | None = None
+) -> Any:
     """The buddy persona's voice (Piper joe), played on the ClockPlayer into `stream`."""
     from kibitz.core.config import VoiceConfig
     from kibitz.core.persona import load_persona
     from kibitz.voice.live import Voice
 
-    voice = Voice.open(VoiceConfig(enabled=True), load_persona("buddy"), on_question=on_question)
+    voice = Voice.open(VoiceConfig(enabled=True), load_persona("buddy"), on_question=on_question, on_hearing=on_hearing)
     stream.rate = voice.mixer.rate
     voice.start(microphone=False, speakers=False, sink=stream.sink)
     return voice
@@ -580,13 +581,9 @@ def open_companion(model: str, voice: Any, max_tokens: int | None = None, thread
     """A real Companion on `model` whose lines go to the voice (and which a barge-in cuts)."""
     from kibitz.brain.companion import Companion
     from kibitz.brain.llm import make_backend
-    from kibitz.core.config import load_config
     from kibitz.core.persona import load_persona
 
-    overrides: dict[str, Any] = {"llm.model": model}
-    if threads:
-        overrides["llm.n_threads"] = threads
-    config = load_config(None, overrides)
+    config = _config(model, threads)
     companion = Companion(
         make_backend(config.llm),
         load_persona("buddy"),
@@ -598,8 +595,72 @@ def open_companion(model: str, voice: Any, max_tokens: int | None = None, thread
     )
     voice.attach(companion)
     companion.start(warm=True)
-    companion.prefetch(STATE)
     return companion
+
+
+def _config(model: str, threads: int | None) -> Any:
+    from kibitz.core.config import load_config
+
+    overrides: dict[str, Any] = {"llm.model": model, "game": GAME}
+    if threads:
+        overrides["llm.n_threads"] = threads
+    return load_config(None, overrides)
+
+
+GAME = "smb"
+"""The game played while the questions are asked: the one `kibitz watch` plays by default."""
+
+
+class LiveSession:
+    """`kibitz watch --game smb --voice` without the terminal: the real Session on the emulator in real time (the
+    built-in player plays), its questions and what it hears coming from the voice, its lines spoken by it."""
+
+    def __init__(
+        self, model: str, voice: Any, inputs: tuple[Any, Any], max_tokens: int | None, threads: int | None, seed: int
+    ) -> None:
+        """`inputs`: the queues the voice puts the questions and what it hears in."""
+        import itertools
+
+        from kibitz.core.config import SourceConfig
+        from kibitz.games import get_game
+        from kibitz.session import Session
+        from kibitz.sources import make_source
+
+        config = _config(model, threads)
+        self.game = get_game(GAME)
+        self.game.check_installed()
+        self.companion = open_companion(model, voice, max_tokens, threads)
+        self.session = Session(config, self.game, self.companion, voice.output, react=False)
+        self.session.questions, self.session.hearing = inputs
+        self.source = make_source(SourceConfig(kind="emulator", realtime=True), self.game, seed)
+        self._stop = threading.Event()
+        frames = itertools.takewhile(lambda _: not self._stop.is_set(), self.source.frames())
+        self.result: Any = None
+        self.error: str | None = None
+
+        def run() -> None:
+            try:
+                self.result = self.session.run(frames, drain_s=5.0)
+            except Exception as exc:  # the bench reports it; the questions asked so far still count
+                self.error = f"The session stopped: {type(exc).__name__}: {exc}"
+
+        self.thread = threading.Thread(target=run, name="kibitz-bench-session", daemon=True)
+        self.thread.start()
+
+    def answers(self) -> list[Any]:
+        """The lines said so far that answer a question."""
+        return [u for u in list(self.session.utterances) if u.trigger == "question"]
+
+    def asked(self, utt: Any) -> str | None:
+        """The question a line answers."""
+        ids = set(utt.event_ids)
+        return next((e.data.get("text") for e in list(self.session.events) if e.id in ids), None)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(30.0)
+        self.companion.stop(timeout=10.0, cut=True)
+        self.source.close()
 
 
 def latency_part(
@@ -610,60 +671,51 @@ def latency_part(
     threads: int | None = None,
     progress: Progress = _noop,
 ) -> LatencyResult:
-    """Spoken questions (eSpeak NG, another voice than the companion's) into the live path, in real time."""
-    from kibitz.brain.policy import SpeakRequest
-    from kibitz.core.events import priority
-    from kibitz.core.records import Event
+    """Spoken questions (eSpeak NG, another voice than the companion's) into `kibitz watch --game smb --voice`'s
+    session, in real time, while the built-in player plays (the emulator on the same two cores)."""
+    import queue
+
+    from kibitz.core.records import Hearing
 
     texts = sentences()["questions"]
     chosen = [texts[i % len(texts)] for i in range(questions)]
     stream = Stream(echo=True, seed=seed)
-    holder: dict[str, Any] = {}
-    submitted: dict[int, int] = {}
-    """voice.heard index → the id of the question event submitted for it."""
-
-    def on_question(text: str) -> None:
-        wall = time.perf_counter()
-        event = Event(t=stream.t, type="question", priority=priority("question"), summary=f"The player asked: {text}")
-        event.data["text"] = text
-        submitted[len(voice.heard) - 1] = event.id
-        holder["companion"].submit(SpeakRequest([event], wall, question=text), STATE, [], stream.t)
-
-    voice = open_voice(stream, on_question)
+    asked_q: queue.Queue[str] = queue.Queue()
+    hearing_q: queue.Queue[Hearing] = queue.Queue()
+    voice = open_voice(stream, asked_q.put, hearing_q.put)
     errors: list[str] = []
     asked: list[Asked] = []
+    live: LiveSession | None = None
     try:
-        companion = open_companion(model, voice, max_tokens, threads)
-        holder["companion"] = companion
+        live = LiveSession(model, voice, (asked_q, hearing_q), max_tokens, threads, seed)
         hear = voice.ear.hear
         _wait(lambda: False, stream, hear, 1.0)  # the VAD and the echo canceller settle
-        finished: dict[int, Any] = {}
-        """event id → the finished Utterance answering it."""
 
         def quiet() -> bool:
-            while not companion.finished.empty():
-                utt = companion.finished.get_nowait()
-                finished[utt.event_ids[0] if utt.event_ids else -1] = utt
-            answered = all(e in finished for e in submitted.values())
-            return answered and not companion.busy and not voice.output.speaking
+            answered = len(live.answers()) >= len(voice.heard)
+            return answered and asked_q.empty() and not live.companion.busy and not voice.output.speaking
 
         for qi, text in enumerate(chosen):
             samples = espeak(text)
             _, last = voiced_span(samples)
-            heard_before, tts_before = len(voice.heard), len(voice.output.tts_seconds)
+            heard_before, tts_before, answers_before = (
+                len(voice.heard),
+                len(voice.output.tts_seconds),
+                len(live.answers()),
+            )
             walls = stream.feed_audio(hear, samples)
             end = walls[min(last // BLOCK, len(walls) - 1)]
             _wait(_grew(voice.heard, heard_before), stream, hear, 6.0)
             _wait(quiet, stream, hear, 40.0)  # every answer (also to anything else heard) finished playing
             _wait(lambda: False, stream, hear, 0.6)  # a pause before the next question
-            quiet()
-            companion.prefetch(STATE)
             # The question's own transcript: the one heard since it began that reads most like it (the companion's
             # echo heard as a question is another entry, counted in `extra_questions`).
             mine = [i for i in range(heard_before, len(voice.heard)) if voice.heard[i].handed_at >= walls[0]]
             best = max(mine, key=lambda i: _similar(text, voice.heard[i].transcript.text), default=None)
             heard = voice.heard[best] if best is not None else None
-            utt = finished.get(submitted.get(best, -2)) if best is not None else None
+            utt = None
+            if heard is not None:
+                utt = next((u for u in live.answers()[answers_before:] if live.asked(u) == heard.transcript.text), None)
             first = None
             if utt is not None and id(utt) in voice.output.first_audio:
                 first = stream.first_sound(voice.output.first_audio[id(utt)] - 0.025)
@@ -684,10 +736,11 @@ def latency_part(
             )
             progress("latency", qi + 1, len(chosen))
         memory = memory_now()
-        errors = voice.ear.errors + voice.output.errors
+        errors = voice.ear.errors + voice.output.errors + ([live.error] if live.error else [])
         barge_ins = len(voice.ear.barge_ins)
-        companion.stop(timeout=10.0, cut=True)
     finally:
+        if live is not None:
+            live.close()
         voice.close()
     values = [a.latency_s for a in asked if a.latency_s is not None]
     return LatencyResult(

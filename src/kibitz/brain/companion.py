@@ -18,7 +18,7 @@ from kibitz.brain.prompts import PromptBuilder, fallback_line
 from kibitz.core.errors import KibitzError
 from kibitz.core.events import spoiler_level
 from kibitz.core.persona import Persona
-from kibitz.core.records import Event, Utterance
+from kibitz.core.records import Event, Hearing, Utterance
 from kibitz.core.spoiler import LIMIT, NONE, SOLUTION, rate
 from kibitz.core.text import sentence_ends
 
@@ -52,6 +52,8 @@ class Job:
     state: str
     context: list[str]
     t: float
+    heard: Hearing | None = None
+    """A prefetch for a question being asked: its prompt up to what was heard so far."""
 
 
 class Companion:
@@ -86,6 +88,9 @@ class Companion:
         self.finished: queue.Queue[Utterance] = queue.Queue()
         self._busy = threading.Event()
         self._prefetched: str | None = None
+        self._prepared: tuple[str, tuple[str, ...], Hearing] | None = None
+        self._recalled: tuple[str, list[str]] = ("", [])
+        """The notes recalled for the last question (the prepared prompt and the answer's use the same)."""
         self._interrupt = threading.Event()
         self._prefetching = threading.Event()
         self._abort_prefetch = threading.Event()
@@ -146,6 +151,19 @@ class Companion:
         self._prefetching.set()
         self.jobs.put(Job(None, state, [], 0.0))
 
+    def prepare(self, state: str, context: list[str], heard: Hearing) -> None:
+        """The player is asking something aloud: while idle, evaluate the question's prompt as far as it is known
+        (the state and recent events when they start talking; then the words heard; the whole prompt when the
+        recogniser guesses they are done), so that when the question comes only what is new is evaluated."""
+        key = (state, tuple(context), heard)
+        if self.busy or key == self._prepared:
+            return
+        self._prepared = key
+        if self._prefetching.is_set():
+            self._abort_prefetch.set()  # a state's prefix being evaluated is of no use to the question
+        self._prefetching.set()
+        self.jobs.put(Job(None, state, list(context), 0.0, heard))
+
     def set_persona(self, persona: Persona) -> None:
         """Talk as this persona from the next line on (the player changed their profile)."""
         self.persona = persona
@@ -167,14 +185,19 @@ class Companion:
         assert job.request is not None
         memories = self.memories_for(job.state)
         if job.request.question is not None:
-            asked: list[str] = []
-            if self.recall is not None:
-                start = time.perf_counter()
-                asked = self.recall.for_question(job.request.question)
-                if utt is not None:
-                    utt.memory_wait = time.perf_counter() - start
+            start = time.perf_counter()
+            asked = self._recall_for(job.request.question)
+            if utt is not None and self.recall is not None:
+                utt.memory_wait = time.perf_counter() - start
             return self.prompts.question_messages(job.state, job.request.question, job.context, memories, asked)
         return self.prompts.event_messages(job.state, [_with_notes(e) for e in job.request.events], memories)
+
+    def _recall_for(self, question: str) -> list[str]:
+        if self.recall is None:
+            return []
+        if self._recalled[0] != question:
+            self._recalled = (question, self.recall.for_question(question))
+        return self._recalled[1]
 
     def _allowed(self, text: str, shown: str, final: bool, strict: bool = False) -> tuple[str, bool]:
         """The part of a line the player may hear under their spoiler tolerance, and whether something was held
@@ -269,7 +292,10 @@ class Companion:
         while (job := self.jobs.get()) is not None:
             if job.request is None:
                 try:
-                    self._warm_prefix(job.state)
+                    if job.heard is not None:
+                        self._warm_question(job, job.heard)
+                    elif self.jobs.empty():  # a newer prefetch or a line waits: this one is stale
+                        self._warm_prefix(job.state)
                 finally:
                     self._abort_prefetch.clear()
                     self._prefetching.clear()
@@ -283,7 +309,7 @@ class Companion:
                 with contextlib.suppress(Exception):
                     self.on_error(utt, utt.error)
             finally:
-                self._prefetched = None  # generation moved the model's cache past the prefetched prefix
+                self._prefetched = self._prepared = None  # generation moved the model's cache past both
                 self._speaking_priority = None
                 self._busy.clear()
             self.finished.put(utt)
@@ -301,6 +327,23 @@ class Companion:
             self.backend.warm(messages, abort=self._abort_prefetch)
         if self._abort_prefetch.is_set():
             self._prefetched = None  # only part of it is cached: try again when idle
+        self.prefetch_log.append((start, time.perf_counter() - start))
+
+    def _warm_question(self, job: Job, heard: Hearing) -> None:
+        """Evaluate a question's prompt as far as it is known (the line's own prompt when `heard` is complete)."""
+        self._prefetched = None  # the model's cache moves on to the question
+        if self._abort_prefetch.is_set() or not self.jobs.empty():
+            return
+        start = time.perf_counter()
+        with contextlib.suppress(Exception):  # costs latency only: the question itself reports any error
+            memories = self.memories_for(job.state)
+            if heard.complete:
+                request = SpeakRequest([], start, question=heard.text)
+                messages = self.messages_for(Job(request, job.state, job.context, job.t))
+                self.backend.warm(messages, abort=self._abort_prefetch)
+            else:
+                messages = self.prompts.question_prefix_messages(job.state, heard.text, job.context, memories)
+                self.backend.warm(messages, abort=self._abort_prefetch, open_end=True)
         self.prefetch_log.append((start, time.perf_counter() - start))
 
     def stop(self, timeout: float = 30.0, close_backend: bool = True, cut: bool = False) -> None:

@@ -119,6 +119,19 @@ class PromptBuilder:
         )
         return self._messages(user)
 
+    def question_prefix_messages(
+        self, state: str, heard: str, events: list[str], memories: Sequence[str] = ()
+    ) -> list[Message]:
+        """A question's prompt up to the words heard so far (its user message stops there, open): what can be
+        evaluated while the player is still talking. Nothing that depends on the whole question (the notes it
+        recalls, the instruction after it) is in it."""
+        for words in (heard, ""):  # words too long for the question's share of the context: up to the quote
+            whole = self.question_messages(state, words + _OPEN, events, memories)
+            user = whole[-1]["content"]
+            if _OPEN in user:
+                break
+        return [*whole[:-1], {"role": "user", "content": user[: user.index(_OPEN)]}]
+
     def warmup_messages(self) -> list[Message]:
         return self.event_messages("The game is loading.", ["Nothing yet."])
 
@@ -126,6 +139,9 @@ class PromptBuilder:
         """The event prompt without its event: evaluated ahead of time so an event only adds a few tokens."""
         return self.event_messages(state, [], memories)
 
+
+_OPEN = "\ue000"
+"""Marks where a question's prompt is cut while the player is still talking (a private-use character no text has)."""
 
 _EMPTY = {"state": "", "events": [""], "memories": [""], "recalled": [""], "question": ""}
 """Template variables that leave only the template's own words, every block's heading included (to measure them)."""

@@ -19,6 +19,7 @@ from kibitz.brain.llm import make_backend
 from kibitz.core.config import DEFAULT_GAME, KibitzConfig, PersonaConfig, load_config
 from kibitz.core.errors import KibitzError
 from kibitz.core.persona import Persona, load_persona
+from kibitz.core.records import Hearing
 from kibitz.games import get_game
 from kibitz.games.base import GameAdapter
 from kibitz.outputs.sinks import Fanout, FileLog, JsonlOutput, Output, TerminalOutput
@@ -89,6 +90,7 @@ def open_voice(
     microphone: bool,
     mic_file: Path | None = None,
     speak_to: Path | None = None,
+    hearing: Callable[[Hearing], None] | None = None,
 ) -> Voice | None:
     """The session's voice, started (speakers, and the microphone unless `microphone` is False), or None when it
     cannot work here: said in one sentence, and the session goes on in text."""
@@ -96,7 +98,7 @@ def open_voice(
 
     try:
         with status.status("Loading the voice (speech recognition, voice activity, text to speech)..."):
-            voice = Voice.open(config.voice, persona, on_question=ask)
+            voice = Voice.open(config.voice, persona, on_question=ask, on_hearing=hearing)
     except KibitzError as exc:
         status.print(f"[yellow]Voice is off for this session: {exc.message}[/yellow]")
         return None
@@ -130,6 +132,7 @@ def run_session(
         persona = memory.persona
     source = make_source(config.source, game, config.seed)
     asked: queue.Queue[str] = queue.Queue()
+    hearing: queue.Queue[Hearing] = queue.Queue()
 
     def heard(text: str) -> None:
         if not jsonl:
@@ -137,7 +140,7 @@ def run_session(
         asked.put(text)
 
     voice = (
-        open_voice(config, persona, heard, status, microphone, mic_file, speak_to)
+        open_voice(config, persona, heard, status, microphone, mic_file, speak_to, hearing.put)
         if config.voice.enabled and speak
         else None
     )
@@ -163,7 +166,7 @@ def run_session(
     if not jsonl:
         output.info(f"{persona.name} is watching {title.rstrip('.')}. Type a question and press Enter; Ctrl+C to stop.")
     session = Session(config, game, companion, output, react=react, memory=memory)
-    session.questions = asked
+    session.questions, session.hearing = asked, hearing
     if voice is not None:
         _wire_voice(voice, session, output, jsonl)
     if sys.stdin is not None and not sys.stdin.closed:

@@ -99,6 +99,15 @@ class Event:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Hearing:
+    """What the player is saying aloud, as heard so far: "" when they just started talking; `complete` when it is
+    the whole question if they stop here (the recogniser's guess a moment into their silence)."""
+
+    text: str
+    complete: bool = False
+
+
 @dataclass(slots=True)
 class Utterance:
     """A line the companion says, filled in as tokens stream."""

@@ -29,7 +29,7 @@ from kibitz.core.errors import KibitzError
 from kibitz.core.events import priority
 from kibitz.core.injection import neutralise_lines
 from kibitz.core.persona import load_persona
-from kibitz.core.records import Event, Frame, Observation, Provenance, Reading, Utterance
+from kibitz.core.records import Event, Frame, Hearing, Observation, Provenance, Reading, Utterance
 from kibitz.games.base import GAMES, get_game
 from kibitz.outputs.sinks import Fanout, Output
 from kibitz.server import protocol as p
@@ -257,6 +257,8 @@ class LiveSession:
         self.frames = SharedFrames()
         self.contexts: queue.Queue[p.Context] = queue.Queue(maxsize=CONTEXT_QUEUE)
         self.questions: queue.Queue[str] = queue.Queue()
+        self.hearing: queue.Queue[Hearing] = queue.Queue()
+        """What the player is saying aloud before their question is final (the voice's guesses)."""
         self.ratings: queue.Queue[tuple[str, int]] = queue.Queue()
         """Questions and ratings, kept from the first message on (the session may still be loading)."""
         self.output = WebOutput(self)
@@ -413,6 +415,7 @@ class LiveSession:
                     self.voice.attach(companion)
             self.session = Session(self.config, self.game, companion, output, memory=memory)
             self.session.questions, self.session.ratings = self.questions, self.ratings
+            self.session.hearing = self.hearing
             self.ready.set()
             if self.game is not None:
                 from kibitz.sources import make_source
@@ -461,6 +464,7 @@ class LiveSession:
                 persona,
                 on_question=self._heard,
                 on_partial=self._partial,
+                on_hearing=self._hearing,
                 transcriber=self.services.transcriber().with_language(None if language == "auto" else language),
             )
             voice.on_cut = self._hush
@@ -475,6 +479,10 @@ class LiveSession:
     def _heard(self, text: str) -> None:
         self.send(p.HeardOut(session=self.id, text=text, final=True).model_dump(), overlays=False)
         self.ask(text)
+
+    def _hearing(self, hearing: Hearing) -> None:
+        self.hearing.put(hearing)
+        self.frames.wake()  # the question's prompt is evaluated while the player talks
 
     def _partial(self, transcript: Transcript) -> None:
         self.send(p.HeardOut(session=self.id, text=transcript.text, final=False).model_dump(), overlays=False)

@@ -9,7 +9,9 @@ Per block of microphone audio (any thread hands it to `hear`; one worker does th
 3. the start of speech while the companion talks is a barge-in: `on_barge_in` runs at once (playback stops);
 4. recognition (Whisper) runs on another thread, so hearing never waits for it: partial transcripts every second
    while the player talks, the final one when they stop. Recognition of the final segment starts speculatively
-   after a short silence and is kept if the player did not go on;
+   after a short silence and is kept if the player did not go on. `on_hearing` learns each step before the
+   question is final (they started talking, the words so far, the guess at the whole question), so the companion
+   evaluates the answer's prompt while they talk;
 5. a final transcript that is empty, Whisper's noise, or the companion's own recent words is dropped; anything
    else goes to `on_question`.
 
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kibitz.core.records import Hearing
 from kibitz.voice.asr import Transcriber, _bare, is_hallucination
 from kibitz.voice.echo import EchoCanceller
 from kibitz.voice.playback import Mixer
@@ -88,7 +91,11 @@ class Ear:
         on_partial: Callable[[Transcript], None] | None = None,
         recent_lines: Callable[[], list[str]] = list,
         push_to_talk: bool = False,
+        on_hearing: Callable[[Hearing], None] | None = None,
     ) -> None:
+        """`on_hearing` (called on the ears' threads) learns what the player is saying before their question is
+        final: that they started talking, then the recogniser's guess at the whole question a moment into their
+        silence, so the companion can start on its prompt."""
         self.segmenter = segmenter
         self.transcriber = transcriber
         self.on_question = on_question
@@ -99,6 +106,7 @@ class Ear:
         self.on_partial = on_partial
         self.recent_lines = recent_lines
         self.push_to_talk = push_to_talk
+        self.on_hearing = on_hearing
         self._talk = not push_to_talk
         self._released = False
         self._audio: queue.Queue[AudioChunk | None] = queue.Queue()
@@ -177,6 +185,8 @@ class Ear:
         self.segmenter.gate = ECHO_GATE if speaking or self._echoing else 0.0
         for item in self.segmenter.feed(AudioChunk(samples, chunk.t, chunk.rate), quiet=quiet):
             if isinstance(item, SpeechStarted):
+                if self.on_hearing is not None:
+                    self.on_hearing(Hearing(""))  # a question may be coming
                 if self.speaking():
                     self.barge_ins.append((item, time.perf_counter()))
                     if self.on_barge_in is not None:
@@ -244,12 +254,18 @@ class Ear:
             waiting = list(self._asr.queue)
             if any(job is not None and job[0].start == segment.start and job[0].end != segment.end for job in waiting):
                 return  # the player went on: a later look at this speech is already waiting, this one is stale
-            self._early[key] = self.transcriber.transcribe(segment)
+            self._early[key] = early = self.transcriber.transcribe(segment)
+            text = self._question(early.text, lambda dropped: None)
+            if text and self.on_hearing is not None:
+                self.on_hearing(Hearing(text, complete=True))  # the whole question, if they stop here
             return
         if not segment.final:
             if self._asr.qsize():
                 return  # behind: skip this partial, the next one (or the final) supersedes it
             partial = self.transcriber.transcribe(segment)
+            so_far = self._question(partial.text, lambda dropped: None)
+            if so_far and self.on_hearing is not None:
+                self.on_hearing(Hearing(so_far))
             if partial.text and self.on_partial is not None:
                 self.on_partial(
                     Transcript(
@@ -266,22 +282,29 @@ class Ear:
         transcript = self._early.pop(key, None) or self.transcriber.transcribe(segment)
         self._early = {k: v for k, v in self._early.items() if k[1] != segment.start}
         transcript.final = True
-        text = transcript.text.strip()
-        if not text:
-            self.dropped.append(("", "no speech (noise, music or Whisper's silence)"))
+        text = self._question(transcript.text, self.dropped.append)
+        if text is None:
             return
-        if self._is_own_echo(text):
-            self.dropped.append((text, "the companion's own voice"))
-            return
-        own, text = self._strip_own_words(text)
-        if own:
-            self.dropped.append((own, "the companion's own voice before the question"))
-            if len(text.split()) < 2 or is_hallucination(text):
-                self.dropped.append((text, "what is left after the companion's own words is not a question"))
-                return
-            transcript.text = text
+        transcript.text = text
         offset = self._wall_offset or 0.0
         self.on_question(Heard(transcript, segment.end + offset, time.perf_counter()))
+
+    def _question(self, text: str, drop: Callable[[tuple[str, str]], None]) -> str | None:
+        """What the player asked in a transcript (None when nothing: `drop` gets what was left out, and why)."""
+        text = text.strip()
+        if not text:
+            drop(("", "no speech (noise, music or Whisper's silence)"))
+            return None
+        if self._is_own_echo(text):
+            drop((text, "the companion's own voice"))
+            return None
+        own, rest = self._strip_own_words(text)
+        if own:
+            drop((own, "the companion's own voice before the question"))
+            if len(rest.split()) < 2 or is_hallucination(rest):
+                drop((rest, "what is left after the companion's own words is not a question"))
+                return None
+        return rest
 
     def _strip_own_words(self, text: str) -> tuple[str, str]:
         """A question heard together with the end of the companion's own line ("...save them for later. How many

@@ -1,6 +1,6 @@
 """Voice for a session: builds the ears and the voice from configuration and wires them to the companion.
 
-    voice = Voice.open(config.voice, persona, on_question=session.questions.put, ...)
+    voice = Voice.open(config.voice, persona, on_question=session.questions.put, on_hearing=session.hearing.put)
     output = Fanout([voice.output, ...])        # the companion's lines are spoken
     voice.attach(companion)                     # the player talking over it cuts the line
     voice.start(microphone=True, speakers=True)  # or feed audio with voice.ear.hear(...) (files, the web app)
@@ -23,7 +23,7 @@ import numpy as np
 
 from kibitz.core.config import VoiceConfig
 from kibitz.core.persona import Persona
-from kibitz.core.records import Utterance
+from kibitz.core.records import Hearing, Utterance
 from kibitz.voice.asr import Transcriber
 from kibitz.voice.audio import AudioError
 from kibitz.voice.echo import make_echo_canceller
@@ -88,8 +88,11 @@ class Voice:
         on_question: Callable[[str], None],
         on_partial: Callable[[Transcript], None] | None = None,
         transcriber: Transcriber | None = None,
+        on_hearing: Callable[[Hearing], None] | None = None,
     ) -> Voice:
-        """Load the voice, the VAD and the recogniser (a few seconds the first time)."""
+        """Load the voice, the VAD and the recogniser (a few seconds the first time). `on_hearing` learns what the
+        player is saying before their question is final (a session's `hearing` queue: the answer's prompt is
+        evaluated meanwhile)."""
         spec = voice_for(config.voice or persona.voice.name, persona.language)
         engine = load_voice(spec)
         language = config.language or persona.language
@@ -118,6 +121,7 @@ class Voice:
             on_partial=on_partial,
             recent_lines=lambda: holder["voice"].recent_lines(),
             push_to_talk=config.push_to_talk,
+            on_hearing=on_hearing,
         )
         voice = cls(spec, output, ear, mixer, config)
         holder["voice"] = voice

@@ -29,12 +29,14 @@ class LLMBackend(ABC):
     ) -> Iterator[str]:
         """Yield the reply's text pieces as they are generated."""
 
-    def warm(self, messages: list[Message], abort: threading.Event | None = None) -> None:
+    def warm(self, messages: list[Message], abort: threading.Event | None = None, open_end: bool = False) -> None:
         """Pre-process a prompt prefix so a later request that starts with it is fast.
 
         The default is a one-token request: it also checks the backend answers at all (a server with prefix
         caching, such as vLLM, SGLang or llama.cpp server, keeps the prompt). Backends that can stop part-way
-        override this, check `abort`, and return early when it is set.
+        override this, check `abort`, and return early when it is set. `open_end`: the last message is still
+        being written (a question the player is asking); a backend that can evaluates the prompt only up to its
+        last word, not the template's end of the turn.
         """
         for _ in self.stream(messages, max_tokens=1, temperature=0.0):
             pass

@@ -24,6 +24,10 @@ PREFETCH_CHUNK = 16
 """Tokens evaluated between two checks for an incoming event during a prefetch."""
 
 
+_END = "\ue001"
+"""Marks the end of an open last message in the formatted prompt (a private-use character no text has)."""
+
+
 class LlamaCppBackend(LLMBackend):
     name = "llamacpp"
 
@@ -121,7 +125,7 @@ class LlamaCppBackend(LLMBackend):
                 if piece:
                     yield piece
 
-    def warm(self, messages: list[Message], abort: threading.Event | None = None) -> None:
+    def warm(self, messages: list[Message], abort: threading.Event | None = None, open_end: bool = False) -> None:
         """Evaluate the chat prompt into the KV cache in small chunks, stopping between chunks on `abort`.
 
         The prompt is formatted and tokenised exactly as create_chat_completion does (same template, same
@@ -129,9 +133,14 @@ class LlamaCppBackend(LLMBackend):
         mid-prefetch from waiting for the whole prefix (0.3-1.3 s with one thread) to be evaluated.
         """
         if self._formatter is None:  # a model file without a chat template: warm the plain way
-            super().warm(messages, abort)
+            super().warm(messages, abort, open_end)
             return
-        prompt = self._formatter(messages=messages).prompt
+        if open_end:  # up to the last message's last word: the template's end of the turn is not known yet
+            marked = [*messages[:-1], {"role": messages[-1]["role"], "content": messages[-1]["content"] + _END}]
+            prompt = self._formatter(messages=marked).prompt
+            prompt = prompt[: prompt.index(_END)] if _END in prompt else prompt
+        else:
+            prompt = self._formatter(messages=messages).prompt
         tokens = self.llm.tokenize(prompt.encode("utf-8"), special=True)
         with self._lock:
             cached = 0

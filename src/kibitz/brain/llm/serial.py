@@ -65,11 +65,11 @@ class SerialBackend(LLMBackend):
         finally:
             shared.lock.release()
 
-    def warm(self, messages: list[Message], abort: threading.Event | None = None) -> None:
+    def warm(self, messages: list[Message], abort: threading.Event | None = None, open_end: bool = False) -> None:
         if not self.shared.lock.acquire(blocking=False):
             return  # busy with another session's line: a prefetch is only worth it when the model is free
         try:
-            self.shared.backend.warm(messages, abort)
+            self.shared.backend.warm(messages, abort, open_end)
         finally:
             self.shared.lock.release()
 
