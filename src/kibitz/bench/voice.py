@@ -60,7 +60,6 @@ LINE = (
 """The companion's long fixed line in the barge-in part (about 12 s spoken)."""
 
 
-
 def _noop(part: str, done: int, total: int) -> None:
     return None
 
@@ -533,6 +532,9 @@ class Asked:
     """The answer's synthesis seconds per second of audio."""
     extra_questions: int = 0
     """Other transcripts handed on meanwhile (the companion's own echo taken for the player)."""
+    prompt_new: int | None = None
+    """Prompt tokens the answer still had to evaluate when the question was handed (the rest was evaluated while
+    the player asked it)."""
 
 
 @dataclass(slots=True)
@@ -563,6 +565,7 @@ class LatencyResult:
             "median_handed_s": _median([a.handed_s for a in self.asked]),
             "median_first_token_s": _median([a.first_token_s for a in self.asked]),
             "median_tts_rtf": _median([a.tts_rtf for a in self.asked]),
+            "median_prompt_new": _median([None if a.prompt_new is None else float(a.prompt_new) for a in self.asked]),
         }
 
 
@@ -577,13 +580,13 @@ def _median(values: list[float | None]) -> float | None:
     return percentile(have, 50) if have else None
 
 
-def open_companion(model: str, voice: Any, max_tokens: int | None = None, threads: int | None = None) -> Any:
+def open_companion(model: str, voice: Any, max_tokens: int | None = None, llm: Overrides | None = None) -> Any:
     """A real Companion on `model` whose lines go to the voice (and which a barge-in cuts)."""
     from kibitz.brain.companion import Companion
     from kibitz.brain.llm import make_backend
     from kibitz.core.persona import load_persona
 
-    config = _config(model, threads)
+    config = _config(model, llm)
     companion = Companion(
         make_backend(config.llm),
         load_persona("buddy"),
@@ -598,13 +601,14 @@ def open_companion(model: str, voice: Any, max_tokens: int | None = None, thread
     return companion
 
 
-def _config(model: str, threads: int | None) -> Any:
+Overrides = dict[str, Any]
+"""Configuration overrides for the companion's model ("llm.n_threads": 2, "llm.n_threads_batch": 2)."""
+
+
+def _config(model: str, llm: Overrides | None) -> Any:
     from kibitz.core.config import load_config
 
-    overrides: dict[str, Any] = {"llm.model": model, "game": GAME}
-    if threads:
-        overrides["llm.n_threads"] = threads
-    return load_config(None, overrides)
+    return load_config(None, {"llm.model": model, "game": GAME, **(llm or {})})
 
 
 GAME = "smb"
@@ -616,7 +620,7 @@ class LiveSession:
     built-in player plays), its questions and what it hears coming from the voice, its lines spoken by it."""
 
     def __init__(
-        self, model: str, voice: Any, inputs: tuple[Any, Any], max_tokens: int | None, threads: int | None, seed: int
+        self, model: str, voice: Any, inputs: tuple[Any, Any], max_tokens: int | None, llm: Overrides | None, seed: int
     ) -> None:
         """`inputs`: the queues the voice puts the questions and what it hears in."""
         import itertools
@@ -626,10 +630,10 @@ class LiveSession:
         from kibitz.session import Session
         from kibitz.sources import make_source
 
-        config = _config(model, threads)
+        config = _config(model, llm)
         self.game = get_game(GAME)
         self.game.check_installed()
-        self.companion = open_companion(model, voice, max_tokens, threads)
+        self.companion = open_companion(model, voice, max_tokens, llm)
         self.session = Session(config, self.game, self.companion, voice.output, react=False)
         self.session.questions, self.session.hearing = inputs
         self.source = make_source(SourceConfig(kind="emulator", realtime=True), self.game, seed)
@@ -668,7 +672,7 @@ def latency_part(
     questions: int,
     seed: int = 0,
     max_tokens: int | None = None,
-    threads: int | None = None,
+    llm: Overrides | None = None,
     progress: Progress = _noop,
 ) -> LatencyResult:
     """Spoken questions (eSpeak NG, another voice than the companion's) into `kibitz watch --game smb --voice`'s
@@ -687,7 +691,7 @@ def latency_part(
     asked: list[Asked] = []
     live: LiveSession | None = None
     try:
-        live = LiveSession(model, voice, (asked_q, hearing_q), max_tokens, threads, seed)
+        live = LiveSession(model, voice, (asked_q, hearing_q), max_tokens, llm, seed)
         hear = voice.ear.hear
         _wait(lambda: False, stream, hear, 1.0)  # the VAD and the echo canceller settle
 
@@ -732,6 +736,7 @@ def latency_part(
                     answer=utt.text if utt else None,
                     tts_rtf=sum(s for s, _ in tts) / tts_audio if tts_audio else None,
                     extra_questions=len(voice.heard) - heard_before - (1 if heard else 0),
+                    prompt_new=utt.prompt_new if utt else None,
                 )
             )
             progress("latency", qi + 1, len(chosen))
@@ -902,7 +907,7 @@ class RamResult:
         return {"model": self.model, "rss": self.rss.to_json(), "peak": self.peak.to_json(), "measured": self.measured}
 
 
-def ram_part(model: str, latency: LatencyResult | None = None, threads: int | None = None) -> RamResult:
+def ram_part(model: str, latency: LatencyResult | None = None, llm: Overrides | None = None) -> RamResult:
     """Resident memory with everything loaded: taken at the end of the latency run, else on a freshly opened stack
     (a voice, Whisper, the VAD and the companion's model, warmed with one prompt)."""
     if latency is not None and latency.memory:
@@ -911,7 +916,7 @@ def ram_part(model: str, latency: LatencyResult | None = None, threads: int | No
         stream = Stream(echo=False)
         voice = open_voice(stream, lambda text: None)
         try:
-            companion = open_companion(model, voice, threads=threads)
+            companion = open_companion(model, voice, llm=llm)
             voice.output.engine.synthesize("Loading the voice.")
             memory = memory_now()
             companion.stop(timeout=10.0, cut=True)
@@ -951,6 +956,8 @@ class VoiceBench:
     seed: int
     sizes: Sizes
     environment: dict[str, Any]
+    llm: Overrides = field(default_factory=dict)
+    """The model's settings changed from the defaults (threads)."""
     wer: list[WerSet] | None = None
     latency: LatencyResult | None = None
     bargein: BargeInResult | None = None
@@ -965,6 +972,7 @@ class VoiceBench:
             "seed": self.seed,
             "sizes": asdict(self.sizes),
             "environment": self.environment,
+            "llm": self.llm,
             "seconds": self.seconds,
             "targets": TARGETS,
             "wer": [w.to_json() for w in self.wer] if self.wer is not None else None,
@@ -1040,7 +1048,7 @@ def run_voice_bench(
     seed: int = 0,
     out: Path | None = None,
     max_tokens: int | None = None,
-    threads: int | None = None,
+    llm: Overrides | None = None,
     progress: Progress = _noop,
 ) -> tuple[VoiceBench, Path | None]:
     """Run the chosen parts (latency and RAM first, in a fresh process, so memory is the live stack's) and write
@@ -1050,7 +1058,7 @@ def run_voice_bench(
         from kibitz.core.errors import ConfigError
 
         raise ConfigError(f"Unknown part(s) {', '.join(sorted(unknown))}; parts: {', '.join(PARTS)}.")
-    bench = VoiceBench(list(parts), model, seed, sizes, environment())
+    bench = VoiceBench(list(parts), model, seed, sizes, environment(), dict(llm or {}))
 
     def timed(name: str, fn: Callable[[], Any]) -> Any:
         start = time.perf_counter()
@@ -1059,11 +1067,9 @@ def run_voice_bench(
         return result
 
     if "latency" in parts:
-        bench.latency = timed(
-            "latency", lambda: latency_part(model, sizes.questions, seed, max_tokens, threads, progress)
-        )
+        bench.latency = timed("latency", lambda: latency_part(model, sizes.questions, seed, max_tokens, llm, progress))
     if "ram" in parts:
-        bench.ram = timed("ram", lambda: ram_part(model, bench.latency, threads))
+        bench.ram = timed("ram", lambda: ram_part(model, bench.latency, llm))
     if "bargein" in parts:
         bench.bargein = timed(
             "bargein", lambda: bargein_part(sizes.trials, sizes.echo_trials, sizes.game_trials, seed, progress)

@@ -239,6 +239,8 @@ class Companion:
                 if self._interrupt.is_set():
                     utt.interrupted = True
                     break
+                if not raw:
+                    utt.prompt_new = self.backend.prompt_new
                 raw += piece
                 cleaned = clean_line(raw, self.persona.name, sentences, words)
                 if self.spoiler_limit < SOLUTION:

@@ -1123,6 +1123,10 @@ def voice_cmd(
     trials: Annotated[int, typer.Option(help="Barge-in trials (the player talks over the line).", min=1)] = 20,
     seed: Annotated[int, typer.Option(help="Seed for the barge-in moments, the noise and the game music.")] = 0,
     threads: Annotated[int | None, typer.Option(help="The model's threads (default: the config's, 1).")] = None,
+    prompt_threads: Annotated[
+        int | None,
+        typer.Option(help="Threads for evaluating prompts (llm.n_threads_batch; default: the model's threads)."),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Results folder (default $KIBITZ_HOME/bench/voice-<timestamp>); results.json goes there."),
@@ -1157,7 +1161,9 @@ def voice_cmd(
                 tasks[name] = progress.add_task(name, total=total)
             progress.update(tasks[name], completed=done)
 
-        bench, path = run_voice_bench(chosen, model, sizes, seed, folder, threads=threads, progress=step)
+        llm = {"llm.n_threads": threads, "llm.n_threads_batch": prompt_threads}
+        llm = {k: v for k, v in llm.items() if v}
+        bench, path = run_voice_bench(chosen, model, sizes, seed, folder, llm=llm, progress=step)
     table = Table("figure", "value", "95 % interval", "n", "target", "met", title=f"kibitz voice — {model}")
     for name, fig in bench.rows():
         met = fig.met
@@ -1175,7 +1181,8 @@ def voice_cmd(
         console.print(
             f"latency breakdown (medians): ASR {_fmt(lat['median_asr_s'])} s · question end → handed on "
             f"{_fmt(lat['median_handed_s'])} s · first token {_fmt(lat['median_first_token_s'])} s · TTS real-time "
-            f"factor {_fmt(lat['median_tts_rtf'])} · answered {lat['answered']}/{len(bench.latency.asked)}"
+            f"factor {_fmt(lat['median_tts_rtf'])} · prompt tokens left to evaluate when handed "
+            f"{_fmt(lat['median_prompt_new'])} · answered {lat['answered']}/{len(bench.latency.asked)}"
             f" · the answers' echo heard as questions {lat['extra_questions']}, as barge-ins {lat['barge_ins']}"
         )
     if bench.ram is not None:

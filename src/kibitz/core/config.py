@@ -47,6 +47,9 @@ class LLMConfig(Section):
     temperature: float = Field(0.7, ge=0, le=2)
     n_threads: int = Field(1, ge=1)
     """Threads for the embedded model; one by default so the game keeps its CPU."""
+    n_threads_batch: int | None = Field(None, ge=1)
+    """Threads for evaluating prompts (bursts of a fraction of a second before a line); n_threads when unset. Two
+    answer a spoken question sooner (docs/voice.md) at the cost of a core taken from the game meanwhile."""
     n_ctx: int = Field(2048, ge=256)
     """Tokens a prompt and its reply must fit in: the embedded model's context; for a server, its context length
     (every prompt's parts are cut to their share of it)."""

@@ -135,6 +135,9 @@ class Utterance:
     """Seconds a question's line waited for the memories that may answer it (part of first_token_latency)."""
     error: str = ""
     """Why the line failed (the backend raised); the session goes on with the next one."""
+    prompt_new: int | None = None
+    """Prompt tokens the model still had to evaluate for this line (the rest was cached: the prefix prefetched, or a
+    question's prompt evaluated while the player asked it); None where the backend does not say."""
 
     def to_json(self) -> dict[str, Any]:
         return {

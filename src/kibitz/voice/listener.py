@@ -55,7 +55,7 @@ ECHO_CORRELATION = 0.6
 as the echo brings it to about 0.7 (1/√2) and lower; louder, lower still)."""
 ECHO_MEMORY_BLOCKS = 20
 """Blocks of playback (of 20 ms) whose loudest one sets the echo to expect: 400 ms of room and delay."""
-SPECULATE_AFTER_S = 0.16
+SPECULATE_AFTER_S = 0.1
 """Start recognising a question this long into the silence after it (the hangover ends it later)."""
 ECHO_GATE = 0.3
 """Added to the VAD threshold while the companion is speaking."""
@@ -191,7 +191,7 @@ class Ear:
                     self.barge_ins.append((item, time.perf_counter()))
                     if self.on_barge_in is not None:
                         self.on_barge_in(item)
-            elif item.final or self.on_partial is not None:
+            elif item.final or self.on_partial is not None or self.on_hearing is not None:
                 self._asr.put((item, time.perf_counter()))
         if self._released:  # push-to-talk let go: the question ends now
             self._released = False

@@ -22,6 +22,8 @@ class LLMBackend(ABC):
     """It serves several sessions at once (a model server); otherwise sessions share it one line at a time."""
     context_window: int = 2048
     """Tokens a prompt and its reply may take together (the embedded model's n_ctx; for a server, llm.n_ctx)."""
+    prompt_new: int | None = None
+    """Prompt tokens the last `stream` had to evaluate, the cached prefix left out (None: the backend cannot say)."""
 
     @abstractmethod
     def stream(

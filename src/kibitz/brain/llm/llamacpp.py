@@ -31,7 +31,9 @@ _END = "\ue001"
 class LlamaCppBackend(LLMBackend):
     name = "llamacpp"
 
-    def __init__(self, model: str, n_ctx: int = 2048, n_threads: int = 1, seed: int = 0) -> None:
+    def __init__(
+        self, model: str, n_ctx: int = 2048, n_threads: int = 1, seed: int = 0, n_threads_batch: int | None = None
+    ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             from llama_cpp import Llama
@@ -52,7 +54,7 @@ class LlamaCppBackend(LLMBackend):
                     model_path=str(path),
                     n_ctx=n_ctx,
                     n_threads=n_threads,
-                    n_threads_batch=n_threads,
+                    n_threads_batch=n_threads_batch or n_threads,
                     seed=seed,
                     verbose=False,
                 )
@@ -81,7 +83,13 @@ class LlamaCppBackend(LLMBackend):
 
     @classmethod
     def from_config(cls, config: LLMConfig) -> LlamaCppBackend:
-        return cls(config.model, n_ctx=config.n_ctx, n_threads=config.n_threads, seed=config.seed)
+        return cls(
+            config.model,
+            n_ctx=config.n_ctx,
+            n_threads=config.n_threads,
+            seed=config.seed,
+            n_threads_batch=config.n_threads_batch,
+        )
 
     @property
     def label(self) -> str:
@@ -111,6 +119,10 @@ class LlamaCppBackend(LLMBackend):
         self, messages: list[Message], max_tokens: int, temperature: float, stop: list[str] | None = None
     ) -> Iterator[str]:
         with self._lock:
+            if self._formatter is not None:
+                prompt = self._formatter(messages=messages).prompt
+                tokens = self.llm.tokenize(prompt.encode("utf-8"), special=True)
+                self.prompt_new = len(tokens) - _common(self.llm._input_ids[: self.llm.n_tokens], tokens)
             chunks = self.llm.create_chat_completion(
                 messages=messages,
                 max_tokens=max_tokens,
@@ -143,11 +155,7 @@ class LlamaCppBackend(LLMBackend):
             prompt = self._formatter(messages=messages).prompt
         tokens = self.llm.tokenize(prompt.encode("utf-8"), special=True)
         with self._lock:
-            cached = 0
-            for have, want in zip(self.llm._input_ids, tokens, strict=False):
-                if have != want:
-                    break
-                cached += 1
+            cached = _common(self.llm._input_ids[: self.llm.n_tokens], tokens)
             self.llm.n_tokens = cached  # eval() drops the KV cache past this point before decoding
             for start in range(cached, len(tokens), PREFETCH_CHUNK):
                 if abort is not None and abort.is_set():
@@ -157,3 +165,13 @@ class LlamaCppBackend(LLMBackend):
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.llm.close()
+
+
+def _common(have: Any, want: list[int]) -> int:
+    """How many tokens two token sequences share from the start."""
+    n = 0
+    for a, b in zip(have, want, strict=False):
+        if a != b:
+            break
+        n += 1
+    return n

@@ -73,6 +73,10 @@ class SerialBackend(LLMBackend):
         finally:
             self.shared.lock.release()
 
+    @property
+    def prompt_new(self) -> int | None:  # type: ignore[override]
+        return self.shared.backend.prompt_new
+
     def count_tokens(self, text: str) -> int:
         return self.shared.backend.count_tokens(text)
 
