@@ -793,6 +793,8 @@ class BargeInResult:
     """Echo-only trials with a barge-in (share)."""
     echo_false_questions: Figure
     game_false_questions: Figure
+    game_false_barge_ins: Figure
+    """Trials with game music in the microphone while the companion speaks (and its echo) that stopped it (share)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -803,6 +805,7 @@ class BargeInResult:
             "echo_false_barge_ins": self.echo_false_barge_ins.to_json(),
             "echo_false_questions": self.echo_false_questions.to_json(),
             "game_false_questions": self.game_false_questions.to_json(),
+            "game_false_barge_ins": self.game_false_barge_ins.to_json(),
             "trials": [asdict(t) for t in self.trials],
         }
 
@@ -818,11 +821,11 @@ def bargein_part(
     stream = Stream(echo=True, seed=seed)
     voice = open_voice(stream, questions.append)
     out: list[Trial] = []
-    total = trials + echo_trials + game_trials
+    total = trials + echo_trials + 2 * game_trials
     try:
         hear = voice.ear.hear
         _wait(lambda: False, stream, hear, 1.0)
-        plan = ["bargein"] * trials + ["echo"] * echo_trials + ["game"] * game_trials
+        plan = ["bargein"] * trials + ["echo"] * echo_trials + ["game"] * game_trials + ["game+echo"] * game_trials
         for ti, kind in enumerate(plan):
             b0, c0, q0 = len(voice.ear.barge_ins), len(voice.cuts), len(questions)
             text: str | None = None
@@ -837,7 +840,10 @@ def bargein_part(
                 utt = say(voice, LINE)
                 _wait(_has(voice.output.first_audio, id(utt)), stream, hear, 20.0)
                 first = voice.output.first_audio.get(id(utt), time.perf_counter())
-                if kind == "bargein":
+                if kind == "game+echo":  # the game's music goes on while the companion talks
+                    stream.feed_audio(hear, chiptune(6.0, seed + ti))
+                    _wait(lambda: not voice.output.speaking, stream, hear, 30.0)
+                elif kind == "bargein":
                     text = rng.choice(said)
                     at = rng.uniform(1.5, 4.0)
                     _wait(_passed(first + at), stream, hear, 10.0)
@@ -879,6 +885,7 @@ def bargein_part(
     barge = [t for t in out if t.kind == "bargein"]
     echo = [t for t in out if t.kind == "echo"]
     game = [t for t in out if t.kind == "game"]
+    game_echo = [t for t in out if t.kind == "game+echo"]
     stops = [t.stop_s for t in barge if t.stop_s is not None]
     return BargeInResult(
         trials=out,
@@ -889,6 +896,7 @@ def bargein_part(
         echo_false_barge_ins=proportion_figure(sum(t.barge_ins > 0 or t.cuts > 0 for t in echo), len(echo)),
         echo_false_questions=proportion_figure(sum(bool(t.questions) for t in echo), len(echo)),
         game_false_questions=proportion_figure(sum(bool(t.questions) for t in game), len(game)),
+        game_false_barge_ins=proportion_figure(sum(t.barge_ins > 0 or t.cuts > 0 for t in game_echo), len(game_echo)),
     )
 
 
@@ -940,8 +948,8 @@ class Sizes:
     ja: int = 30
     questions: int = 20
     trials: int = 20
-    echo_trials: int = 5
-    game_trials: int = 5
+    echo_trials: int = 10
+    game_trials: int = 10
     tts_sentences: int = 8
 
     @classmethod
@@ -1004,6 +1012,7 @@ class VoiceBench:
                 ("echo only: false barge-ins", b.echo_false_barge_ins),
                 ("echo only: false questions", b.echo_false_questions),
                 ("game sound only: false questions", b.game_false_questions),
+                ("game sound while it speaks: false barge-ins", b.game_false_barge_ins),
             ]
         if self.rtf:
             rows.append(("ASR real-time factor (1 thread)", self.rtf.asr))

@@ -99,7 +99,10 @@ VADS.register("energy", EnergyVad, "a loudness gate over the noise floor (no mod
 class SegmenterSettings:
     threshold: float = 0.5
     onset_ms: int = 96
-    """Speech this long (3 frames) makes a start: the barge-in signal."""
+    """Speech this long (3 frames) makes a start."""
+    barge_onset_ms: int = 64
+    """While the companion speaks (the echo gate is up), speech this long (2 frames) makes a start: the barge-in
+    signal, which must stop playback within 200 ms (the gate's higher threshold keeps its own echo out)."""
     hangover_ms: int = 480
     """Silence this long ends the question."""
     preroll_ms: int = 320
@@ -159,7 +162,8 @@ class Segmenter:
         if not self._talking:
             self._pre.append(frame)
             self._voiced_run = self._voiced_run + 1 if voiced else 0
-            if self._voiced_run * frame_ms >= self.s.onset_ms:
+            onset = self.s.barge_onset_ms if self.gate > 0 else self.s.onset_ms
+            if self._voiced_run * frame_ms >= onset:
                 self._talking = True
                 self._start = end - self._voiced_run * FRAME / RATE
                 self._speech = list(self._pre)
