@@ -53,6 +53,7 @@ def test_the_voice_bench_at_smoke_size(tmp_path: Path, smollm2_path: Path) -> No
     for asked in lat.asked:
         assert asked.latency_s is not None and 0 < asked.latency_s < 15
         assert asked.asr_s and asked.first_token_s is not None and asked.tts_rtf and asked.heard
+        assert asked.prompt_new is not None and asked.prompt_new >= 0  # the embedded model says what was left
     assert lat.p50.n == 2 and lat.p50.value is not None
 
     # Barge-in: playback stops in every trial, the line is cut to a prefix; game music is never a question.
@@ -67,6 +68,7 @@ def test_the_voice_bench_at_smoke_size(tmp_path: Path, smollm2_path: Path) -> No
     game = [t for t in b.trials if t.kind == "game"]
     assert len(game) == 1 and not any(t.questions for t in game), game
     assert b.game_false_questions.value == 0.0
+    assert b.game_false_barge_ins.n == 1 and [t.kind for t in b.trials].count("game+echo") == 1
 
     # Real-time factors and memory.
     rtf = bench.rtf

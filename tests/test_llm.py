@@ -301,3 +301,16 @@ def test_a_question_asked_aloud_is_answered_about_the_game_as_it_was_when_the_pl
             assert "underwater" in user_texts()[-1] and "and now?" in user_texts()[-1]
         finally:
             companion.stop()
+
+
+def test_prompt_threads_are_the_model_threads_unless_set(smollm2_path: Path) -> None:
+    from kibitz.core.config import LLMConfig
+
+    default = LlamaCppBackend.from_config(LLMConfig(model=str(smollm2_path), n_ctx=512))
+    two = LlamaCppBackend.from_config(LLMConfig(model=str(smollm2_path), n_ctx=512, n_threads_batch=2))
+    try:
+        assert (default.llm.n_threads, default.llm.n_threads_batch) == (1, 1)
+        assert (two.llm.n_threads, two.llm.n_threads_batch) == (1, 2)
+    finally:
+        default.close()
+        two.close()
