@@ -257,8 +257,10 @@ def test_barge_in_stops_playback_fast_and_cuts_the_record() -> None:
     cut = voice.cuts[0]
     assert cut.heard and LINE.startswith(cut.heard) and len(cut.heard) < len(LINE) // 2
     assert utt.text == cut.heard and cut.unsaid.endswith("You can do it!")
-    # The question itself reaches the companion (eSpeak's robotic voice is heard with ~17 % of words wrong).
-    assert len(questions) == 1 and "get past" in questions[0].lower(), questions
+    # The question itself reaches the companion (eSpeak's robotic voice is heard with ~17 % of words wrong: CI once
+    # heard "get past that pipe" as "get best net pipe"; how well it is understood is the bench's figure).
+    heard = questions[0].lower() if len(questions) == 1 else ""
+    assert "how do i get" in heard and "pipe" in heard, questions
 
 
 def test_its_own_voice_coming_back_is_not_the_player() -> None:

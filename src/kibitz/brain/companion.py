@@ -160,7 +160,7 @@ class Companion:
             return
         self._prepared = key
         if self._prefetching.is_set():
-            self._abort_prefetch.set()  # a state's prefix being evaluated is of no use to the question
+            self._abort_prefetch.set()  # superseded: what it shares with this prompt stays cached
         self._prefetching.set()
         self.jobs.put(Job(None, state, list(context), 0.0, heard))
 
@@ -338,12 +338,12 @@ class Companion:
             return
         start = time.perf_counter()
         with contextlib.suppress(Exception):  # costs latency only: the question itself reports any error
-            memories = self.memories_for(job.state)
             if heard.complete:
                 request = SpeakRequest([], start, question=heard.text)
                 messages = self.messages_for(Job(request, job.state, job.context, job.t))
                 self.backend.warm(messages, abort=self._abort_prefetch)
             else:
+                memories = self.memories_for(job.state)
                 messages = self.prompts.question_prefix_messages(job.state, heard.text, job.context, memories)
                 self.backend.warm(messages, abort=self._abort_prefetch, open_end=True)
         self.prefetch_log.append((start, time.perf_counter() - start))

@@ -94,8 +94,8 @@ class Ear:
         on_hearing: Callable[[Hearing], None] | None = None,
     ) -> None:
         """`on_hearing` (called on the ears' threads) learns what the player is saying before their question is
-        final: that they started talking, then the recogniser's guess at the whole question a moment into their
-        silence, so the companion can start on its prompt."""
+        final: that they started talking, the words so far (every partial transcript), then the recogniser's guess
+        at the whole question a moment into their silence, so the companion can start on its prompt."""
         self.segmenter = segmenter
         self.transcriber = transcriber
         self.on_question = on_question
