@@ -615,7 +615,7 @@ GAME = "smb"
 """The game played while the questions are asked: the one `kibitz watch` plays by default."""
 
 
-class LiveSession:
+class WatchSession:
     """`kibitz watch --game smb --voice` without the terminal: the real Session on the emulator in real time (the
     built-in player plays), its questions and what it hears coming from the voice, its lines spoken by it."""
 
@@ -631,20 +631,19 @@ class LiveSession:
         from kibitz.sources import make_source
 
         config = _config(model, llm)
-        self.game = get_game(GAME)
-        self.game.check_installed()
+        game = get_game(GAME)
+        game.check_installed()
         self.companion = open_companion(model, voice, max_tokens, llm)
-        self.session = Session(config, self.game, self.companion, voice.output, react=False)
+        self.session = Session(config, game, self.companion, voice.output, react=False)
         self.session.questions, self.session.hearing = inputs
-        self.source = make_source(SourceConfig(kind="emulator", realtime=True), self.game, seed)
+        self.source = make_source(SourceConfig(kind="emulator", realtime=True), game, seed)
         self._stop = threading.Event()
         frames = itertools.takewhile(lambda _: not self._stop.is_set(), self.source.frames())
-        self.result: Any = None
         self.error: str | None = None
 
         def run() -> None:
             try:
-                self.result = self.session.run(frames, drain_s=5.0)
+                self.session.run(frames, drain_s=5.0)
             except Exception as exc:  # the bench reports it; the questions asked so far still count
                 self.error = f"The session stopped: {type(exc).__name__}: {exc}"
 
@@ -689,9 +688,9 @@ def latency_part(
     voice = open_voice(stream, asked_q.put, hearing_q.put)
     errors: list[str] = []
     asked: list[Asked] = []
-    live: LiveSession | None = None
+    live: WatchSession | None = None
     try:
-        live = LiveSession(model, voice, (asked_q, hearing_q), max_tokens, llm, seed)
+        live = WatchSession(model, voice, (asked_q, hearing_q), max_tokens, llm, seed)
         hear = voice.ear.hear
         _wait(lambda: False, stream, hear, 1.0)  # the VAD and the echo canceller settle
 
