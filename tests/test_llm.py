@@ -237,17 +237,82 @@ def test_a_question_asked_aloud_is_evaluated_as_it_is_heard(smollm2: LlamaCppBac
         companion.prepare(state, events, Hearing("how many lives"))
         so_far = tokens(prompts.question_prefix_messages(state, "how many lives", events), open_end=True)
         assert cached()[: len(so_far) - 1] == so_far[:-1]  # the last word may tokenise on with what follows
-        question = "how many lives do I have?"
-        companion.prepare(state, events, Hearing(question, complete=True))
-        whole = prompts.question_messages(state, question, events)
-        assert cached() == tokens(whole)
-        companion.prepare(state, events, Hearing(question, complete=True))  # the same guess again: nothing to do
-        assert not companion.working
-        request = SpeakRequest([Event(t=1.0, type="question", priority=9, summary=question)], time.perf_counter())
-        request.question = question
-        companion.submit(request, state, events, 1.0)
+    finally:
+        companion.stop(close_backend=False)
+
+
+def test_a_question_gets_the_state_reactions_get_and_what_it_leaves_out_at_that_moment() -> None:
+    """The question's prompt starts with the reactions' cached state and the recent events; the numbers that tick
+    (left out of the state so it stays cached) come last, just before the question."""
+    from kibitz.brain.prompts import PromptBuilder, moment
+
+    state = "Super Mario Bros., World 1-2; 2 lives left. Under 150 seconds left on the clock."
+    precise = "Super Mario Bros., World 1-2; 2 lives left. Score 4200; 87 seconds left on the clock."
+    assert moment(state, precise) == "Score 4200; 87 seconds left on the clock."
+    assert moment("Score 100.", "Score 1000.") == "1000."
+    assert moment(state, state) == "" and moment("A.", "A. Text on screen: B") == "Text on screen: B"
+    prompts = PromptBuilder(load_persona("buddy"))
+    head = prompts.question_prefix_messages(state, "", ["Mario died."])[-1]["content"]
+    user = prompts.question_messages(state, "score?", ["Mario died."], now=moment(state, precise))[-1]["content"]
+    assert user.startswith(head.rsplit("\n", 1)[0]) and "Recent events: Mario died." in head
+    assert user.index("Score 4200") > user.index("Recent events") and user.endswith('asks you: "score?"')
+
+
+def _asked(question: str) -> SpeakRequest:
+    request = SpeakRequest([Event(t=1.0, type="question", priority=9, summary=question)], time.perf_counter())
+    request.question = question
+    return request
+
+
+def test_the_answer_to_the_recognisers_guess_is_written_before_the_question_comes_and_said_only_if_it_does(
+    smollm2: LlamaCppBackend,
+) -> None:
+    """A moment into the player's silence the recogniser guesses their whole question: its answer is written at once
+    (its prompt is the question's own) and held back; the question comes with the same words and the answer held is
+    said, once, timed from the question; a question that differs, or more words, drop it unsaid."""
+    from kibitz.core.records import Hearing
+
+    said: list[str] = []
+    companion = Companion(smollm2, load_persona("buddy"), max_tokens=12, on_token=lambda u, piece: said.append(piece))
+    companion.start(warm=False)
+    state, events, now = "Super Mario Bros., World 1-2; 2 lives left.", ["The player just died."], "Score 4200."
+    question = "how many lives do I have?"
+
+    def written(now: str) -> None:  # the guess's answer is generated past its own prompt (and held)
+        whole = companion.prompts.question_messages(state, question, events, now=now)
+        prompt = list(smollm2.llm.tokenize(smollm2._formatter(messages=whole).prompt.encode(), special=True))
+        deadline = time.perf_counter() + 60
+        while time.perf_counter() < deadline:
+            if smollm2.llm.n_tokens > len(prompt) and list(smollm2.llm._input_ids[: len(prompt)]) == prompt:
+                return
+            time.sleep(0.01)
+        raise AssertionError("the guess's answer was not written")
+
+    try:
+        companion.prepare(state, events, Hearing(question, complete=True), now)
+        written(now)
+        assert companion.working and not companion.busy and not said  # written, not said
+        companion.submit(_asked(question), state, events, 1.0, now=now)
         utt = companion.finished.get(timeout=60)
-        assert utt.finished and utt.text
+        assert utt.guessed and utt.finished and utt.text and "".join(said).strip() == utt.text
+        assert utt.trigger == "question" and utt.queue_latency == 0.0 and 0 <= (utt.first_token_latency or -1) < 5
+        assert companion.finished.empty()
+
+        said.clear()  # a different question: the guess is dropped, the question answered on its own
+        companion.prepare(state, events, Hearing(question, complete=True), "Score 4300.")
+        written("Score 4300.")
+        companion.submit(_asked("what world is this?"), state, events, 2.0, now="Score 4300.")
+        other = companion.finished.get(timeout=60)
+        assert not other.guessed and other.text and "".join(said).strip() == other.text
+        assert companion.finished.empty()
+
+        said.clear()  # the player went on talking: the guess is dropped and nothing is said
+        companion.prepare(state, events, Hearing(question, complete=True), "Score 4400.")
+        written("Score 4400.")
+        companion.prepare(state, events, Hearing("how many lives do I have left in"), "Score 4400.")
+        while companion.working:
+            time.sleep(0.01)
+        assert not said and companion.finished.empty()
     finally:
         companion.stop(close_backend=False)
 
@@ -282,18 +347,20 @@ def test_a_question_asked_aloud_is_answered_about_the_game_as_it_was_when_the_pl
                 time.sleep(0.01)
             session.hearing.put(Hearing("how many lives do I have", complete=True))
             session.observe(seen("an underwater level"), 0.2, time.perf_counter())
-            while companion.working:
+            while len(fake.requests) < 2:  # the answer to the guess is being written
                 time.sleep(0.01)
-            assert len(fake.requests) == 2 and all("The player asks you" in u for u in user_texts())
             assert all("first castle" in u for u in user_texts())
+            answer = user_texts()[1]
+            assert "first castle" in answer and 'asks you: "how many lives do I have"' in answer
             session.questions.put("how many lives do I have")
             for i in range(3):  # the game goes on while the question is asked and answered
                 session.observe(seen("an underwater level"), 0.3 + i, time.perf_counter())
                 while companion.working:
                     time.sleep(0.01)
-            answer = user_texts()[2]
-            assert "first castle" in answer and 'asks you: "how many lives do I have"' in answer
-            assert all("asks you" in u for u in user_texts()[:3])  # no state prefix came in between
+            # The question was the guess: its answer, already written, is said (then the idle prefix prefetched).
+            assert sum("asks you" in u for u in user_texts()) == 2 and "asks you" not in user_texts()[-1]
+            assert len(session.utterances) == 1 and session.utterances[0].text.endswith("Two lives, so take it easy.")
+            assert session.utterances[0].guessed
             session.questions.put("and now?")
             session.observe(seen("an underwater level"), 4.0, time.perf_counter())
             while companion.working:

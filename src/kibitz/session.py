@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from kibitz.brain.companion import Companion
 from kibitz.brain.policy import SpeakPolicy
+from kibitz.brain.prompts import moment
 from kibitz.core.config import KibitzConfig
 from kibitz.core.events import priority
 from kibitz.core.injection import neutralise_lines
@@ -145,15 +146,18 @@ class Session:
         self.hearing: queue.Queue[Hearing] = queue.Queue()
         """What the player is saying aloud so far (the voice puts it from its thread): the question's prompt is
         evaluated as far as it is known while they talk."""
-        self._asking: tuple[str, list[str], float] | None = None
-        """While a question is being asked aloud: the state and recent events when the player started (its answer
-        gets them, so the prompt evaluated while they talk stays valid), and the wall clock it is given up at."""
+        self._asking: tuple[Asked, float] | None = None
+        """While a question is being asked aloud: the game when the player started (its answer gets it, so the
+        prompt evaluated while they talk stays valid), and the wall clock it is given up at."""
         self.recent_events: deque[str] = deque(maxlen=4)
         self.perceiver: Perceiver | None = perceiver
         self.media_clock = config.policy.clock == "media"
         self.last_observation: Observation | None = None
         """What the last frame showed."""
         self.prefetch = True
+        self.prefetch_questions = False
+        """Prefetch the head of a question's prompt (the state and recent events) rather than the reactions' prefix,
+        which it starts with: where questions come aloud (`--voice`) and their answers must start soonest."""
         self.prefetch_every_s = 1.0
         self._last_prefetch = 0.0
         self._waiting: list[tuple[str, float]] = []
@@ -411,27 +415,34 @@ class Session:
             return
         request = self.policy.next(now, wall)
         hearing = _newest(self.hearing)
-        asking = self._asking if self._asking is not None and wall < self._asking[2] else None
+        asking = self._asking[0] if self._asking is not None and wall < self._asking[1] else None
         if hearing is not None:
             # The player is asking aloud: the game as it was when they started is what they ask about.
-            state, context = asking[:2] if asking else (self.describe(obs, precise=True), list(self.recent_events))
-            asking = self._asking = (state, context, wall + ASKING_S)
+            asking = asking or self._asked(obs)
+            self._asking = (asking, wall + ASKING_S)
         if request is not None:
-            if request.question is not None and asking is not None:
-                state, context, _ = asking
+            if request.question is not None:
+                asked = asking or self._asked(obs)
                 self._asking = None
+                self.companion.submit(request, asked.state, asked.context, obs.t, now=asked.now)
             else:
-                state, context = self.describe(obs, request.question is not None), list(self.recent_events)
-            self.companion.submit(request, state, context, obs.t)
+                self.companion.submit(request, self.describe(obs), list(self.recent_events), obs.t)
         elif asking is not None:
             # Their question's prompt is evaluated as far as it is heard while they talk; nothing else meanwhile.
             if hearing is not None:
-                self.companion.prepare(asking[0], asking[1], hearing)
+                self.companion.prepare(asking.state, asking.context, hearing, asking.now)
         elif self.prefetch and now - self._last_prefetch >= self.prefetch_every_s:
-            # Idle: evaluate the prompt prefix for the current state now, so the next event only costs its
-            # own few tokens.
+            # Idle: evaluate the prompt prefix for the current state now, so the next event (or question) only
+            # costs its own few tokens.
             self._last_prefetch = now
-            self.companion.prefetch(self.describe(obs))
+            context = list(self.recent_events) if self.prefetch_questions else None
+            self.companion.prefetch(self.describe(obs), context)
+
+    def _asked(self, obs: Observation) -> Asked:
+        """The game for a question asked now: the state reactions get (a cached prompt prefix), the recent events,
+        and what the state leaves out at this moment (its ticking numbers)."""
+        state = self.describe(obs)
+        return Asked(state, list(self.recent_events), moment(state, self.describe(obs, precise=True)))
 
     def _collect(self, utterances: list[Utterance], now: float) -> None:
         if self.companion is None:
@@ -445,6 +456,15 @@ class Session:
                 utterances.append(utt)
                 self.last_line = utt.text
             self.policy.spoke(now)
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """The game a question is asked about (see Session._asked)."""
+
+    state: str
+    context: list[str]
+    now: str
 
 
 def _newest(items: queue.Queue[Hearing]) -> Hearing | None:

@@ -636,6 +636,7 @@ class WatchSession:
         self.companion = open_companion(model, voice, max_tokens, llm)
         self.session = Session(config, game, self.companion, voice.output, react=False)
         self.session.questions, self.session.hearing = inputs
+        self.session.prefetch_questions = True  # as `kibitz watch --voice`
         self.source = make_source(SourceConfig(kind="emulator", realtime=True), game, seed)
         self._stop = threading.Event()
         frames = itertools.takewhile(lambda _: not self._stop.is_set(), self.source.frames())

@@ -43,6 +43,8 @@ QUESTION_EXTRA_TOKENS = 20
 """An answer may run this many tokens longer than a reaction (it gets a sentence and 15 words more)."""
 MIN_VISIBLE_CHARS = 4
 """Hold back the first few characters so a "Name:" prefix can be removed before anything is shown."""
+GUESS_WAIT_S = 3.0
+"""How long an answer written to the recogniser's guess at a question waits, once written, for the question."""
 
 
 @dataclass(slots=True)
@@ -54,6 +56,71 @@ class Job:
     t: float
     heard: Hearing | None = None
     """A prefetch for a question being asked: its prompt up to what was heard so far."""
+    now: str = ""
+    """For a question: what the state leaves out at the moment it was asked (prompts.moment)."""
+    head: bool = False
+    """A prefetch of the head of a question's prompt (the state and `context`, the recent events)."""
+
+
+class _Guess:
+    """The answer being written to the recogniser's guess at the whole question, a moment into the player's silence,
+    before the end of their question is certain: its pieces are held back until the question comes (`confirm`:
+    the same words about the same game, so the same prompt) and dropped if something else comes first."""
+
+    def __init__(self, job: Job) -> None:
+        self.key = _asked(job)
+        self.job: Job | None = None
+        """The question that confirmed the guess."""
+        self.dropped = False
+        self.first_out: float | None = None
+        """When its first piece was passed on (perf_counter)."""
+        self._held: list[str] = []
+        self._lock = threading.Lock()
+        self.decided = threading.Event()
+
+    def confirm(self, job: Job) -> bool:
+        """`job` is the question guessed: its answer is this one (False when it is not, or the guess was dropped)."""
+        with self._lock:
+            if self.dropped or self.job is not None or _asked(job) != self.key:
+                return False
+            self.job = job
+        self.decided.set()
+        return True
+
+    def drop(self) -> None:
+        """Something else came first: the answer is never said (nothing happens once it was confirmed)."""
+        with self._lock:
+            if self.job is None:
+                self.dropped = True
+        self.decided.set()
+
+    def pass_on(self, utt: Utterance, piece: str, sink: TokenSink) -> None:
+        """A piece of the answer: held while the question is not confirmed, then passed on with all held before it."""
+        with self._lock:
+            self._held.append(piece)
+            if self.job is None:
+                return
+            text, self._held = "".join(self._held), []
+        if text:
+            if self.first_out is None:
+                self.first_out = time.perf_counter()
+            sink(utt, text)
+
+    def settle(self, utt: Utterance, sink: TokenSink, wait: float) -> bool:
+        """Once the answer is written: wait for the question (up to `wait` s); True, with every held piece passed
+        on, if it came; False (dropped) if not."""
+        if not self.decided.wait(wait):
+            self.drop()
+        with self._lock:
+            confirmed = self.job is not None
+        if confirmed:
+            self.pass_on(utt, "", sink)
+        return confirmed
+
+
+def _asked(job: Job) -> tuple[str | None, str, tuple[str, ...], str]:
+    """What makes two questions' prompts the same."""
+    return (job.request.question if job.request else None, job.state, tuple(job.context), job.now)
 
 
 class Companion:
@@ -87,8 +154,8 @@ class Companion:
         self.jobs: queue.Queue[Job | None] = queue.Queue()
         self.finished: queue.Queue[Utterance] = queue.Queue()
         self._busy = threading.Event()
-        self._prefetched: str | None = None
-        self._prepared: tuple[str, tuple[str, ...], Hearing] | None = None
+        self._prefetched: tuple[str, tuple[str, ...] | None] | None = None
+        self._prepared: tuple[str, tuple[str, ...], str, Hearing] | None = None
         self._recalled: tuple[str, list[str]] = ("", [])
         """The notes recalled for the last question (the prepared prompt and the answer's use the same)."""
         self._interrupt = threading.Event()
@@ -98,6 +165,8 @@ class Companion:
         """(start, seconds) of every prefetch, so benchmarks can show what an event waited for."""
         self._speaking_priority: int | None = None
         """Priority of the line being generated (None while idle or prefetching)."""
+        self._guess: _Guess | None = None
+        """The answer being written to a question the player may be done asking."""
         self._thread = threading.Thread(target=self._run, name="kibitz-companion", daemon=True)
 
     def _prompts(self, persona: Persona) -> PromptBuilder:
@@ -120,12 +189,24 @@ class Companion:
         """The model is doing anything: a line or a prefetch."""
         return self._busy.is_set() or self._prefetching.is_set()
 
-    def submit(self, request: SpeakRequest, state: str, context: list[str], t: float) -> None:
-        """Queue a line to say; returns at once (a prefetch in progress stops at its next chunk)."""
+    def submit(self, request: SpeakRequest, state: str, context: list[str], t: float, now: str = "") -> None:
+        """Queue a line to say; returns at once (a prefetch in progress stops at its next chunk). A question the
+        companion guessed from the player's voice is the answer already being written (`now`: prompts.moment)."""
         self._busy.set()
+        job = Job(request, state, context, t, now=now)
+        guess = self._guess
+        if guess is not None and guess.confirm(job):
+            self._speaking_priority = max((e.priority for e in request.events), default=0)
+            return
+        self._drop_guess()
         if self._prefetching.is_set():
             self._abort_prefetch.set()
-        self.jobs.put(Job(request, state, context, t))
+        self.jobs.put(job)
+
+    def _drop_guess(self) -> None:
+        guess = self._guess
+        if guess is not None:
+            guess.drop()
 
     def interrupt(self, priority: int) -> bool:
         """Cut the line being spoken short if something more important happened; True if it will stop."""
@@ -143,26 +224,31 @@ class Companion:
             return True
         return False
 
-    def prefetch(self, state: str) -> None:
-        """While idle, evaluate the prompt prefix for this state (skipped when it is what was last evaluated)."""
-        if state == self._prefetched or self.working:
+    def prefetch(self, state: str, context: list[str] | None = None) -> None:
+        """While idle, evaluate the prompt prefix for this state (skipped when it is what was last evaluated): the
+        reactions' prefix, or with `context` (the recent events) the head of a question's prompt, which starts
+        with it (for sessions where questions come aloud, whose answers must start soonest)."""
+        key = (state, None if context is None else tuple(context))
+        if key == self._prefetched or self.working:
             return
-        self._prefetched = state
+        self._prefetched = key
         self._prefetching.set()
-        self.jobs.put(Job(None, state, [], 0.0))
+        self.jobs.put(Job(None, state, list(context or []), 0.0, head=context is not None))
 
-    def prepare(self, state: str, context: list[str], heard: Hearing) -> None:
+    def prepare(self, state: str, context: list[str], heard: Hearing, now: str = "") -> None:
         """The player is asking something aloud: while idle, evaluate the question's prompt as far as it is known
-        (the state and recent events when they start talking; then the words heard; the whole prompt when the
-        recogniser guesses they are done), so that when the question comes only what is new is evaluated."""
-        key = (state, tuple(context), heard)
+        (the state, recent events and `now` (prompts.moment) when they start talking; then the words heard), so
+        that when the question comes only what is new is evaluated; and on the recogniser's guess that they are
+        done, write its answer, held back until the question comes (and dropped if it differs)."""
+        key = (state, tuple(context), now, heard)
         if self.busy or key == self._prepared:
             return
         self._prepared = key
+        self._drop_guess()  # the player went on: what they said so far is not the whole question
         if self._prefetching.is_set():
             self._abort_prefetch.set()  # superseded: what it shares with this prompt stays cached
         self._prefetching.set()
-        self.jobs.put(Job(None, state, list(context), 0.0, heard))
+        self.jobs.put(Job(None, state, list(context), 0.0, heard, now))
 
     def set_persona(self, persona: Persona) -> None:
         """Talk as this persona from the next line on (the player changed their profile)."""
@@ -189,7 +275,9 @@ class Companion:
             asked = self._recall_for(job.request.question)
             if utt is not None and self.recall is not None:
                 utt.memory_wait = time.perf_counter() - start
-            return self.prompts.question_messages(job.state, job.request.question, job.context, memories, asked)
+            return self.prompts.question_messages(
+                job.state, job.request.question, job.context, memories, asked, now=job.now
+            )
         return self.prompts.event_messages(job.state, [_with_notes(e) for e in job.request.events], memories)
 
     def _recall_for(self, question: str) -> list[str]:
@@ -218,15 +306,25 @@ class Companion:
             start = end
         return text[:start].strip(), False
 
-    def say(self, job: Job) -> Utterance:
-        """Generate one line, streaming visible pieces to on_token; blocks this (worker) thread."""
+    def say(self, job: Job, guess: _Guess | None = None) -> Utterance:
+        """Generate one line, streaming visible pieces to on_token; blocks this (worker) thread. With `guess`, the
+        line answers the recogniser's guess at a question: its pieces wait for the question (`_Guess`), and it
+        stops, unsaid (not `finished`), when the guess is dropped."""
         req = job.request
         assert req is not None
-        utt = Utterance(t=job.t, event_ids=[e.id for e in req.events], trigger=req.trigger, backend=self.backend.label)
+        trigger = req.trigger if req.events else "question"  # a guess has no event yet
+        utt = Utterance(t=job.t, event_ids=[e.id for e in req.events], trigger=trigger, backend=self.backend.label)
         utt.queue_latency = time.perf_counter() - req.wall
         utt.hold_latency = None if req.released is None else req.released - req.wall
         self._interrupt.clear()
-        self._speaking_priority = max(e.priority for e in req.events)
+        self._speaking_priority = max((e.priority for e in req.events), default=0)
+        emit = self.on_token
+        if guess is not None:
+            utt.guessed = True
+
+            def emit(u: Utterance, piece: str) -> None:
+                guess.pass_on(u, piece, self.on_token)
+
         raw, shown = "", ""
         strict = any(spoiler_level(e.type) > self.spoiler_limit for e in req.events)
         sentences = self.persona.max_sentences + (1 if req.question else 0)
@@ -239,6 +337,9 @@ class Companion:
                 if self._interrupt.is_set():
                     utt.interrupted = True
                     break
+                if guess is not None and (guess.dropped or self._abort_prefetch.is_set()):
+                    guess.drop()
+                    return utt  # the player went on, or asked something else: never said
                 if not raw:
                     utt.prompt_new = self.backend.prompt_new
                 raw += piece
@@ -256,10 +357,14 @@ class Companion:
                     if utt.first_token_latency is None:
                         utt.first_token_latency = time.perf_counter() - req.wall
                     shown = cleaned
-                    self.on_token(utt, delta)
+                    emit(utt, delta)
                 if line_complete(raw, sentences, words):
                     break
         except Exception as exc:  # any backend failure costs this one line, never the session
+            if guess is not None:
+                if not guess.settle(utt, self.on_token, 0.0):
+                    return utt  # the question, when it comes, is asked again and reports it
+                req = _answered(utt, guess)
             utt.text = clean_line(raw, self.persona.name, sentences, words)
             utt.total_latency = time.perf_counter() - req.wall
             utt.error = (
@@ -278,12 +383,16 @@ class Companion:
                 utt.text, blocked = self._allowed(whole, shown, final=True, strict=strict)
                 utt.withheld = whole[len(utt.text) :].strip() if blocked else ""
             if shown and utt.text.startswith(shown) and len(utt.text) > len(shown):
-                self.on_token(utt, utt.text[len(shown) :])  # the held-back last sentence, now cleared
+                emit(utt, utt.text[len(shown) :])  # the held-back last sentence, now cleared
         if not utt.text and req.question is not None and utt.withheld:
             utt.text = fallback_line("no_spoilers", self.persona.language)
         if utt.first_token_latency is None and utt.text:
             utt.first_token_latency = time.perf_counter() - req.wall
-            self.on_token(utt, utt.text)
+            emit(utt, utt.text)
+        if guess is not None:
+            if not guess.settle(utt, self.on_token, GUESS_WAIT_S):
+                return utt
+            req = _answered(utt, guess)
         utt.total_latency = time.perf_counter() - req.wall
         utt.finished = True
         if utt.text:  # a line interrupted before a word was shown was never said
@@ -292,60 +401,88 @@ class Companion:
 
     def _run(self) -> None:
         while (job := self.jobs.get()) is not None:
-            if job.request is None:
-                try:
-                    if job.heard is not None:
-                        self._warm_question(job, job.heard)
-                    elif self.jobs.empty():  # a newer prefetch or a line waits: this one is stale
-                        self._warm_prefix(job.state)
-                finally:
-                    self._abort_prefetch.clear()
-                    self._prefetching.clear()
+            if job.request is not None:
+                self._finish(self._line(job))
                 continue
+            utt = None
             try:
-                utt = self.say(job)
-            except Exception as exc:  # a bug outside the model call (a sink, the prompt): lose the line, not the thread
-                utt = Utterance(t=job.t, event_ids=[], trigger=job.request.trigger, backend=self.backend.label)
-                utt.error = _explain(exc, "The companion")
-                log.warning("The companion's line for %s failed: %s", job.request.trigger, utt.error)
-                with contextlib.suppress(Exception):
-                    self.on_error(utt, utt.error)
+                if job.heard is not None and job.heard.complete:
+                    utt = self._answer_guess(job, job.heard)
+                elif job.heard is not None:
+                    self._warm_question(job, job.heard)
+                elif self.jobs.empty():  # a newer prefetch or a line waits: this one is stale
+                    self._warm_prefix(job)
             finally:
-                self._prefetched = self._prepared = None  # generation moved the model's cache past both
-                self._speaking_priority = None
-                self._busy.clear()
-            self.finished.put(utt)
-            with contextlib.suppress(Exception):
-                self.on_free()
+                self._abort_prefetch.clear()
+                self._prefetching.clear()
+            if utt is not None:  # the player asked what the recogniser guessed: this is its answer
+                self._finish(utt)
 
-    def _warm_prefix(self, state: str) -> None:
+    def _line(self, job: Job, guess: _Guess | None = None) -> Utterance:
+        """`say`, with anything it raises outside the model call (a sink, the prompt) costing the line only."""
+        assert job.request is not None
+        try:
+            return self.say(job, guess)
+        except Exception as exc:
+            utt = Utterance(t=job.t, event_ids=[], trigger=job.request.trigger, backend=self.backend.label)
+            utt.error = _explain(exc, "The companion")
+            log.warning("The companion's line for %s failed: %s", job.request.trigger, utt.error)
+            with contextlib.suppress(Exception):
+                self.on_error(utt, utt.error)
+            return utt
+
+    def _finish(self, utt: Utterance) -> None:
+        self._prefetched = self._prepared = None  # generation moved the model's cache past both
+        self._speaking_priority = None
+        self._busy.clear()
+        self.finished.put(utt)
+        with contextlib.suppress(Exception):
+            self.on_free()
+
+    def _answer_guess(self, job: Job, heard: Hearing) -> Utterance | None:
+        """Write the answer to the recogniser's guess at the question (its prompt is the question's own), held
+        back until the question comes; the answer if it did, None if something else came first."""
+        self._prefetched = None  # the model's cache moves on to the question
+        if self._abort_prefetch.is_set() or not self.jobs.empty():
+            return None
+        start = time.perf_counter()
+        request = SpeakRequest([], start, question=heard.text)
+        guess = self._guess = _Guess(Job(request, job.state, job.context, job.t, now=job.now))
+        try:
+            utt = self._line(Job(request, job.state, job.context, job.t, now=job.now), guess)
+        finally:
+            self._guess = None
+            guess.drop()  # nothing once confirmed; otherwise the question is asked again
+            self.prefetch_log.append((start, time.perf_counter() - start))
+        return utt if guess.job is not None else None
+
+    def _warm_prefix(self, job: Job) -> None:
         if self._abort_prefetch.is_set():
             self._prefetched = None
             return
         start = time.perf_counter()
         # A failed prefetch only costs latency; the real request reports the error.
         with contextlib.suppress(Exception):
-            messages = self.prompts.prefix_messages(state, self.memories_for(state, refresh=True))
-            self.backend.warm(messages, abort=self._abort_prefetch)
+            memories = self.memories_for(job.state, refresh=True)
+            if job.head:
+                messages = self.prompts.question_prefix_messages(job.state, "", job.context, memories)
+            else:
+                messages = self.prompts.prefix_messages(job.state, memories)
+            self.backend.warm(messages, abort=self._abort_prefetch, open_end=job.head)
         if self._abort_prefetch.is_set():
             self._prefetched = None  # only part of it is cached: try again when idle
         self.prefetch_log.append((start, time.perf_counter() - start))
 
     def _warm_question(self, job: Job, heard: Hearing) -> None:
-        """Evaluate a question's prompt as far as it is known (the line's own prompt when `heard` is complete)."""
+        """Evaluate a question's prompt as far as it is heard."""
         self._prefetched = None  # the model's cache moves on to the question
         if self._abort_prefetch.is_set() or not self.jobs.empty():
             return
         start = time.perf_counter()
         with contextlib.suppress(Exception):  # costs latency only: the question itself reports any error
-            if heard.complete:
-                request = SpeakRequest([], start, question=heard.text)
-                messages = self.messages_for(Job(request, job.state, job.context, job.t))
-                self.backend.warm(messages, abort=self._abort_prefetch)
-            else:
-                memories = self.memories_for(job.state)
-                messages = self.prompts.question_prefix_messages(job.state, heard.text, job.context, memories)
-                self.backend.warm(messages, abort=self._abort_prefetch, open_end=True)
+            memories = self.memories_for(job.state)
+            messages = self.prompts.question_prefix_messages(job.state, heard.text, job.context, memories, job.now)
+            self.backend.warm(messages, abort=self._abort_prefetch, open_end=True)
         self.prefetch_log.append((start, time.perf_counter() - start))
 
     def stop(self, timeout: float = 30.0, close_backend: bool = True, cut: bool = False) -> None:
@@ -354,11 +491,24 @@ class Companion:
         if cut:
             self._interrupt.set()
             self._abort_prefetch.set()
+            self._drop_guess()
         self.jobs.put(None)
         if self._thread.is_alive():
             self._thread.join(timeout)
         if close_backend:
             self.backend.close()
+
+
+def _answered(utt: Utterance, guess: _Guess) -> SpeakRequest:
+    """The confirmed question's request, its answer (written from the guess) timed from it as if asked then."""
+    assert guess.job is not None and guess.job.request is not None
+    req = guess.job.request
+    utt.t, utt.event_ids, utt.trigger = guess.job.t, [e.id for e in req.events], req.trigger
+    utt.hold_latency = None if req.released is None else req.released - req.wall
+    utt.queue_latency = 0.0  # it was being written before the question came
+    if utt.first_token_latency is not None:
+        utt.first_token_latency = (guess.first_out or time.perf_counter()) - req.wall
+    return req
 
 
 def _explain(exc: Exception, where: str) -> str:

@@ -105,11 +105,16 @@ class PromptBuilder:
         events: list[str],
         memories: Sequence[str] = (),
         recalled: Sequence[str] = (),
+        now: str = "",
     ) -> list[Message]:
-        """`memories` are the notes for the state (as in the prefetched prefix); `recalled` the question's own."""
+        """`memories` are the notes for the state (as in the prefetched prefix); `recalled` the question's own; `now`
+        what the state leaves out at this moment (the numbers that tick: `moment`). Everything up to the instruction
+        depends only on the state, the recent events and the state's notes, so it is evaluated while idle
+        (`question_head_messages`); what depends on the moment and the question comes last."""
         memories = self._fit_all(memories, "memories")
         user = _env.get_template("question.j2").render(
             state=quote_untrusted(self._fit(state, "state")),
+            now=quote_untrusted(self._fit(now, "now")),
             question=quote_untrusted(self._fit(question, "question")),
             events=self._fit_all(events, "events"),
             memories=[quote_untrusted(m) for m in memories],
@@ -120,13 +125,14 @@ class PromptBuilder:
         return self._messages(user)
 
     def question_prefix_messages(
-        self, state: str, heard: str, events: list[str], memories: Sequence[str] = ()
+        self, state: str, heard: str, events: list[str], memories: Sequence[str] = (), now: str = ""
     ) -> list[Message]:
         """A question's prompt up to the words heard so far (its user message stops there, open): what can be
         evaluated while the player is still talking. Nothing that depends on the whole question (the notes it
-        recalls, the instruction after it) is in it."""
+        recalls) is in it. With no words, no `now` and no notes recalled yet, the head of every question's prompt
+        for this state and these events: what an idle companion evaluates when questions may come aloud."""
         for words in (heard, ""):  # words too long for the question's share of the context: up to the quote
-            whole = self.question_messages(state, words + _OPEN, events, memories)
+            whole = self.question_messages(state, words + _OPEN, events, memories, now=now)
             user = whole[-1]["content"]
             if _OPEN in user:
                 break
@@ -143,7 +149,7 @@ class PromptBuilder:
 _OPEN = "\ue000"
 """Marks where a question's prompt is cut while the player is still talking (a private-use character no text has)."""
 
-_EMPTY = {"state": "", "events": [""], "memories": [""], "recalled": [""], "question": ""}
+_EMPTY = {"state": "", "now": ".", "events": [""], "memories": [""], "recalled": [""], "question": ""}
 """Template variables that leave only the template's own words, every block's heading included (to measure them)."""
 
 
@@ -158,3 +164,17 @@ def fallback_line(kind: str, language: str) -> str:
     """A fixed line for when the model's own was held back (in the persona's language, else English)."""
     lines = _fallbacks()[kind]
     return lines.get(language, lines["en"])
+
+
+def moment(state: str, precise: str) -> str:
+    """What `precise` (the state with every number at this moment) says that `state` (the state kept for the cached
+    prompt prefix) does not: `precise` from the last word the two share on ("" when they are the same)."""
+    if precise == state:
+        return ""
+    n = 0
+    for a, b in zip(state, precise, strict=False):
+        if a != b:
+            break
+        n += 1
+    start = precise.rfind(" ", 0, n + 1) + 1 if n < len(precise) else n
+    return precise[start:].strip()

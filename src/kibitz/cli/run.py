@@ -167,6 +167,7 @@ def run_session(
         output.info(f"{persona.name} is watching {title.rstrip('.')}. Type a question and press Enter; Ctrl+C to stop.")
     session = Session(config, game, companion, output, react=react, memory=memory)
     session.questions, session.hearing = asked, hearing
+    session.prefetch_questions = voice is not None  # questions come aloud: their prompt's head is kept evaluated
     if voice is not None:
         _wire_voice(voice, session, output, jsonl)
     if sys.stdin is not None and not sys.stdin.closed:

@@ -138,6 +138,8 @@ class Utterance:
     prompt_new: int | None = None
     """Prompt tokens the model still had to evaluate for this line (the rest was cached: the prefix prefetched, or a
     question's prompt evaluated while the player asked it); None where the backend does not say."""
+    guessed: bool = False
+    """A spoken question's answer written from the recogniser's guess at it, before the player was heard to stop."""
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -416,6 +416,7 @@ class LiveSession:
             self.session = Session(self.config, self.game, companion, output, memory=memory)
             self.session.questions, self.session.ratings = self.questions, self.ratings
             self.session.hearing = self.hearing
+            self.session.prefetch_questions = self.voice is not None  # questions come aloud
             self.ready.set()
             if self.game is not None:
                 from kibitz.sources import make_source
