@@ -101,6 +101,10 @@ def test_sentences_are_cut_as_they_stream() -> None:
     assert out == ["Oh no,", "that goomba got you again, third time now.", "Try jumping earlier!", "Ok?"]
     ja = SentenceSplitter()
     assert ja.feed("気をつけて。ボス") == ["気をつけて。"] and ja.flush() == ["ボス"]
+    first = SentenceSplitter()  # a comma after a word ends the first clause as it comes; after a digit, not yet
+    assert first.feed("Yes,") == ["Yes,"] and first.feed(" go") == []
+    number = SentenceSplitter()
+    assert number.feed("About 1,") == [] and number.feed("000 coins.") == [] and number.flush() == ["About 1,000 coins."]
 
 
 def test_heard_text_is_what_was_played() -> None:

@@ -533,8 +533,16 @@ class Asked:
     extra_questions: int = 0
     """Other transcripts handed on meanwhile (the companion's own echo taken for the player)."""
     prompt_new: int | None = None
-    """Prompt tokens the answer still had to evaluate when the question was handed (the rest was evaluated while
-    the player asked it)."""
+    """Prompt tokens the answer still had to evaluate when it started: when the question was handed, or when the
+    recogniser guessed it (`guessed`); the rest was evaluated while the player asked it."""
+    guessed: bool | None = None
+    """The answer was written from the recogniser's guess at the question, before the question was confirmed."""
+    first_piece: str | None = None
+    """The answer's first spoken piece (a first clause or sentence)."""
+    piece_s: float | None = None
+    """The first visible token → the first piece complete (queued for synthesis)."""
+    synth_s: float | None = None
+    """The first piece's synthesis (the first audio plays after it)."""
 
 
 @dataclass(slots=True)
@@ -566,7 +574,23 @@ class LatencyResult:
             "median_first_token_s": _median([a.first_token_s for a in self.asked]),
             "median_tts_rtf": _median([a.tts_rtf for a in self.asked]),
             "median_prompt_new": _median([None if a.prompt_new is None else float(a.prompt_new) for a in self.asked]),
+            "guessed": sum(bool(a.guessed) for a in self.asked),
+            "median_piece_s": _median([a.piece_s for a in self.asked]),
+            "median_synth_s": _median([a.synth_s for a in self.asked]),
         }
+
+
+def _first_piece(piece: list[float | str] | None, heard: Any, utt: Any) -> dict[str, Any]:
+    """The first piece's text, and the time from the first token to it and its synthesis (Asked's fields)."""
+    if piece is None or heard is None or utt.first_token_latency is None:
+        return {}
+    text, queued, *synthesised = piece
+    first_token = heard.handed_at + utt.first_token_latency
+    return {
+        "first_piece": str(text),
+        "piece_s": float(queued) - first_token,
+        "synth_s": float(synthesised[0]) - float(queued) if synthesised else None,
+    }
 
 
 def _similar(a: str, b: str) -> float:
@@ -737,6 +761,8 @@ def latency_part(
                     tts_rtf=sum(s for s, _ in tts) / tts_audio if tts_audio else None,
                     extra_questions=len(voice.heard) - heard_before - (1 if heard else 0),
                     prompt_new=utt.prompt_new if utt else None,
+                    guessed=utt.guessed if utt else None,
+                    **_first_piece(voice.output.first_piece.get(id(utt)) if utt else None, heard, utt),
                 )
             )
             progress("latency", qi + 1, len(chosen))

@@ -42,8 +42,13 @@ class SentenceSplitter:
     def _first_clause(self) -> int | None:
         for match in CLAUSE.finditer(self._buffer):
             head = self._buffer[: match.start()].strip()
-            long_enough = len(head.split()) >= FIRST_CLAUSE_WORDS if " " in head else len(head) >= 8
-            if long_enough and match.end() < len(self._buffer):
+            spaced = " " in head or head.isascii()  # a language written with spaces ("Yes," is one word)
+            long_enough = len(head.split()) >= FIRST_CLAUSE_WORDS if spaced else len(head) >= 8
+            # A comma after a letter ends a clause at once; after a digit, only a space after it does ("1,000").
+            after_word = len(head) >= 2 and head[-2].isalpha()
+            spaced_out = match.end() > match.start() or head[-1] in "、，"
+            settled = after_word or (spaced_out and match.end() < len(self._buffer))
+            if long_enough and settled:
                 return match.end()
         return None
 

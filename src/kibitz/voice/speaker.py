@@ -79,6 +79,9 @@ class VoiceOutput(Output):
         self.errors: list[str] = []
         self.first_audio: dict[int, float] = {}
         """perf_counter of each line's first played sample, by id() of its Utterance."""
+        self.first_piece: dict[int, list[float | str]] = {}
+        """Each line's first piece, by id() of its Utterance: [text, perf_counter when it was complete (queued for
+        synthesis), when it was synthesised] (for the bench's account of where the time goes)."""
         mixer.on_start = self._started
         self._thread = threading.Thread(target=self._synthesise, name="kibitz-tts", daemon=True)
         self._thread.start()
@@ -114,6 +117,8 @@ class VoiceOutput(Output):
         self.done(utt)
 
     def _queue(self, line: Line, text: str) -> None:
+        if not line.sentences:
+            self.first_piece[id(line.utt)] = [text, time.perf_counter()]
         sentence = SpokenSentence(line.key, len(line.sentences), text)
         line.sentences.append(sentence)
         self._jobs.put(sentence)
@@ -131,6 +136,11 @@ class VoiceOutput(Output):
                 log.warning("Could not speak a sentence: %s", message)
                 audio = np.zeros(0, np.float32)
             took = time.perf_counter() - start
+            if sentence.index == 0:
+                with self._lock:
+                    line = self._lines.get(sentence.key)
+                    if line is not None and id(line.utt) in self.first_piece:
+                        self.first_piece[id(line.utt)].append(start + took)
             sentence.samples, sentence.rate = audio, self.engine.rate
             sentence.ready = True
             if len(audio):
