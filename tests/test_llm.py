@@ -273,7 +273,14 @@ def test_the_answer_to_the_recognisers_guess_is_written_before_the_question_come
     from kibitz.core.records import Hearing
 
     said: list[str] = []
-    companion = Companion(smollm2, load_persona("buddy"), max_tokens=12, on_token=lambda u, piece: said.append(piece))
+    drafted: list[str] = []  # what an output may prepare meanwhile (the voice synthesises the first words)
+    companion = Companion(
+        smollm2,
+        load_persona("buddy"),
+        max_tokens=12,
+        on_token=lambda u, piece: said.append(piece),
+        on_draft=lambda u, piece: drafted.append(piece),
+    )
     companion.start(warm=False)
     state, events, now = "Super Mario Bros., World 1-2; 2 lives left.", ["The player just died."], "Score 4200."
     question = "how many lives do I have?"
@@ -296,6 +303,7 @@ def test_the_answer_to_the_recognisers_guess_is_written_before_the_question_come
         utt = companion.finished.get(timeout=60)
         assert utt.guessed and utt.finished and utt.text and "".join(said).strip() == utt.text
         assert utt.trigger == "question" and utt.queue_latency == 0.0 and 0 <= (utt.first_token_latency or -1) < 5
+        assert utt.text.startswith("".join(drafted).strip())
         assert companion.finished.empty()
 
         said.clear()  # a different question: the guess is dropped, the question answered on its own

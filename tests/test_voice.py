@@ -107,6 +107,43 @@ def test_sentences_are_cut_as_they_stream() -> None:
     assert number.feed("About 1,") == [] and number.feed("000 coins.") == [] and number.flush() == ["About 1,000 coins."]
 
 
+def test_an_answer_held_back_has_its_first_words_synthesised_ahead_and_plays_them_if_said() -> None:
+    """The answer to a question the player may have finished asking is written before they are heard to stop and
+    held back; its first piece is synthesised meanwhile (never played), so if it is said its audio is ready."""
+    from kibitz.voice.playback import Mixer
+    from kibitz.voice.speaker import VoiceOutput
+
+    engine = load_voice(voices()["joe"])
+    texts: list[str] = []
+    synthesize = engine.synthesize
+
+    def counted(text: str, speed: float = 1.0) -> np.ndarray:
+        texts.append(text)
+        return synthesize(text, speed)
+
+    engine.synthesize = counted  # type: ignore[method-assign]
+    mixer = Mixer()
+    output = VoiceOutput(engine, mixer)
+    try:
+        held, never = Utterance(0.0, [], "question"), Utterance(0.0, [], "question")
+        for piece in ("Yes", ",", " the pipe"):
+            output.draft(held, piece)
+            output.draft(never, piece.upper())
+        deadline = time.perf_counter() + 30
+        while len(texts) < 2 and time.perf_counter() < deadline:
+            time.sleep(0.01)
+        assert texts == ["Yes,", "YES,"] and not output.speaking and not mixer.active  # synthesised, not played
+        output.token(held, "Yes, the pipe on the right.")
+        output.done(held)
+        while len(output.current_sentences()) < 2 or not all(s.ready for s in output.current_sentences()):
+            time.sleep(0.01)
+        assert texts == ["Yes,", "YES,", "the pipe on the right."]  # its first piece was not synthesised again
+        assert [s.text for s in output.current_sentences()] == ["Yes,", "the pipe on the right."]
+        assert len(output.current_sentences()[0].samples) > 0
+    finally:
+        output.close()
+
+
 def test_heard_text_is_what_was_played() -> None:
     s = SpokenSentence(1, 0, "one two three four", np.zeros(1000, np.float32), 16000)
     s.played = 0

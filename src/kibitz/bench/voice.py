@@ -618,6 +618,7 @@ def open_companion(model: str, voice: Any, max_tokens: int | None = None, llm: O
         temperature=config.llm.temperature,
         on_token=voice.output.token,
         on_done=voice.output.done,
+        on_draft=voice.output.draft,
         on_error=voice.output.error,
     )
     voice.attach(companion)

@@ -94,13 +94,18 @@ class _Guess:
                 self.dropped = True
         self.decided.set()
 
-    def pass_on(self, utt: Utterance, piece: str, sink: TokenSink) -> None:
-        """A piece of the answer: held while the question is not confirmed, then passed on with all held before it."""
+    def pass_on(self, utt: Utterance, piece: str, sink: TokenSink, draft: TokenSink | None = None) -> None:
+        """A piece of the answer: held while the question is not confirmed (and handed to `draft`, which may prepare
+        it), then passed on with all held before it."""
         with self._lock:
             self._held.append(piece)
-            if self.job is None:
-                return
-            text, self._held = "".join(self._held), []
+            held = self.job is None
+            if not held:
+                text, self._held = "".join(self._held), []
+        if held:
+            if draft is not None and piece:
+                draft(utt, piece)
+            return
         if text:
             if self.first_out is None:
                 self.first_out = time.perf_counter()
@@ -137,8 +142,11 @@ class Companion:
         on_error: ErrorSink | None = None,
         recall: Recall | None = None,
         on_free: Callable[[], None] | None = None,
+        on_draft: TokenSink | None = None,
     ) -> None:
-        """`on_free` is called (on the companion's thread) each time it is free for the next line."""
+        """`on_free` is called (on the companion's thread) each time it is free for the next line; `on_draft` gets
+        the pieces of an answer written to the recogniser's guess at a question while it is held back (never to be
+        shown: an output may prepare them, as the voice synthesises the first words)."""
         self.backend = backend
         self.persona = persona
         self.max_tokens = max_tokens
@@ -151,6 +159,7 @@ class Companion:
         self.on_done = on_done or (lambda u: None)
         self.on_error = on_error or (lambda u, m: None)
         self.on_free = on_free or (lambda: None)
+        self.on_draft = on_draft
         self.jobs: queue.Queue[Job | None] = queue.Queue()
         self.finished: queue.Queue[Utterance] = queue.Queue()
         self._busy = threading.Event()
@@ -323,7 +332,7 @@ class Companion:
             utt.guessed = True
 
             def emit(u: Utterance, piece: str) -> None:
-                guess.pass_on(u, piece, self.on_token)
+                guess.pass_on(u, piece, self.on_token, self.on_draft)
 
         raw, shown = "", ""
         strict = any(spoiler_level(e.type) > self.spoiler_limit for e in req.events)

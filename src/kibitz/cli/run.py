@@ -156,6 +156,7 @@ def run_session(
                 temperature=config.llm.temperature,
                 on_token=output.token,
                 on_done=output.done,
+                on_draft=output.draft,
                 on_error=output.error,
                 recall=memory,
             )

@@ -25,6 +25,10 @@ class Output:
     def done(self, utt: Utterance) -> None:
         """A line is complete."""
 
+    def draft(self, utt: Utterance, piece: str) -> None:
+        """A piece of a line that may be said soon (the answer to a question the player may have finished asking,
+        held back until they have): never shown; an output may prepare it (a voice synthesises its first words)."""
+
     def error(self, utt: Utterance, message: str) -> None:
         """A line failed (backend error)."""
 
@@ -147,6 +151,10 @@ class Fanout(Output):
     def done(self, utt: Utterance) -> None:
         for o in self.outputs:
             o.done(utt)
+
+    def draft(self, utt: Utterance, piece: str) -> None:
+        for o in self.outputs:
+            o.draft(utt, piece)
 
     def error(self, utt: Utterance, message: str) -> None:
         for o in self.outputs:

@@ -406,6 +406,7 @@ class LiveSession:
                     temperature=llm.temperature,
                     on_token=output.token,
                     on_done=output.done,
+                    on_draft=output.draft,
                     on_error=output.error,
                     recall=memory,
                     on_free=self.frames.wake,  # a question that waited for the line in progress goes at once

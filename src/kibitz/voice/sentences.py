@@ -21,6 +21,8 @@ class SentenceSplitter:
     def __init__(self) -> None:
         self._buffer = ""
         self._emitted = 0
+        self.done = False
+        """Set by a user that needs nothing more from it."""
 
     def feed(self, piece: str) -> list[str]:
         """Complete sentences so far (in order); what is left stays for the next piece."""

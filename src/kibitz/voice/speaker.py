@@ -71,7 +71,11 @@ class VoiceOutput(Output):
         self._lock = threading.Lock()
         self._lines: dict[int, Line] = {}
         self._keys = 0
-        self._jobs: queue.Queue[SpokenSentence | None] = queue.Queue()
+        self._jobs: queue.Queue[SpokenSentence | str | None] = queue.Queue()
+        """Sentences to synthesise, and drafts (text) to synthesise ahead."""
+        self._drafts: dict[int, SentenceSplitter] = {}
+        self._drafted: dict[str, np.ndarray] = {}
+        """Audio synthesised ahead for a first piece, by its text (a few, the newest)."""
         self._generation = 0
         """Bumped by every barge-in: synthesis started before it is thrown away."""
         self.tts_seconds: list[tuple[float, float]] = []
@@ -116,6 +120,22 @@ class VoiceOutput(Output):
     def error(self, utt: Utterance, message: str) -> None:
         self.done(utt)
 
+    def draft(self, utt: Utterance, piece: str) -> None:
+        """An answer that may be said soon: its first piece is synthesised ahead, so that if it is said its audio
+        is ready (if not, it is forgotten)."""
+        with self._lock:
+            splitter = self._drafts.get(id(utt))
+            if splitter is None:
+                if len(self._drafts) > 8:
+                    self._drafts.clear()
+                splitter = self._drafts[id(utt)] = SentenceSplitter()
+            elif splitter.done:
+                return
+            first = splitter.feed(piece)[:1]
+            if first:
+                splitter.done = True
+                self._jobs.put(first[0])
+
     def _queue(self, line: Line, text: str) -> None:
         if not line.sentences:
             self.first_piece[id(line.utt)] = [text, time.perf_counter()]
@@ -124,17 +144,30 @@ class VoiceOutput(Output):
         self._jobs.put(sentence)
 
     # -- synthesis ------------------------------------------------------------------------------------------
+    def _speech(self, text: str) -> np.ndarray:
+        """`text` synthesised (nothing, with the error kept, if that fails)."""
+        start = time.perf_counter()
+        try:
+            audio = self.engine.synthesize(text, self.speed)
+        except Exception as exc:  # one sentence lost, never the voice
+            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            self.errors.append(message)
+            log.warning("Could not speak a sentence: %s", message)
+            return np.zeros(0, np.float32)
+        if len(audio):
+            self.tts_seconds.append((time.perf_counter() - start, len(audio) / self.engine.rate))
+        return audio
+
     def _synthesise(self) -> None:
         while (sentence := self._jobs.get()) is not None:
+            if isinstance(sentence, str):  # a draft's first piece, ahead
+                if sentence not in self._drafted:
+                    self._drafted = {**dict(list(self._drafted.items())[-3:]), sentence: self._speech(sentence)}
+                continue
             generation = self._generation
             start = time.perf_counter()
-            try:
-                audio = self.engine.synthesize(sentence.text, self.speed)
-            except Exception as exc:  # one sentence lost, never the voice
-                message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-                self.errors.append(message)
-                log.warning("Could not speak a sentence: %s", message)
-                audio = np.zeros(0, np.float32)
+            ready = self._drafted.pop(sentence.text, None) if sentence.index == 0 else None
+            audio = ready if ready is not None else self._speech(sentence.text)
             took = time.perf_counter() - start
             if sentence.index == 0:
                 with self._lock:
@@ -143,8 +176,6 @@ class VoiceOutput(Output):
                         self.first_piece[id(line.utt)].append(start + took)
             sentence.samples, sentence.rate = audio, self.engine.rate
             sentence.ready = True
-            if len(audio):
-                self.tts_seconds.append((took, len(audio) / self.engine.rate))
             with self._lock:
                 line = self._lines.get(sentence.key)
                 dropped = line is None or line.cut or generation != self._generation
@@ -161,8 +192,8 @@ class VoiceOutput(Output):
     @property
     def speaking(self) -> bool:
         """Audio is playing, or a line is still being written or synthesised."""
-        if self.mixer.active or not self._jobs.empty():
-            return True
+        if self.mixer.active or any(isinstance(job, SpokenSentence) for job in list(self._jobs.queue)):
+            return True  # (a draft being synthesised ahead is not speaking)
         with self._lock:
             # A line still being written, or with a sentence not yet played (being synthesised between two others).
             return any(
