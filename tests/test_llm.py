@@ -258,6 +258,30 @@ def test_a_question_gets_the_state_reactions_get_and_what_it_leaves_out_at_that_
     assert user.index("Score 4200") > user.index("Recent events") and user.endswith('asks you: "score?"')
 
 
+def test_a_newer_state_supersedes_the_prefix_being_evaluated(smollm2: LlamaCppBackend) -> None:
+    """The game moved on while a state's prefix was being evaluated: it stops at its next chunk and the new state's
+    prefix (here the head of a question's prompt, as in a voice session) is evaluated instead, and stays marked done."""
+    companion = Companion(smollm2, load_persona("buddy"), max_tokens=8)
+    companion.start(warm=False)
+    try:
+        old = "World 1-1. " + "Goombas and pipes and coins everywhere on this long screen. " * 40
+        companion.prefetch(old)
+        time.sleep(0.05)
+        assert companion.working
+        companion.prefetch("World 1-2; 2 lives left.", ["The player just died."])
+        while companion.working:
+            time.sleep(0.01)
+        head = companion.prompts.question_prefix_messages("World 1-2; 2 lives left.", "", ["The player just died."])
+        mark = smollm2._formatter(messages=[*head[:-1], {**head[-1], "content": "\ue001"}]).prompt
+        prompt = mark[: mark.index("\ue001")] + head[-1]["content"]
+        assert list(smollm2.llm._input_ids[: smollm2.llm.n_tokens]) == list(
+            smollm2.llm.tokenize(prompt.encode(), special=True)
+        )
+        assert companion._prefetched == ("World 1-2; 2 lives left.", ("The player just died.",))
+    finally:
+        companion.stop(close_backend=False)
+
+
 def _asked(question: str) -> SpeakRequest:
     request = SpeakRequest([Event(t=1.0, type="question", priority=9, summary=question)], time.perf_counter())
     request.question = question

@@ -79,6 +79,15 @@ def test_noise_and_whisper_hallucinations_are_not_questions(transcriber: Transcr
     assert is_hallucination("Thanks for watching!") and not is_hallucination("Thanks, where is the key?")
 
 
+def test_a_sentence_whisper_repeats_in_a_loop_is_kept_once() -> None:
+    from kibitz.voice.asr import without_repeats
+
+    looped = "How do I jump higher? How do I jump higher? How do I jump higher"
+    assert without_repeats(looped) == "How do I jump higher?"
+    assert without_repeats("Yes. Yes, and no. About 1.5 coins.") == "Yes. Yes, and no. About 1.5 coins."
+    assert without_repeats("気をつけて。気をつけて。ボス") == "気をつけて。ボス"
+
+
 def test_segmenter_finds_each_question_and_its_start() -> None:
     q = speak("joe", "Where is the key?")
     silence = np.zeros(RATE, np.float32)
@@ -104,7 +113,8 @@ def test_sentences_are_cut_as_they_stream() -> None:
     first = SentenceSplitter()  # a comma after a word ends the first clause as it comes; after a digit, not yet
     assert first.feed("Yes,") == ["Yes,"] and first.feed(" go") == []
     number = SentenceSplitter()
-    assert number.feed("About 1,") == [] and number.feed("000 coins.") == [] and number.flush() == ["About 1,000 coins."]
+    assert number.feed("About 1,") == [] and number.feed("000 coins.") == []
+    assert number.flush() == ["About 1,000 coins."]
 
 
 def test_an_answer_held_back_has_its_first_words_synthesised_ahead_and_plays_them_if_said() -> None:

@@ -158,7 +158,8 @@ class Session:
         self.prefetch_questions = False
         """Prefetch the head of a question's prompt (the state and recent events) rather than the reactions' prefix,
         which it starts with: where questions come aloud (`--voice`) and their answers must start soonest."""
-        self.prefetch_every_s = 1.0
+        self.prefetch_every_s = 0.25
+        """How often the state is looked at for a prefetch while idle (one runs only when the state changed)."""
         self._last_prefetch = 0.0
         self._waiting: list[tuple[str, float]] = []
         self._followed: str | None = None

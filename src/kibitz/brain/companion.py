@@ -176,6 +176,11 @@ class Companion:
         """Priority of the line being generated (None while idle or prefetching)."""
         self._guess: _Guess | None = None
         """The answer being written to a question the player may be done asking."""
+        self._warming_prefix = False
+        """The last prefetch queued is a state's prefix (which a newer state's supersedes)."""
+        self._prefetch_jobs = 0
+        """Prefetch jobs queued or running (`_prefetching` is set while there is one)."""
+        self._count_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="kibitz-companion", daemon=True)
 
     def _prompts(self, persona: Persona) -> PromptBuilder:
@@ -238,11 +243,21 @@ class Companion:
         reactions' prefix, or with `context` (the recent events) the head of a question's prompt, which starts
         with it (for sessions where questions come aloud, whose answers must start soonest)."""
         key = (state, None if context is None else tuple(context))
-        if key == self._prefetched or self.working:
+        if key == self._prefetched or self.busy:
             return
+        if self._prefetching.is_set():
+            if not self._warming_prefix:
+                return  # a question's prompt is being evaluated, or its answer written: not superseded by this
+            self._abort_prefetch.set()  # stale (the game moved on): what it shares with this one stays cached
         self._prefetched = key
-        self._prefetching.set()
-        self.jobs.put(Job(None, state, list(context or []), 0.0, head=context is not None))
+        self._queue_prefetch(Job(None, state, list(context or []), 0.0, head=context is not None), prefix=True)
+
+    def _queue_prefetch(self, job: Job, prefix: bool) -> None:
+        with self._count_lock:
+            self._prefetch_jobs += 1
+            self._warming_prefix = prefix
+            self._prefetching.set()
+        self.jobs.put(job)
 
     def prepare(self, state: str, context: list[str], heard: Hearing, now: str = "") -> None:
         """The player is asking something aloud: while idle, evaluate the question's prompt as far as it is known
@@ -256,8 +271,7 @@ class Companion:
         self._drop_guess()  # the player went on: what they said so far is not the whole question
         if self._prefetching.is_set():
             self._abort_prefetch.set()  # superseded: what it shares with this prompt stays cached
-        self._prefetching.set()
-        self.jobs.put(Job(None, state, list(context), 0.0, heard, now))
+        self._queue_prefetch(Job(None, state, list(context), 0.0, heard, now), prefix=False)
 
     def set_persona(self, persona: Persona) -> None:
         """Talk as this persona from the next line on (the player changed their profile)."""
@@ -423,7 +437,10 @@ class Companion:
                     self._warm_prefix(job)
             finally:
                 self._abort_prefetch.clear()
-                self._prefetching.clear()
+                with self._count_lock:
+                    self._prefetch_jobs -= 1
+                    if not self._prefetch_jobs:
+                        self._prefetching.clear()
             if utt is not None:  # the player asked what the recogniser guessed: this is its answer
                 self._finish(utt)
 
@@ -466,8 +483,10 @@ class Companion:
         return utt if guess.job is not None else None
 
     def _warm_prefix(self, job: Job) -> None:
+        mine = (job.state, tuple(job.context) if job.head else None)
         if self._abort_prefetch.is_set():
-            self._prefetched = None
+            if self._prefetched == mine:
+                self._prefetched = None
             return
         start = time.perf_counter()
         # A failed prefetch only costs latency; the real request reports the error.
@@ -478,8 +497,8 @@ class Companion:
             else:
                 messages = self.prompts.prefix_messages(job.state, memories)
             self.backend.warm(messages, abort=self._abort_prefetch, open_end=job.head)
-        if self._abort_prefetch.is_set():
-            self._prefetched = None  # only part of it is cached: try again when idle
+        if self._abort_prefetch.is_set() and self._prefetched == mine:
+            self._prefetched = None  # only part of it is cached: try again when idle (unless a newer one is queued)
         self.prefetch_log.append((start, time.perf_counter() - start))
 
     def _warm_question(self, job: Job, heard: Hearing) -> None:

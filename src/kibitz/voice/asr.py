@@ -101,6 +101,19 @@ def is_hallucination(text: str) -> bool:
     return _bare(text) in _hallucinations()
 
 
+_SENTENCE = re.compile(r"[^.!?。！？]+[.!?。！？]*\s*")
+
+
+def without_repeats(text: str) -> str:
+    """Whisper sometimes loops on the end of a short window ("How do I jump higher? How do I jump higher? ..."):
+    a sentence said again right after itself is kept once."""
+    kept: list[str] = []
+    for sentence in _SENTENCE.findall(text):
+        if not kept or _bare(sentence) != _bare(kept[-1]) or not _bare(sentence):
+            kept.append(sentence)
+    return "".join(kept).strip()
+
+
 class Transcriber:
     """Whisper base on the CPU. `transcribe` is safe to call from several threads (one at a time runs)."""
 
@@ -191,7 +204,7 @@ class Transcriber:
         )[0]
         ids = result.sequences_ids[0]
         logprob = result.scores[0] / (len(ids) + 1) if ids else -10.0
-        text = re.sub(r"\s+", " ", tok.decode(ids)).strip()
+        text = without_repeats(re.sub(r"\s+", " ", tok.decode(ids)).strip())
         return text, language, float(result.no_speech_prob), float(logprob)
 
     def transcribe_file(self, samples: np.ndarray) -> tuple[str, str]:
