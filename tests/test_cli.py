@@ -177,7 +177,8 @@ def test_chat_answers_questions_without_reacting(fake_server: FakeOpenAI) -> Non
     assert [u["trigger"] for u in lines] == ["question"]
     asked = [r["messages"][-1]["content"] for r in fake_server.requests if "asks you" in r["messages"][-1]["content"]]
     assert len(asked) == 1 and "how am I doing?" in asked[0]
-    assert "Breakout: score" in asked[0]  # questions get the precise state, score included
+    # Questions get the precise state: what it adds to the reactions' (the score) just before the question.
+    assert "Breakout: 5 lives left." in asked[0] and "score 0" in asked[0].split("THE GAME AT THIS MOMENT")[1]
 
 
 def watch_images(folder: Path, server: FakeOpenAI, question: str, *options: str) -> subprocess.CompletedProcess[str]:

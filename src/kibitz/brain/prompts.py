@@ -1,7 +1,10 @@
 """Builds chat messages from the prompt templates (Jinja files beside this module).
 
 The system message depends only on the persona, so it is identical for every request in a session and
-stays in the LLM's prompt cache; the game state comes next (prefetched while idle), and the event last.
+stays in the LLM's prompt cache; the game state comes next (prefetched while idle), and the event last. A
+question's prompt starts the same way (state, then the recent events and the instruction: its head, also
+prefetched where questions come aloud) and ends with what depends on the moment and the question: the notes the
+question recalls, the numbers that tick, the question itself.
 Earlier lines are deliberately not shown to the model: small models copy them (measured: the same line
 three times in a row), so variety comes from sampling and the instruction instead.
 """
