@@ -21,7 +21,7 @@ from kibitz.core.events import spoiler_level
 from kibitz.core.persona import Persona
 from kibitz.core.records import Event, Hearing, Utterance
 from kibitz.core.spoiler import LIMIT, NONE, SOLUTION, rate
-from kibitz.core.text import sentence_ends
+from kibitz.core.text import bare, sentence_ends
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class _Guess:
         """How a question that is not the one guessed differs from it."""
         text, state, context, _ = _asked(job)
         if text != self.key[0]:
-            return f"the question was heard as {text!r}"
+            return f"the question was heard as {job.request.question if job.request else ''!r}"
         return "the game was described otherwise" if (state, context) != self.key[1:3] else "its moment differed"
 
     def pass_on(self, utt: Utterance, piece: str, sink: TokenSink, draft: TokenSink | None = None) -> None:
@@ -134,8 +134,10 @@ class _Guess:
 
 
 def _asked(job: Job) -> tuple[str | None, str, tuple[str, ...], str]:
-    """What makes two questions' prompts the same."""
-    return (job.request.question if job.request else None, job.state, tuple(job.context), job.now)
+    """What makes two questions' answers the same: their words (a transcript of the same words may differ in case
+    and punctuation), and the game they are asked about."""
+    question = job.request.question if job.request else None
+    return (None if question is None else bare(question), job.state, tuple(job.context), job.now)
 
 
 class Companion:
