@@ -345,6 +345,11 @@ def test_the_answer_to_the_recognisers_guess_is_written_before_the_question_come
         while companion.working:
             time.sleep(0.01)
         assert not said and companion.finished.empty()
+        assert [outcome for _, outcome in companion.guesses] == [
+            "said",
+            "dropped: the question was heard as 'what world is this?'",
+            "dropped: the player went on talking",
+        ]
     finally:
         companion.stop(close_backend=False)
 

@@ -23,6 +23,7 @@ import subprocess
 import threading
 import time
 import unicodedata
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -537,6 +538,8 @@ class Asked:
     recogniser guessed it (`guessed`); the rest was evaluated while the player asked it."""
     guessed: bool | None = None
     """The answer was written from the recogniser's guess at the question, before the question was confirmed."""
+    guesses: list[str] = field(default_factory=list)
+    """What became of each answer written to a guess while this question was asked ("said", "dropped: why")."""
     first_piece: str | None = None
     """The answer's first spoken piece (a first clause or sentence)."""
     piece_s: float | None = None
@@ -575,6 +578,7 @@ class LatencyResult:
             "median_tts_rtf": _median([a.tts_rtf for a in self.asked]),
             "median_prompt_new": _median([None if a.prompt_new is None else float(a.prompt_new) for a in self.asked]),
             "guessed": sum(bool(a.guessed) for a in self.asked),
+            "guesses": dict(Counter(o for a in self.asked for o in a.guesses)),
             "median_piece_s": _median([a.piece_s for a in self.asked]),
             "median_synth_s": _median([a.synth_s for a in self.asked]),
         }
@@ -732,6 +736,7 @@ def latency_part(
                 len(voice.output.tts_seconds),
                 len(live.answers()),
             )
+            guesses_before = list(live.companion.guesses)
             walls = stream.feed_audio(hear, samples)
             end = walls[min(last // BLOCK, len(walls) - 1)]
             _wait(_grew(voice.heard, heard_before), stream, hear, 6.0)
@@ -763,6 +768,7 @@ def latency_part(
                     extra_questions=len(voice.heard) - heard_before - (1 if heard else 0),
                     prompt_new=utt.prompt_new if utt else None,
                     guessed=utt.guessed if utt else None,
+                    guesses=[g[1] for g in list(live.companion.guesses) if all(g is not b for b in guesses_before)],
                     **_first_piece(voice.output.first_piece.get(id(utt)) if utt else None, heard, utt),
                 )
             )

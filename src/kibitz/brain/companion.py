@@ -7,6 +7,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -20,7 +21,7 @@ from kibitz.core.events import spoiler_level
 from kibitz.core.persona import Persona
 from kibitz.core.records import Event, Hearing, Utterance
 from kibitz.core.spoiler import LIMIT, NONE, SOLUTION, rate
-from kibitz.core.text import sentence_ends
+from kibitz.core.text import bare, sentence_ends
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ class _Guess:
         self.job: Job | None = None
         """The question that confirmed the guess."""
         self.dropped = False
+        self.why = ""
+        """Why it was dropped (for the logs and `kibitz bench voice`)."""
         self.first_out: float | None = None
         """When its first piece was passed on (perf_counter)."""
         self._held: list[str] = []
@@ -87,12 +90,19 @@ class _Guess:
         self.decided.set()
         return True
 
-    def drop(self) -> None:
+    def drop(self, why: str) -> None:
         """Something else came first: the answer is never said (nothing happens once it was confirmed)."""
         with self._lock:
-            if self.job is None:
-                self.dropped = True
+            if self.job is None and not self.dropped:
+                self.dropped, self.why = True, why
         self.decided.set()
+
+    def differs(self, job: Job) -> str:
+        """How a question that is not the one guessed differs from it."""
+        text, state, context, _ = _asked(job)
+        if text != self.key[0]:
+            return f"the question was heard as {job.request.question if job.request else ''!r}"
+        return "the game was described otherwise" if (state, context) != self.key[1:3] else "its moment differed"
 
     def pass_on(self, utt: Utterance, piece: str, sink: TokenSink, draft: TokenSink | None = None) -> None:
         """A piece of the answer: held while the question is not confirmed (and handed to `draft`, which may prepare
@@ -115,7 +125,7 @@ class _Guess:
         """Once the answer is written: wait for the question (up to `wait` s); True, with every held piece passed
         on, if it came; False (dropped) if not."""
         if not self.decided.wait(wait):
-            self.drop()
+            self.drop(f"no question came within {wait:g} s")
         with self._lock:
             confirmed = self.job is not None
         if confirmed:
@@ -124,8 +134,10 @@ class _Guess:
 
 
 def _asked(job: Job) -> tuple[str | None, str, tuple[str, ...], str]:
-    """What makes two questions' prompts the same."""
-    return (job.request.question if job.request else None, job.state, tuple(job.context), job.now)
+    """What makes two questions' answers the same: their words (a transcript of the same words may differ in case
+    and punctuation), and the game they are asked about."""
+    question = job.request.question if job.request else None
+    return (None if question is None else bare(question), job.state, tuple(job.context), job.now)
 
 
 class Companion:
@@ -176,6 +188,8 @@ class Companion:
         """Priority of the line being generated (None while idle or prefetching)."""
         self._guess: _Guess | None = None
         """The answer being written to a question the player may be done asking."""
+        self.guesses: deque[tuple[str, str]] = deque(maxlen=100)
+        """(question guessed, "said" or "dropped: why") of the answers written to the recogniser's guesses."""
         self._warming_prefix = False
         """The last prefetch queued is a state's prefix (which a newer state's supersedes)."""
         self._prefetch_jobs = 0
@@ -212,15 +226,16 @@ class Companion:
         if guess is not None and guess.confirm(job):
             self._speaking_priority = max((e.priority for e in request.events), default=0)
             return
-        self._drop_guess()
+        if guess is not None:
+            guess.drop(guess.differs(job) if request.question is not None else f"a {request.trigger} line came first")
         if self._prefetching.is_set():
             self._abort_prefetch.set()
         self.jobs.put(job)
 
-    def _drop_guess(self) -> None:
+    def _drop_guess(self, why: str) -> None:
         guess = self._guess
         if guess is not None:
-            guess.drop()
+            guess.drop(why)
 
     def interrupt(self, priority: int) -> bool:
         """Cut the line being spoken short if something more important happened; True if it will stop."""
@@ -268,7 +283,7 @@ class Companion:
         if self.busy or key == self._prepared:
             return
         self._prepared = key
-        self._drop_guess()  # the player went on: what they said so far is not the whole question
+        self._drop_guess("the player went on talking")  # what they said so far is not the whole question
         if self._prefetching.is_set():
             self._abort_prefetch.set()  # superseded: what it shares with this prompt stays cached
         self._queue_prefetch(Job(None, state, list(context), 0.0, heard, now), prefix=False)
@@ -361,7 +376,7 @@ class Companion:
                     utt.interrupted = True
                     break
                 if guess is not None and (guess.dropped or self._abort_prefetch.is_set()):
-                    guess.drop()
+                    guess.drop("something else was asked of the model")
                     return utt  # the player went on, or asked something else: never said
                 if not raw:
                     utt.prompt_new = self.backend.prompt_new
@@ -478,8 +493,11 @@ class Companion:
             utt = self._line(Job(request, job.state, job.context, job.t, now=job.now), guess)
         finally:
             self._guess = None
-            guess.drop()  # nothing once confirmed; otherwise the question is asked again
+            guess.drop("its answer failed")  # nothing once confirmed; otherwise the question is asked again
             self.prefetch_log.append((start, time.perf_counter() - start))
+            outcome = "said" if guess.job is not None else f"dropped: {guess.why}"
+            self.guesses.append((heard.text, outcome))
+            log.debug("The answer to the guessed question %r was %s.", heard.text, outcome)
         return utt if guess.job is not None else None
 
     def _warm_prefix(self, job: Job) -> None:
@@ -519,7 +537,7 @@ class Companion:
         if cut:
             self._interrupt.set()
             self._abort_prefetch.set()
-            self._drop_guess()
+            self._drop_guess("the companion stopped")
         self.jobs.put(None)
         if self._thread.is_alive():
             self._thread.join(timeout)

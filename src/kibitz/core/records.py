@@ -157,4 +157,5 @@ class Utterance:
             **({"memory_wait_s": round(self.memory_wait, 3)} if self.memory_wait is not None else {}),
             "backend": self.backend,
             "interrupted": self.interrupted,
+            **({"guessed": True} if self.guessed else {}),
         }

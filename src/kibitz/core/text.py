@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 SENTENCE_END = re.compile(r"[.!?。！？…]+[\"')\]]*(?=\s|$)")
 MIN_SENTENCE_WORDS = 3
@@ -18,3 +19,9 @@ def sentence_ends(text: str) -> list[int]:
             ends.append(match.end())
             start = match.end()
     return ends
+
+
+def bare(text: str) -> str:
+    """Lower case, no punctuation, single spaces: how two transcripts of the same words are compared."""
+    kept = "".join(c if not unicodedata.category(c).startswith("P") else " " for c in text.lower())
+    return " ".join(kept.split())

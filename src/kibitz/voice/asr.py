@@ -18,7 +18,6 @@ import re
 import shutil
 import threading
 import time
-import unicodedata
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -29,6 +28,7 @@ import yaml
 
 from kibitz.core.errors import ConfigError, ModelError
 from kibitz.core.registry import Registry
+from kibitz.core.text import bare
 from kibitz.voice.audio import AudioError
 from kibitz.voice.records import RATE, SpeechSegment, Transcript
 
@@ -91,10 +91,7 @@ def _hallucinations() -> frozenset[str]:
     return frozenset(_bare(p) for p in raw["phrases"])
 
 
-def _bare(text: str) -> str:
-    """Lower case, no punctuation, single spaces: how transcripts are compared."""
-    kept = "".join(c if not unicodedata.category(c).startswith("P") else " " for c in text.lower())
-    return " ".join(kept.split())
+_bare = bare
 
 
 def is_hallucination(text: str) -> bool:
