@@ -345,10 +345,17 @@ def test_the_answer_to_the_recognisers_guess_is_written_before_the_question_come
         while companion.working:
             time.sleep(0.01)
         assert not said and companion.finished.empty()
+        said.clear()  # the question comes before the guess's answer was started (the model was busy): still it
+        companion.prefetch("World 9-9. " + "Lots of things are on this screen. " * 40)
+        companion.prepare(state, events, Hearing(question, complete=True), "Score 4500.")
+        companion.submit(_asked(question.upper()), state, events, 4.0, now="Score 4500.")  # the same words
+        late = companion.finished.get(timeout=60)
+        assert late.guessed and late.text and "".join(said).strip() == late.text and companion.finished.empty()
         assert [outcome for _, outcome in companion.guesses] == [
             "said",
             "dropped: the question was heard as 'what world is this?'",
             "dropped: the player went on talking",
+            "said",
         ]
     finally:
         companion.stop(close_backend=False)

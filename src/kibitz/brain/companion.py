@@ -61,6 +61,8 @@ class Job:
     """For a question: what the state leaves out at the moment it was asked (prompts.moment)."""
     head: bool = False
     """A prefetch of the head of a question's prompt (the state and `context`, the recent events)."""
+    guess: _Guess | None = None
+    """For the recogniser's guess at a whole question (`heard` complete): the answer to write and hold."""
 
 
 class _Guess:
@@ -90,12 +92,15 @@ class _Guess:
         self.decided.set()
         return True
 
-    def drop(self, why: str) -> None:
-        """Something else came first: the answer is never said (nothing happens once it was confirmed)."""
+    def drop(self, why: str) -> bool:
+        """Something else came first: the answer is never said (nothing happens once it was confirmed). Whether
+        it is dropped."""
         with self._lock:
             if self.job is None and not self.dropped:
                 self.dropped, self.why = True, why
+            dropped = self.dropped
         self.decided.set()
+        return dropped
 
     def differs(self, job: Job) -> str:
         """How a question that is not the one guessed differs from it."""
@@ -284,9 +289,13 @@ class Companion:
             return
         self._prepared = key
         self._drop_guess("the player went on talking")  # what they said so far is not the whole question
+        job = Job(None, state, list(context), 0.0, heard, now)
+        if heard.complete:  # the question may come before its answer is started: it is this answer all the same
+            asked = SpeakRequest([], time.perf_counter(), question=heard.text)
+            job.guess = self._guess = _Guess(Job(asked, state, list(context), 0.0, now=now))
         if self._prefetching.is_set():
             self._abort_prefetch.set()  # superseded: what it shares with this prompt stays cached
-        self._queue_prefetch(Job(None, state, list(context), 0.0, heard, now), prefix=False)
+        self._queue_prefetch(job, prefix=False)
 
     def set_persona(self, persona: Persona) -> None:
         """Talk as this persona from the next line on (the player changed their profile)."""
@@ -375,8 +384,8 @@ class Companion:
                 if self._interrupt.is_set():
                     utt.interrupted = True
                     break
-                if guess is not None and (guess.dropped or self._abort_prefetch.is_set()):
-                    guess.drop("something else was asked of the model")
+                stop = guess is not None and (guess.dropped or self._abort_prefetch.is_set())
+                if stop and guess is not None and guess.drop("something else was asked of the model"):
                     return utt  # the player went on, or asked something else: never said
                 if not raw:
                     utt.prompt_new = self.backend.prompt_new
@@ -484,21 +493,25 @@ class Companion:
         """Write the answer to the recogniser's guess at the question (its prompt is the question's own), held
         back until the question comes; the answer if it did, None if something else came first."""
         self._prefetched = None  # the model's cache moves on to the question
-        if self._abort_prefetch.is_set() or not self.jobs.empty():
-            return None
+        guess = job.guess
+        assert guess is not None
+        if not guess.dropped:
+            self._abort_prefetch.clear()  # set for a job before this one (whatever drops the guess sets it again)
         start = time.perf_counter()
         request = SpeakRequest([], start, question=heard.text)
-        guess = self._guess = _Guess(Job(request, job.state, job.context, job.t, now=job.now))
+        utt = None
         try:
-            utt = self._line(Job(request, job.state, job.context, job.t, now=job.now), guess)
+            if not guess.dropped:
+                utt = self._line(Job(request, job.state, job.context, job.t, now=job.now), guess)
         finally:
-            self._guess = None
+            if self._guess is guess:
+                self._guess = None
             guess.drop("its answer failed")  # nothing once confirmed; otherwise the question is asked again
             self.prefetch_log.append((start, time.perf_counter() - start))
             outcome = "said" if guess.job is not None else f"dropped: {guess.why}"
             self.guesses.append((heard.text, outcome))
             log.debug("The answer to the guessed question %r was %s.", heard.text, outcome)
-        return utt if guess.job is not None else None
+        return utt if guess.job is not None and utt is not None else None
 
     def _warm_prefix(self, job: Job) -> None:
         mine = (job.state, tuple(job.context) if job.head else None)
