@@ -113,7 +113,7 @@ class PromptBuilder:
         """`memories` are the notes for the state (as in the prefetched prefix); `recalled` the question's own; `now`
         what the state leaves out at this moment (the numbers that tick: `moment`). Everything up to the instruction
         depends only on the state, the recent events and the state's notes, so it is evaluated while idle
-        (`question_head_messages`); what depends on the moment and the question comes last."""
+        (`question_prefix_messages` with no words); what depends on the moment and the question comes last."""
         memories = self._fit_all(memories, "memories")
         user = _env.get_template("question.j2").render(
             state=quote_untrusted(self._fit(state, "state")),

@@ -88,14 +88,11 @@ def model_dir() -> Path:
 @cache
 def _hallucinations() -> frozenset[str]:
     raw = yaml.safe_load((resources.files("kibitz.voice") / "data" / "hallucinations.yaml").read_text("utf-8"))
-    return frozenset(_bare(p) for p in raw["phrases"])
-
-
-_bare = bare
+    return frozenset(bare(p) for p in raw["phrases"])
 
 
 def is_hallucination(text: str) -> bool:
-    return _bare(text) in _hallucinations()
+    return bare(text) in _hallucinations()
 
 
 _SENTENCE = re.compile(r"[^.!?。！？]+[.!?。！？]*\s*")
@@ -106,7 +103,7 @@ def without_repeats(text: str) -> str:
     a sentence said again right after itself is kept once."""
     kept: list[str] = []
     for sentence in _SENTENCE.findall(text):
-        if not kept or _bare(sentence) != _bare(kept[-1]) or not _bare(sentence):
+        if not kept or bare(sentence) != bare(kept[-1]) or not bare(sentence):
             kept.append(sentence)
     return "".join(kept).strip()
 

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from kibitz.core.records import Hearing
-from kibitz.voice.asr import Transcriber, _bare, is_hallucination
+from kibitz.core.text import bare
+from kibitz.voice.asr import Transcriber, is_hallucination
 from kibitz.voice.echo import EchoCanceller
 from kibitz.voice.playback import Mixer
 from kibitz.voice.records import RATE, AudioChunk, SpeechSegment, SpeechStarted, Transcript
@@ -310,10 +311,10 @@ class Ear:
         """A question heard together with the end of the companion's own line ("...save them for later. How many
         lives?"): (the companion's words at its start, the rest). Two words or more of a recent line count."""
         words = text.split()
-        keys = [_bare(w) for w in words]
+        keys = [bare(w) for w in words]
         best = 0
         for line in self.recent_lines():
-            said = [_bare(w) for w in line.split()]
+            said = [bare(w) for w in line.split()]
             for k in range(len(keys) - 1, 1, -1):  # the longest run first; the question itself must be left
                 if k <= best:
                     break
@@ -324,11 +325,11 @@ class Ear:
         return " ".join(words[:best]), " ".join(words[best:])
 
     def _is_own_echo(self, text: str) -> bool:
-        heard = _bare(text)
+        heard = bare(text)
         if len(heard) < 4:
             return False
         for line in self.recent_lines():
-            said = _bare(line)
+            said = bare(line)
             if heard in said or difflib.SequenceMatcher(None, heard, said).ratio() >= SELF_SIMILARITY:
                 return True
         return False
