@@ -351,7 +351,7 @@ def test_the_answer_to_the_recognisers_guess_is_written_before_the_question_come
         companion.submit(_asked(question.upper()), state, events, 4.0, now="Score 4500.")  # the same words
         late = companion.finished.get(timeout=60)
         assert late.guessed and late.text and "".join(said).strip() == late.text and companion.finished.empty()
-        assert [outcome for _, outcome in companion.guesses] == [
+        assert [g.outcome for g in companion.guesses] == [
             "said",
             "dropped: the question was heard as 'what world is this?'",
             "dropped: the player went on talking",

@@ -546,6 +546,10 @@ class Asked:
     """The first visible token → the first piece complete (queued for synthesis)."""
     synth_s: float | None = None
     """The first piece's synthesis (the first audio plays after it)."""
+    guess_start_s: float | None = None
+    """End of the question → the model started on the answer to the recogniser's guess (the one said)."""
+    guess_token_s: float | None = None
+    """End of the question → that answer's first visible piece written (held back until confirmed)."""
 
 
 @dataclass(slots=True)
@@ -581,6 +585,8 @@ class LatencyResult:
             "guesses": dict(Counter(o for a in self.asked for o in a.guesses)),
             "median_piece_s": _median([a.piece_s for a in self.asked]),
             "median_synth_s": _median([a.synth_s for a in self.asked]),
+            "median_guess_start_s": _median([a.guess_start_s for a in self.asked]),
+            "median_guess_token_s": _median([a.guess_token_s for a in self.asked]),
         }
 
 
@@ -753,6 +759,8 @@ def latency_part(
             first = None
             if utt is not None and id(utt) in voice.output.first_audio:
                 first = stream.first_sound(voice.output.first_audio[id(utt)] - 0.025)
+            guesses = [g for g in list(live.companion.guesses) if all(g is not b for b in guesses_before)]
+            said = next((g for g in guesses if g.outcome == "said"), None) if utt is not None and utt.guessed else None
             tts = voice.output.tts_seconds[tts_before:]
             tts_audio = sum(a for _, a in tts)
             asked.append(
@@ -768,7 +776,9 @@ def latency_part(
                     extra_questions=len(voice.heard) - heard_before - (1 if heard else 0),
                     prompt_new=utt.prompt_new if utt else None,
                     guessed=utt.guessed if utt else None,
-                    guesses=[g[1] for g in list(live.companion.guesses) if all(g is not b for b in guesses_before)],
+                    guesses=[g.outcome for g in guesses],
+                    guess_start_s=None if said is None else said.started - end,
+                    guess_token_s=None if said is None or said.first_token is None else said.first_token - end,
                     **_first_piece(voice.output.first_piece.get(id(utt)) if utt else None, heard, utt),
                 )
             )

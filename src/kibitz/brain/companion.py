@@ -65,6 +65,19 @@ class Job:
     """For the recogniser's guess at a whole question (`heard` complete): the answer to write and hold."""
 
 
+@dataclass(frozen=True, slots=True)
+class Guessed:
+    """What became of an answer written to the recogniser's guess at a question (`Companion.guesses`)."""
+
+    question: str
+    outcome: str
+    """"said", or "dropped: why"."""
+    started: float
+    """When the model started on it (perf_counter)."""
+    first_token: float | None
+    """When its first visible piece was written, held back or not (perf_counter)."""
+
+
 class _Guess:
     """The answer being written to the recogniser's guess at the whole question, a moment into the player's silence,
     before the end of their question is certain: its pieces are held back until the question comes (`confirm`:
@@ -79,6 +92,8 @@ class _Guess:
         """Why it was dropped (for the logs and `kibitz bench voice`)."""
         self.first_out: float | None = None
         """When its first piece was passed on (perf_counter)."""
+        self.first_written: float | None = None
+        """When its first piece was written (perf_counter)."""
         self._held: list[str] = []
         self._lock = threading.Lock()
         self.decided = threading.Event()
@@ -113,6 +128,8 @@ class _Guess:
         """A piece of the answer: held while the question is not confirmed (and handed to `draft`, which may prepare
         it), then passed on with all held before it."""
         with self._lock:
+            if piece and self.first_written is None:
+                self.first_written = time.perf_counter()
             self._held.append(piece)
             held = self.job is None
             if not held:
@@ -193,8 +210,8 @@ class Companion:
         """Priority of the line being generated (None while idle or prefetching)."""
         self._guess: _Guess | None = None
         """The answer being written to a question the player may be done asking."""
-        self.guesses: deque[tuple[str, str]] = deque(maxlen=100)
-        """(question guessed, "said" or "dropped: why") of the answers written to the recogniser's guesses."""
+        self.guesses: deque[Guessed] = deque(maxlen=100)
+        """What became of the answers written to the recogniser's guesses."""
         self._warming_prefix = False
         """The last prefetch queued is a state's prefix (which a newer state's supersedes)."""
         self._prefetch_jobs = 0
@@ -509,7 +526,7 @@ class Companion:
             guess.drop("its answer failed")  # nothing once confirmed; otherwise the question is asked again
             self.prefetch_log.append((start, time.perf_counter() - start))
             outcome = "said" if guess.job is not None else f"dropped: {guess.why}"
-            self.guesses.append((heard.text, outcome))
+            self.guesses.append(Guessed(heard.text, outcome, start, guess.first_written))
             log.debug("The answer to the guessed question %r was %s.", heard.text, outcome)
         return utt if guess.job is not None and utt is not None else None
 
