@@ -425,3 +425,49 @@ def test_prompt_threads_are_the_model_threads_unless_set(smollm2_path: Path) -> 
     finally:
         default.close()
         two.close()
+
+
+class Threads(LlamaCppBackend):
+    """The real model, noting the threads llama.cpp would use for the token after each piece it yields."""
+
+    def __init__(self, real: LlamaCppBackend) -> None:
+        self.__dict__.update(real.__dict__)
+        self.seen: list[tuple[int, int]] = []
+
+    def stream(self, messages, max_tokens, temperature, stop=None):  # type: ignore[no-untyped-def]
+        import llama_cpp
+
+        for piece in super().stream(messages, max_tokens, temperature, stop):
+            yield piece
+            ctx = self.llm._ctx.ctx
+            self.seen.append((llama_cpp.llama_n_threads(ctx), llama_cpp.llama_n_threads_batch(ctx)))
+
+
+def test_an_answer_the_player_waits_for_gets_the_answer_threads_until_its_first_words(smollm2_path: Path) -> None:
+    """llm.answer_threads while a question's answer is written, up to its first clause or sentence; then the
+    model's own thread again (the game gets its core back); reactions never take more."""
+    from kibitz.brain.companion import first_words
+    from kibitz.core.config import LLMConfig
+
+    real = LlamaCppBackend.from_config(LLMConfig(model=str(smollm2_path), n_ctx=1024, answer_threads=2))
+    backend = Threads(real)
+    shown: list[str] = []
+    companion = Companion(backend, load_persona("buddy"), max_tokens=40, on_token=lambda u, s: shown.append(s))
+    try:
+        ask = SpeakRequest([], time.perf_counter(), question="How do I get past the first pit in this level?")
+        utt = companion.say(Job(ask, "Super Mario Bros., World 1-1; 2 lives left.", [], 1.0))
+        assert utt.text and len(backend.seen) >= 3
+        hurried = [threads == (2, 2) for threads in backend.seen]
+        assert hurried[0] and not hurried[-1] and hurried == sorted(hurried, reverse=True)  # 2 first, then 1
+        import llama_cpp
+
+        ctx = backend.llm._ctx.ctx
+        assert first_words("".join(shown)) and (
+            llama_cpp.llama_n_threads(ctx),
+            llama_cpp.llama_n_threads_batch(ctx),
+        ) == (1, 1)
+        backend.seen.clear()
+        companion.say(Job(death_request(), "Super Mario Bros., World 1-1; 2 lives left.", [], 2.0))
+        assert backend.seen and set(backend.seen) == {(1, 1)}
+    finally:
+        real.close()

@@ -134,3 +134,13 @@ def test_screen_capture_of_a_window_by_title(xvfb: str, monkeypatch: pytest.Monk
     finally:
         clock.terminate()
         clock.wait(10)
+
+
+def test_the_pacer_notes_how_late_items_come_when_the_game_falls_behind() -> None:
+    from kibitz.sources.base import Pacer
+
+    pacer = Pacer(60.0, realtime=True)
+    pacer.wait(0.01)  # on time: it sleeps, nothing is late
+    time.sleep(0.1)
+    pacer.wait(0.05)  # 60 ms or more behind
+    assert len(pacer.late) == 1 and pacer.late[0][1] >= 0.05

@@ -113,8 +113,26 @@ def test_sentences_are_cut_as_they_stream() -> None:
     first = SentenceSplitter()  # a comma after a word ends the first clause as it comes; after a digit, not yet
     assert first.feed("Yes,") == ["Yes,"] and first.feed(" go") == []
     number = SentenceSplitter()
-    assert number.feed("About 1,") == [] and number.feed("000 coins.") == []
-    assert number.flush() == ["About 1,000 coins."]
+    assert number.feed("About 1,") == [] and number.feed("000 coins") == []
+    assert number.feed(".") == ["About 1,000 coins."]  # a stop after a word ends the sentence at once
+    stops = SentenceSplitter()
+    assert stops.feed("Version 1.") == [] and stops.feed("5 is out. Use a fire flower, e.g.") == ["Version 1.5 is out."]
+    assert stops.flush() == ["Use a fire flower, e.g."]
+
+
+def test_a_long_first_sentence_is_spoken_up_to_a_clause_word_with_a_continuing_voice() -> None:
+    """With no comma, the first sentence is cut before a word that starts a clause or phrase once four words are
+    written: the player hears the answer begin while the model writes the rest; later sentences stay whole."""
+    from kibitz.voice.sentences import continuing
+
+    text = "You can see the flag from the top of that pipe if you jump. Then run and jump to it."
+    splitter = SentenceSplitter()
+    out = [s for i in range(0, len(text), 2) for s in splitter.feed(text[i : i + 2])] + splitter.flush()
+    assert out == ["You can see the flag", "from the top of that pipe if you jump.", "Then run and jump to it."]
+    short = SentenceSplitter()  # too few words before the clause word
+    assert short.feed("Jump and run to the flag.") == ["Jump and run to the flag."]
+    assert SentenceSplitter("ja").feed("ボスの前でジャンプしてからとても速く走って") == []  # no list for Japanese
+    assert continuing("You can see the flag") == "You can see the flag," and continuing("Yes,") == "Yes,"
 
 
 def test_an_answer_held_back_has_its_first_words_synthesised_ahead_and_plays_them_if_said() -> None:
@@ -145,7 +163,9 @@ def test_an_answer_held_back_has_its_first_words_synthesised_ahead_and_plays_the
         assert texts == ["Yes,", "YES,"] and not output.speaking and not mixer.active  # synthesised, not played
         output.token(held, "Yes, the pipe on the right.")
         output.done(held)
+        deadline = time.perf_counter() + 30
         while len(output.current_sentences()) < 2 or not all(s.ready for s in output.current_sentences()):
+            assert time.perf_counter() < deadline, [s.text for s in output.current_sentences()]
             time.sleep(0.01)
         assert texts == ["Yes,", "YES,", "the pipe on the right."]  # its first piece was not synthesised again
         assert [s.text for s in output.current_sentences()] == ["Yes,", "the pipe on the right."]

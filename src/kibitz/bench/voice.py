@@ -550,6 +550,9 @@ class Asked:
     """End of the question → the model started on the answer to the recogniser's guess (the one said)."""
     guess_token_s: float | None = None
     """End of the question → that answer's first visible piece written (held back until confirmed)."""
+    hurried_s: float | None = None
+    """Seconds the model ran on llm.answer_threads (a core taken from the game) while this question was asked and
+    answered."""
 
 
 @dataclass(slots=True)
@@ -561,6 +564,8 @@ class LatencyResult:
     answered: int
     memory: dict[str, float]
     """RSS and peak with the LLM, Whisper, the voice and the VAD loaded, right after the run (GB)."""
+    game: dict[str, float]
+    """How the game kept time while the questions were asked and answered (`game_pacing`)."""
     barge_ins: int
     """Barge-ins the answers' own echo set off (0 expected)."""
     errors: list[str]
@@ -572,6 +577,7 @@ class LatencyResult:
             "p95": self.p95.to_json(),
             "answered": self.answered,
             "memory": self.memory,
+            "game": self.game,
             "barge_ins": self.barge_ins,
             "extra_questions": sum(a.extra_questions for a in self.asked),
             "errors": self.errors,
@@ -587,7 +593,25 @@ class LatencyResult:
             "median_synth_s": _median([a.synth_s for a in self.asked]),
             "median_guess_start_s": _median([a.guess_start_s for a in self.asked]),
             "median_guess_token_s": _median([a.guess_token_s for a in self.asked]),
+            "median_hurried_s": _median([a.hurried_s for a in self.asked]),
         }
+
+
+def game_pacing(source: Any, start: float, end: float) -> dict[str, float]:
+    """How late the emulator's frames came between `start` and `end` (perf_counter): the share more than one frame
+    late (a frame the player would see stutter), the 95th percentile and the worst, in ms (frames on time count 0)."""
+    pacer = source.pacer
+    if pacer is None or end <= start:
+        return {}
+    frames = max(1, round((end - start) / pacer.period))
+    late = sorted(s for t, s in list(pacer.late) if start <= t <= end)
+    values = [0.0] * max(0, frames - len(late)) + late
+    return {
+        "frames": float(frames),
+        "late_share": sum(s > pacer.period for s in late) / frames,
+        "late_p95_ms": 1000 * percentile(values, 95),
+        "late_max_ms": 1000 * (late[-1] if late else 0.0),
+    }
 
 
 def _first_piece(piece: list[float | str] | None, heard: Any, utt: Any) -> dict[str, Any]:
@@ -729,6 +753,7 @@ def latency_part(
         live = WatchSession(model, voice, (asked_q, hearing_q), max_tokens, llm, seed)
         hear = voice.ear.hear
         _wait(lambda: False, stream, hear, 1.0)  # the VAD and the echo canceller settle
+        began = time.perf_counter()
 
         def quiet() -> bool:
             answered = len(live.answers()) >= len(voice.heard)
@@ -743,6 +768,7 @@ def latency_part(
                 len(live.answers()),
             )
             guesses_before = list(live.companion.guesses)
+            hurried_before = live.companion.backend.hurried_s
             walls = stream.feed_audio(hear, samples)
             end = walls[min(last // BLOCK, len(walls) - 1)]
             _wait(_grew(voice.heard, heard_before), stream, hear, 6.0)
@@ -779,11 +805,13 @@ def latency_part(
                     guesses=[g.outcome for g in guesses],
                     guess_start_s=None if said is None else said.started - end,
                     guess_token_s=None if said is None or said.first_token is None else said.first_token - end,
+                    hurried_s=live.companion.backend.hurried_s - hurried_before,
                     **_first_piece(voice.output.first_piece.get(id(utt)) if utt else None, heard, utt),
                 )
             )
             progress("latency", qi + 1, len(chosen))
         memory = memory_now()
+        game = game_pacing(live.source, began, time.perf_counter())
         errors = voice.ear.errors + voice.output.errors + ([live.error] if live.error else [])
         barge_ins = len(voice.ear.barge_ins)
     finally:
@@ -798,6 +826,7 @@ def latency_part(
         p95=quantile_figure(values, 95, TARGETS["latency_p95_s"]),
         answered=len(values),
         memory=memory,
+        game=game,
         barge_ins=barge_ins,
         errors=errors[:10],
     )

@@ -43,7 +43,8 @@ class Recall(Protocol):
 QUESTION_EXTRA_TOKENS = 20
 """An answer may run this many tokens longer than a reaction (it gets a sentence and 15 words more)."""
 MIN_VISIBLE_CHARS = 4
-"""Hold back the first few characters so a "Name:" prefix can be removed before anything is shown."""
+"""Hold back the first few characters so a "Name:" prefix can be removed before anything is shown (a shorter start
+that a comma or a stop ends, "Oh," or "No.", is no name and shows at once)."""
 GUESS_WAIT_S = 3.0
 """How long an answer written to the recogniser's guess at a question waits, once written, for the question."""
 
@@ -394,6 +395,9 @@ class Companion:
         sentences = self.persona.max_sentences + (1 if req.question else 0)
         words = self.persona.max_words + (15 if req.question else 0)
         tokens = self.max_tokens + (QUESTION_EXTRA_TOKENS if req.question else 0)
+        hurried = req.question is not None  # the player waits for the answer's first words
+        if hurried:
+            self.backend.hurry(True)
         try:
             for piece in self.backend.stream(
                 self.messages_for(job, utt), tokens, self.temperature, stop=["\n\n", "GAME STATE"]
@@ -414,7 +418,8 @@ class Companion:
                         utt.withheld = cleaned[len(allowed) :].strip()
                         break
                     cleaned = allowed
-                if not shown and len(cleaned) < MIN_VISIBLE_CHARS and not line_complete(raw, sentences, words):
+                early = len(cleaned) < MIN_VISIBLE_CHARS and not cleaned.endswith((",", ".", "!", "?"))
+                if not shown and early and not line_complete(raw, sentences, words):
                     continue
                 if cleaned.startswith(shown) and len(cleaned) > len(shown):
                     delta = cleaned[len(shown) :]
@@ -422,6 +427,9 @@ class Companion:
                         utt.first_token_latency = time.perf_counter() - req.wall
                     shown = cleaned
                     emit(utt, delta)
+                    if hurried and first_words(shown):
+                        self.backend.hurry(False)
+                        hurried = False
                 if line_complete(raw, sentences, words):
                     break
         except Exception as exc:  # any backend failure costs this one line, never the session
@@ -437,6 +445,9 @@ class Companion:
             log.warning("The companion's line for %s failed: %s", req.trigger, utt.error)
             self.on_error(utt, utt.error)
             return utt
+        finally:
+            if hurried:
+                self.backend.hurry(False)
         # An interrupted line ends where the player stopped seeing it, a withheld one where it was cut.
         if utt.interrupted or utt.withheld:
             utt.text = shown.strip()
@@ -558,7 +569,11 @@ class Companion:
         with contextlib.suppress(Exception):  # costs latency only: the question itself reports any error
             memories = self.memories_for(job.state)
             messages = self.prompts.question_prefix_messages(job.state, heard.text, job.context, memories, job.now)
-            self.backend.warm(messages, abort=self._abort_prefetch, open_end=True)
+            self.backend.hurry(True)  # the player is asking: the answer they will wait for starts with this prompt
+            try:
+                self.backend.warm(messages, abort=self._abort_prefetch, open_end=True)
+            finally:
+                self.backend.hurry(False)
         self.prefetch_log.append((start, time.perf_counter() - start))
 
     def stop(self, timeout: float = 30.0, close_backend: bool = True, cut: bool = False) -> None:
@@ -585,6 +600,12 @@ def _answered(utt: Utterance, guess: _Guess) -> SpeakRequest:
     if utt.first_token_latency is not None:
         utt.first_token_latency = (guess.first_out or time.perf_counter()) - req.wall
     return req
+
+
+def first_words(shown: str) -> bool:
+    """An answer's first words are out: a clause or sentence has ended, or it has run to eight words (what a voice
+    speaks first; kibitz.voice.sentences)."""
+    return any(mark in shown for mark in ",.!?;:、。，！？") or len(shown.split()) >= 8
 
 
 def _explain(exc: Exception, where: str) -> str:

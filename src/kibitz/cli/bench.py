@@ -1127,6 +1127,12 @@ def voice_cmd(
         int | None,
         typer.Option(help="Threads for evaluating prompts (llm.n_threads_batch; default: the model's threads)."),
     ] = None,
+    answer_threads: Annotated[
+        int | None,
+        typer.Option(
+            help="Threads while the player waits for an answer (llm.answer_threads; default: the config's, 2)."
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Results folder (default $KIBITZ_HOME/bench/voice-<timestamp>); results.json goes there."),
@@ -1161,7 +1167,7 @@ def voice_cmd(
                 tasks[name] = progress.add_task(name, total=total)
             progress.update(tasks[name], completed=done)
 
-        llm = {"llm.n_threads": threads, "llm.n_threads_batch": prompt_threads}
+        llm = {"llm.n_threads": threads, "llm.n_threads_batch": prompt_threads, "llm.answer_threads": answer_threads}
         llm = {k: v for k, v in llm.items() if v}
         bench, path = run_voice_bench(chosen, model, sizes, seed, folder, llm=llm, progress=step)
     table = Table("figure", "value", "95 % interval", "n", "target", "met", title=f"kibitz voice — {model}")
@@ -1179,12 +1185,24 @@ def voice_cmd(
     if bench.latency is not None:
         lat = bench.latency.to_json()
         console.print(
-            f"latency breakdown (medians): ASR {_fmt(lat['median_asr_s'])} s · question end → handed on "
-            f"{_fmt(lat['median_handed_s'])} s · first token {_fmt(lat['median_first_token_s'])} s · TTS real-time "
-            f"factor {_fmt(lat['median_tts_rtf'])} · prompt tokens left to evaluate when handed "
-            f"{_fmt(lat['median_prompt_new'])} · answered {lat['answered']}/{len(bench.latency.asked)}"
-            f" · the answers' echo heard as questions {lat['extra_questions']}, as barge-ins {lat['barge_ins']}"
+            f"latency breakdown (medians, from the end of the question): the recogniser's guess answered from "
+            f"{_fmt(lat['median_guess_start_s'])} s, its first words written at {_fmt(lat['median_guess_token_s'])} s"
+            f" ({lat['guessed']}/{len(bench.latency.asked)} answers written from the guess) · question confirmed "
+            f"{_fmt(lat['median_handed_s'])} s · first words passed on {_fmt(lat['median_first_token_s'])} s after "
+            f"that · first piece complete {_fmt(lat['median_piece_s'])} s later, its audio "
+            f"{_fmt(lat['median_synth_s'])} s after · ASR {_fmt(lat['median_asr_s'])} s · TTS real-time factor "
+            f"{_fmt(lat['median_tts_rtf'])} · prompt tokens left when the answer started "
+            f"{_fmt(lat['median_prompt_new'])} · model on llm.answer_threads {_fmt(lat['median_hurried_s'])} s a "
+            f"question · answered {lat['answered']}/{len(bench.latency.asked)} · the answers' echo heard as questions "
+            f"{lat['extra_questions']}, as barge-ins {lat['barge_ins']}",
+            markup=False,
         )
+        game = lat["game"]
+        if game:
+            console.print(
+                f"the game meanwhile: {100 * game['late_share']:.1f} % of {game['frames']:.0f} frames more than a "
+                f"frame late (p95 {game['late_p95_ms']:.0f} ms late, worst {game['late_max_ms']:.0f} ms)"
+            )
     if bench.ram is not None:
         console.print(f"[dim]RAM {bench.ram.measured}[/dim]")
     console.print(f"[dim]results: {path}[/dim]")

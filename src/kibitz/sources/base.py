@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Iterator
 
 from kibitz.core.config import SourceConfig
@@ -32,14 +33,19 @@ class Pacer:
         self.period = 1.0 / rate
         self.realtime = realtime
         self.start = time.perf_counter()
+        self.late: deque[tuple[float, float]] = deque(maxlen=200_000)
+        """(perf_counter, seconds late) of each item released after its time: how far a game fell behind."""
 
     def wait(self, t: float) -> None:
         """Block until media time t has arrived on the wall clock."""
         if not self.realtime:
             return
-        delay = self.start + t - time.perf_counter()
+        now = time.perf_counter()
+        delay = self.start + t - now
         if delay > 0:
             time.sleep(delay)
+        else:
+            self.late.append((now, -delay))
 
 
 SOURCES: Registry[type[FrameSource]] = Registry("source")

@@ -32,6 +32,8 @@ class EmulatorSource(FrameSource):
         self.realtime = realtime
         self.hold_frames = int(game_over_hold_s * self.env.native_fps)
         self.native_frames = 0
+        self.pacer: Pacer | None = None
+        """The pacing of the frames being played (how late they came: a game starved of CPU falls behind)."""
 
     @classmethod
     def from_config(cls, config: SourceConfig, game: GameAdapter | None, seed: int) -> EmulatorSource:
@@ -41,7 +43,7 @@ class EmulatorSource(FrameSource):
 
     def frames(self) -> Iterator[Frame]:
         env, fps = self.env, self.env.native_fps
-        pacer = Pacer(fps, self.realtime)
+        pacer = self.pacer = Pacer(fps, self.realtime)
         image = env.reset(self.seed)
         state = env.state()
         over_since: int | None = None

@@ -56,7 +56,7 @@ ECHO_CORRELATION = 0.6
 as the echo brings it to about 0.7 (1/√2) and lower; louder, lower still)."""
 ECHO_MEMORY_BLOCKS = 20
 """Blocks of playback (of 20 ms) whose loudest one sets the echo to expect: 400 ms of room and delay."""
-SPECULATE_AFTER_S = 0.1
+SPECULATE_AFTER_S = 0.06
 """Start recognising a question this long into the silence after it (the hangover ends it later)."""
 ECHO_GATE = 0.3
 """Added to the VAD threshold while the companion is speaking."""

@@ -88,6 +88,8 @@ class SpokenSentence:
     """Samples actually played so far."""
     ready: bool = False
     """Synthesised (its samples are final; none when there was nothing to say or synthesis failed)."""
+    continues: bool = False
+    """Its sentence may go on in the next piece (spoken with a continuing intonation if it ends in a word)."""
 
     @property
     def unplayed(self) -> bool:

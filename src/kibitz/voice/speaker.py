@@ -22,7 +22,7 @@ from kibitz.core.records import Utterance
 from kibitz.outputs.sinks import Output
 from kibitz.voice.playback import Mixer
 from kibitz.voice.records import SpokenSentence
-from kibitz.voice.sentences import SentenceSplitter
+from kibitz.voice.sentences import SentenceSplitter, continuing
 from kibitz.voice.tts import Engine
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class Line:
 
     key: int
     utt: Utterance
-    splitter: SentenceSplitter = field(default_factory=SentenceSplitter)
+    splitter: SentenceSplitter
     sentences: list[SpokenSentence] = field(default_factory=list)
     written: bool = False
     """The companion finished writing it."""
@@ -97,7 +97,7 @@ class VoiceOutput(Output):
                 return line
         self._forget_finished()
         self._keys += 1
-        line = Line(self._keys, utt)
+        line = Line(self._keys, utt, SentenceSplitter(self.engine.spec.language))
         self._lines[line.key] = line
         return line
 
@@ -107,7 +107,7 @@ class VoiceOutput(Output):
             if line.cut:
                 return
             for text in line.splitter.feed(piece):
-                self._queue(line, text)
+                self._queue(line, text, continues=True)
 
     def done(self, utt: Utterance) -> None:
         with self._lock:
@@ -128,18 +128,19 @@ class VoiceOutput(Output):
             if splitter is None:
                 if len(self._drafts) > 8:
                     self._drafts.clear()
-                splitter = self._drafts[id(utt)] = SentenceSplitter()
+                splitter = self._drafts[id(utt)] = SentenceSplitter(self.engine.spec.language)
             elif splitter.done:
                 return
             first = splitter.feed(piece)[:1]
             if first:
                 splitter.done = True
-                self._jobs.put(first[0])
+                self._jobs.put(continuing(first[0]))
 
-    def _queue(self, line: Line, text: str) -> None:
+    def _queue(self, line: Line, text: str, continues: bool = False) -> None:
+        """`continues`: a piece cut while the line is being written (its sentence may go on in the next)."""
         if not line.sentences:
             self.first_piece[id(line.utt)] = [text, time.perf_counter()]
-        sentence = SpokenSentence(line.key, len(line.sentences), text)
+        sentence = SpokenSentence(line.key, len(line.sentences), text, continues=continues)
         line.sentences.append(sentence)
         self._jobs.put(sentence)
 
@@ -166,8 +167,9 @@ class VoiceOutput(Output):
                 continue
             generation = self._generation
             start = time.perf_counter()
-            ready = self._drafted.pop(sentence.text, None) if sentence.index == 0 else None
-            audio = ready if ready is not None else self._speech(sentence.text)
+            spoken = continuing(sentence.text) if sentence.continues else sentence.text
+            ready = self._drafted.pop(spoken, None) if sentence.index == 0 else None
+            audio = ready if ready is not None else self._speech(spoken)
             took = time.perf_counter() - start
             if sentence.index == 0:
                 with self._lock:

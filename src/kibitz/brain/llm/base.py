@@ -24,6 +24,8 @@ class LLMBackend(ABC):
     """Tokens a prompt and its reply may take together (the embedded model's n_ctx; for a server, llm.n_ctx)."""
     prompt_new: int | None = None
     """Prompt tokens the last `stream` had to evaluate, the cached prefix left out (None: the backend cannot say)."""
+    hurried_s: float = 0.0
+    """Seconds spent hurrying so far (`hurry`): what the game lent the model."""
 
     @abstractmethod
     def stream(
@@ -42,6 +44,10 @@ class LLMBackend(ABC):
         """
         for _ in self.stream(messages, max_tokens=1, temperature=0.0):
             pass
+
+    def hurry(self, on: bool) -> None:  # noqa: B027 - optional hook
+        """From now until `hurry(False)`, spend more of the machine on what comes next: the player is waiting for
+        it (a backend that cannot does nothing). Called between two pieces of a stream, on the thread using it."""
 
     def count_tokens(self, text: str) -> int:
         """Tokens `text` takes. Without the model's tokenizer: one per three UTF-8 bytes, rounded up, which is on
