@@ -334,6 +334,49 @@ def test_barge_in_stops_playback_fast_and_cuts_the_record() -> None:
     assert "how do i get" in heard and "pipe" in heard, questions
 
 
+def test_a_sound_that_is_not_words_pauses_the_line_a_moment_and_it_goes_on_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With voice.confirm_barge_in, a sound starting while the companion speaks pauses playback at once and keeps its
+    place; with no words heard it goes on where it stopped, the line whole; words cut it there."""
+    import kibitz.voice.live as live
+    from kibitz.voice.records import SpeechStarted
+
+    monkeypatch.setattr(live, "RESUME_AFTER_S", 0.6)
+    played: list[tuple[float, float]] = []
+    config = VoiceConfig(enabled=True, confirm_barge_in=True)
+    voice = Voice.open(config, load_persona("buddy"), on_question=lambda q: None)
+    voice.start(
+        microphone=False, speakers=False, sink=lambda b: played.append((time.perf_counter(), float(abs(b).max())))
+    )
+    try:
+        utt = say(voice, LINE)
+        deadline = time.perf_counter() + 30
+        while not voice.output.first_audio and time.perf_counter() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.0)
+        paused = time.perf_counter()
+        voice.stop_for(SpeechStarted(1.0, paused))  # game music, say: no words follow
+        time.sleep(0.4)
+        assert voice.mixer.paused and not [w for w, peak in played if peak > 1e-3 and w > paused + 0.1]
+        while voice.output.speaking and time.perf_counter() < deadline:
+            time.sleep(0.05)
+        assert len(voice.resumed) == 1 and voice.cuts == [] and not utt.interrupted and utt.text == LINE
+        assert [w for w, peak in played if peak > 1e-3 and w > paused + 0.6]  # it went on
+
+        again = say(voice, LINE)
+        while len(voice.output.first_audio) < 2 and time.perf_counter() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.0)
+        voice.stop_for(SpeechStarted(9.0, time.perf_counter()))  # the player this time: words are heard
+        voice.words_heard()
+        time.sleep(1.0)  # past the timer: nothing resumes
+        assert len(voice.cuts) == 1 and again.interrupted and LINE.startswith(again.text) and again.text != LINE
+        assert len(voice.resumed) == 1 and not voice.output.speaking
+    finally:
+        voice.close()
+
+
 def test_its_own_voice_coming_back_is_not_the_player() -> None:
     holder: dict[str, Timeline] = {}
     voice, questions = open_voice(holder)

@@ -477,14 +477,18 @@ def say(voice: Any, text: str, trigger: str = "death") -> Any:
 
 
 def open_voice(
-    stream: Stream, on_question: Callable[[str], None], on_hearing: Callable[[Any], None] | None = None
+    stream: Stream,
+    on_question: Callable[[str], None],
+    on_hearing: Callable[[Any], None] | None = None,
+    confirm_barge_in: bool = False,
 ) -> Any:
     """The buddy persona's voice (Piper joe), played on the ClockPlayer into `stream`."""
     from kibitz.core.config import VoiceConfig
     from kibitz.core.persona import load_persona
     from kibitz.voice.live import Voice
 
-    voice = Voice.open(VoiceConfig(enabled=True), load_persona("buddy"), on_question=on_question, on_hearing=on_hearing)
+    config = VoiceConfig(enabled=True, confirm_barge_in=confirm_barge_in)
+    voice = Voice.open(config, load_persona("buddy"), on_question=on_question, on_hearing=on_hearing)
     stream.rate = voice.mixer.rate
     voice.start(microphone=False, speakers=False, sink=stream.sink)
     return voice
@@ -846,7 +850,11 @@ class Trial:
     """The player's first non-silent sample fed → the last sounding block played (bargein)."""
     stopped: bool
     barge_ins: int
+    """Sounds taken for the player starting to talk while the companion spoke (each paused or stopped it)."""
     cuts: int
+    """Lines cut (words were heard, or `voice.confirm_barge_in` is off)."""
+    resumed: int
+    """Pauses that ended with no words heard: the line went on."""
     questions: list[str]
     cut_heard: str | None
     cut_is_prefix: bool
@@ -866,7 +874,9 @@ class BargeInResult:
     echo_false_questions: Figure
     game_false_questions: Figure
     game_false_barge_ins: Figure
-    """Trials with game music in the microphone while the companion speaks (and its echo) that stopped it (share)."""
+    """Trials with game music in the microphone while the companion speaks (and its echo) that cut its line (share)."""
+    game_pauses: Figure
+    """Those trials where the music paused it a moment (no words heard: it went on) and nothing was cut (share)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -878,20 +888,27 @@ class BargeInResult:
             "echo_false_questions": self.echo_false_questions.to_json(),
             "game_false_questions": self.game_false_questions.to_json(),
             "game_false_barge_ins": self.game_false_barge_ins.to_json(),
+            "game_pauses": self.game_pauses.to_json(),
             "trials": [asdict(t) for t in self.trials],
         }
 
 
 def bargein_part(
-    trials: int, echo_trials: int, game_trials: int, seed: int = 0, progress: Progress = _noop
+    trials: int,
+    echo_trials: int,
+    game_trials: int,
+    seed: int = 0,
+    progress: Progress = _noop,
+    confirm_barge_in: bool = False,
 ) -> BargeInResult:
-    """The companion's long line with its echo in the microphone; the player talks over it at a random moment."""
+    """The companion's long line with its echo in the microphone; the player talks over it at a random moment.
+    `confirm_barge_in`: as `voice.confirm_barge_in` (a sound pauses the line, words cut it)."""
     rng = random.Random(seed)
     said = sentences()["barge_in"]
     players = {text: espeak(text) for text in said}
     questions: list[str] = []
     stream = Stream(echo=True, seed=seed)
-    voice = open_voice(stream, questions.append)
+    voice = open_voice(stream, questions.append, confirm_barge_in=confirm_barge_in)
     out: list[Trial] = []
     total = trials + echo_trials + 2 * game_trials
     try:
@@ -899,7 +916,7 @@ def bargein_part(
         _wait(lambda: False, stream, hear, 1.0)
         plan = ["bargein"] * trials + ["echo"] * echo_trials + ["game"] * game_trials + ["game+echo"] * game_trials
         for ti, kind in enumerate(plan):
-            b0, c0, q0 = len(voice.ear.barge_ins), len(voice.cuts), len(questions)
+            b0, c0, q0, r0 = len(voice.ear.barge_ins), len(voice.cuts), len(questions), len(voice.resumed)
             text: str | None = None
             at: float | None = None
             onset: float | None = None
@@ -946,6 +963,7 @@ def bargein_part(
                     stopped=stopped,
                     barge_ins=len(voice.ear.barge_ins) - b0,
                     cuts=len(cuts),
+                    resumed=len(voice.resumed) - r0,
                     questions=questions[q0:],
                     cut_heard=heard,
                     cut_is_prefix=len(cuts) == 1 and bool(heard) and LINE.startswith(heard or ""),
@@ -968,7 +986,8 @@ def bargein_part(
         echo_false_barge_ins=proportion_figure(sum(t.barge_ins > 0 or t.cuts > 0 for t in echo), len(echo)),
         echo_false_questions=proportion_figure(sum(bool(t.questions) for t in echo), len(echo)),
         game_false_questions=proportion_figure(sum(bool(t.questions) for t in game), len(game)),
-        game_false_barge_ins=proportion_figure(sum(t.barge_ins > 0 or t.cuts > 0 for t in game_echo), len(game_echo)),
+        game_false_barge_ins=proportion_figure(sum(t.cuts > 0 for t in game_echo), len(game_echo)),
+        game_pauses=proportion_figure(sum(t.resumed > 0 and t.cuts == 0 for t in game_echo), len(game_echo)),
     )
 
 
@@ -1038,6 +1057,8 @@ class VoiceBench:
     environment: dict[str, Any]
     llm: Overrides = field(default_factory=dict)
     """The model's settings changed from the defaults (threads)."""
+    confirm_barge_in: bool = False
+    """The barge-in part ran with voice.confirm_barge_in."""
     wer: list[WerSet] | None = None
     latency: LatencyResult | None = None
     bargein: BargeInResult | None = None
@@ -1048,6 +1069,7 @@ class VoiceBench:
     def to_json(self) -> dict[str, Any]:
         return {
             "parts": self.parts,
+            "confirm_barge_in": self.confirm_barge_in,
             "model": self.model,
             "seed": self.seed,
             "sizes": asdict(self.sizes),
@@ -1084,7 +1106,8 @@ class VoiceBench:
                 ("echo only: false barge-ins", b.echo_false_barge_ins),
                 ("echo only: false questions", b.echo_false_questions),
                 ("game sound only: false questions", b.game_false_questions),
-                ("game sound while it speaks: false barge-ins", b.game_false_barge_ins),
+                ("game sound while it speaks: lines cut", b.game_false_barge_ins),
+                ("game sound while it speaks: paused a moment, went on", b.game_pauses),
             ]
         if self.rtf:
             rows.append(("ASR real-time factor (1 thread)", self.rtf.asr))
@@ -1131,6 +1154,7 @@ def run_voice_bench(
     max_tokens: int | None = None,
     llm: Overrides | None = None,
     progress: Progress = _noop,
+    confirm_barge_in: bool = False,
 ) -> tuple[VoiceBench, Path | None]:
     """Run the chosen parts (latency and RAM first, in a fresh process, so memory is the live stack's) and write
     `out`/results.json."""
@@ -1139,7 +1163,7 @@ def run_voice_bench(
         from kibitz.core.errors import ConfigError
 
         raise ConfigError(f"Unknown part(s) {', '.join(sorted(unknown))}; parts: {', '.join(PARTS)}.")
-    bench = VoiceBench(list(parts), model, seed, sizes, environment(), dict(llm or {}))
+    bench = VoiceBench(list(parts), model, seed, sizes, environment(), dict(llm or {}), confirm_barge_in)
 
     def timed(name: str, fn: Callable[[], Any]) -> Any:
         start = time.perf_counter()
@@ -1153,7 +1177,8 @@ def run_voice_bench(
         bench.ram = timed("ram", lambda: ram_part(model, bench.latency, llm))
     if "bargein" in parts:
         bench.bargein = timed(
-            "bargein", lambda: bargein_part(sizes.trials, sizes.echo_trials, sizes.game_trials, seed, progress)
+            "bargein",
+            lambda: bargein_part(sizes.trials, sizes.echo_trials, sizes.game_trials, seed, progress, confirm_barge_in),
         )
     if "wer" in parts:
         bench.wer = timed("wer", lambda: wer_part({"en": sizes.en, "ko": sizes.ko, "ja": sizes.ja}, seed, progress))

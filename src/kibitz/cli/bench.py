@@ -1141,6 +1141,13 @@ def voice_cmd(
         bool,
         typer.Option("--quick", help="A smoke run: 10 English, 5 Korean, 5 Japanese sentences, 3 questions, 3 trials."),
     ] = False,
+    confirm_barge_in: Annotated[
+        bool,
+        typer.Option(
+            "--confirm-barge-in",
+            help="Barge-in as with voice.confirm_barge_in: a sound pauses the line, words heard cut it.",
+        ),
+    ] = False,
 ) -> None:
     """The voice pipeline end to end, no sound device needed: word error rate of spoken sentences round-tripped
     through Whisper (English with the Piper voice — the headline — and eSpeak NG; Korean; Japanese CER), the end of
@@ -1169,7 +1176,9 @@ def voice_cmd(
 
         llm = {"llm.n_threads": threads, "llm.n_threads_batch": prompt_threads, "llm.answer_threads": answer_threads}
         llm = {k: v for k, v in llm.items() if v}
-        bench, path = run_voice_bench(chosen, model, sizes, seed, folder, llm=llm, progress=step)
+        bench, path = run_voice_bench(
+            chosen, model, sizes, seed, folder, llm=llm, progress=step, confirm_barge_in=confirm_barge_in
+        )
     table = Table("figure", "value", "95 % interval", "n", "target", "met", title=f"kibitz voice — {model}")
     for name, fig in bench.rows():
         met = fig.met

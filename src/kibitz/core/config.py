@@ -193,6 +193,11 @@ class VoiceConfig(Section):
     """Hear the player only while they hold the talk key (for games whose sound would otherwise be heard)."""
     hangover_ms: int = Field(480, ge=160, le=3000)
     """Silence that ends a question."""
+    confirm_barge_in: bool = False
+    """When a sound starts while the companion speaks, pause it at once and cut its line only once words are heard
+    (resume after 1.5 s without any): game music costs a moment's pause rather than the line, but a player's words
+    are sometimes recognised too late (docs/voice.md has both figures). False (default): cut at once. Push-to-talk
+    always cuts at once."""
     input_device: str | None = None
     output_device: str | None = None
     """Sound devices by name or number (`kibitz voice devices`); default: the system's."""

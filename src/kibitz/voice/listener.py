@@ -6,7 +6,9 @@ Per block of microphone audio (any thread hands it to `hear`; one worker does th
    echo gate lets speech start only in a block that is louder than the echo left and is no copy of what was
    played, and the VAD asks for more certainty;
 2. voice activity detection and segmentation (kibitz.voice.vad);
-3. the start of speech while the companion talks is a barge-in: `on_barge_in` runs at once (playback stops);
+3. the start of speech while the companion talks is a barge-in: `on_barge_in` runs at once (playback stops, or
+   pauses until words are heard: kibitz.voice.live), and its first half second and second are recognised at once
+   (`on_words`), so whether it is words is known within a second;
 4. recognition (Whisper) runs on another thread, so hearing never waits for it: partial transcripts every second
    while the player talks, the final one when they stop. Recognition of the final segment starts speculatively
    after a short silence and is kept if the player did not go on. `on_hearing` learns each step before the
@@ -28,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -56,6 +58,9 @@ ECHO_CORRELATION = 0.6
 as the echo brings it to about 0.7 (1/√2) and lower; louder, lower still)."""
 ECHO_MEMORY_BLOCKS = 20
 """Blocks of playback (of 20 ms) whose loudest one sets the echo to expect: 400 ms of room and delay."""
+EARLY_LOOKS_S = (0.5, 1.0)
+"""Speech that starts while the companion talks is recognised this far in (partial transcripts), to tell words from
+game sound soon."""
 SPECULATE_AFTER_S = 0.06
 """Start recognising a question this long into the silence after it (the hangover ends it later)."""
 ECHO_GATE = 0.3
@@ -93,10 +98,12 @@ class Ear:
         recent_lines: Callable[[], list[str]] = list,
         push_to_talk: bool = False,
         on_hearing: Callable[[Hearing], None] | None = None,
+        on_words: Callable[[str], None] | None = None,
     ) -> None:
         """`on_hearing` (called on the ears' threads) learns what the player is saying before their question is
         final: that they started talking, the words so far (every partial transcript), then the recogniser's guess
-        at the whole question a moment into their silence, so the companion can start on its prompt."""
+        at the whole question a moment into their silence, so the companion can start on its prompt. `on_words`
+        learns of any words recognised (a barge-in is the player talking, not a sound)."""
         self.segmenter = segmenter
         self.transcriber = transcriber
         self.on_question = on_question
@@ -108,10 +115,13 @@ class Ear:
         self.recent_lines = recent_lines
         self.push_to_talk = push_to_talk
         self.on_hearing = on_hearing
+        self.on_words = on_words
         self._talk = not push_to_talk
         self._released = False
         self._audio: queue.Queue[AudioChunk | None] = queue.Queue()
         self._asr: queue.Queue[tuple[SpeechSegment, float] | None] = queue.Queue()
+        self._early_looks: list[float] = []
+        """Speech started while the companion talked: recognise it once this much of it is heard (EARLY_LOOKS_S)."""
         self._speculative: tuple[float, float] | None = None
         """(segment end, segment start) of the final recognition started early."""
         self._early: dict[tuple[float, float], Transcript] = {}
@@ -190,10 +200,18 @@ class Ear:
                     self.on_hearing(Hearing(""))  # a question may be coming
                 if self.speaking():
                     self.barge_ins.append((item, time.perf_counter()))
+                    self._early_looks = list(EARLY_LOOKS_S)
                     if self.on_barge_in is not None:
                         self.on_barge_in(item)
             elif item.final or self.on_partial is not None or self.on_hearing is not None:
                 self._asr.put((item, time.perf_counter()))
+        if self._early_looks:
+            current = self.segmenter.current()
+            if current is None:
+                self._early_looks = []  # it ended first: its final transcript tells
+            elif current.end - current.start >= self._early_looks[0]:
+                self._early_looks.pop(0)
+                self._asr.put((replace(current, final=False), time.perf_counter()))
         if self._released:  # push-to-talk let go: the question ends now
             self._released = False
             for segment in self.segmenter.flush():
@@ -256,6 +274,7 @@ class Ear:
             if any(job is not None and job[0].start == segment.start and job[0].end != segment.end for job in waiting):
                 return  # the player went on: a later look at this speech is already waiting, this one is stale
             self._early[key] = early = self.transcriber.transcribe(segment)
+            self._tell_words(early.text)
             text = self._question(early.text, lambda dropped: None)
             if text and self.on_hearing is not None:
                 self.on_hearing(Hearing(text, complete=True))  # the whole question, if they stop here
@@ -264,6 +283,7 @@ class Ear:
             if self._asr.qsize():
                 return  # behind: skip this partial, the next one (or the final) supersedes it
             partial = self.transcriber.transcribe(segment)
+            self._tell_words(partial.text)
             so_far = self._question(partial.text, lambda dropped: None)
             if so_far and self.on_hearing is not None:
                 self.on_hearing(Hearing(so_far))
@@ -283,12 +303,27 @@ class Ear:
         transcript = self._early.pop(key, None) or self.transcriber.transcribe(segment)
         self._early = {k: v for k, v in self._early.items() if k[1] != segment.start}
         transcript.final = True
+        self._tell_words(transcript.text)
         text = self._question(transcript.text, self.dropped.append)
         if text is None:
             return
         transcript.text = text
         offset = self._wall_offset or 0.0
         self.on_question(Heard(transcript, segment.end + offset, time.perf_counter()))
+
+    def _tell_words(self, text: str) -> None:
+        """Hand `on_words` the player's words in a transcript, if any: not noise, not Whisper's hallucinations, not
+        the companion's own voice (a single word of the player's own counts: "Hey", "Wait")."""
+        text = text.strip()
+        if self.on_words is None or not text or is_hallucination(text) or self._is_own_echo(text):
+            return
+        rest = self._strip_own_words(text)[1].strip()
+        if not rest or is_hallucination(rest) or self._is_own_echo(rest):
+            return
+        words = bare(rest).split()
+        if len(words) == 1 and any(words[0] in bare(line).split() for line in self.recent_lines()):
+            return  # one word the companion just said ("the"): its echo, not the player
+        self.on_words(rest)
 
     def _question(self, text: str, drop: Callable[[tuple[str, str]], None]) -> str | None:
         """What the player asked in a transcript (None when nothing: `drop` gets what was left out, and why)."""

@@ -12,6 +12,7 @@ through this one class.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -35,6 +36,11 @@ from kibitz.voice.tts import VoiceSpec, load_voice, voice_for
 from kibitz.voice.vad import Segmenter, SegmenterSettings, make_vad
 
 log = logging.getLogger(__name__)
+
+RESUME_AFTER_S = 1.5
+"""A pause for a sound that started while the companion spoke ends after this long without words (it goes on)."""
+LATE_WORDS_S = 5.0
+"""Words recognised this long after such a sound started still cut the line (the player did talk, recognised late)."""
 
 
 @dataclass(slots=True)
@@ -79,6 +85,13 @@ class Voice:
         self.on_cut: Callable[[Cut], None] | None = None
         self._speak_to: Path | None = None
         self._recorded: list[np.ndarray] = []
+        self._pause_lock = threading.Lock()
+        self._paused_at: float | None = None
+        """perf_counter of the pause for a sound that may be the player starting to talk (None: no such pause)."""
+        self._sound_at: float | None = None
+        """perf_counter of the last such sound."""
+        self.resumed: list[float] = []
+        """perf_counter of each pause that ended with no words heard (game sound, a noise): the line went on."""
 
     @classmethod
     def open(
@@ -122,6 +135,7 @@ class Voice:
             recent_lines=lambda: holder["voice"].recent_lines(),
             push_to_talk=config.push_to_talk,
             on_hearing=on_hearing,
+            on_words=lambda words: holder["voice"].words_heard(),
         )
         voice = cls(spec, output, ear, mixer, config)
         holder["voice"] = voice
@@ -177,6 +191,8 @@ class Voice:
     def barge_in(self, started: SpeechStarted | None = None) -> list[Cut]:
         """The player talks over the companion: playback stops, the line is cut to what was heard."""
         before = len(self.cuts)
+        with self._pause_lock:
+            self._paused_at = self._sound_at = None  # decided: the sound was the player
         if self._companion is not None:
             cut = getattr(self._companion, "cut", None)
             if cut is not None:
@@ -185,7 +201,34 @@ class Voice:
         return self.cuts[before:]
 
     def stop_for(self, started: SpeechStarted) -> None:
-        self.barge_in(started)
+        """A sound started while the companion speaks: with `voice.confirm_barge_in`, pause it now and cut the line
+        once words are heard (`words_heard`), or go on after RESUME_AFTER_S without any; otherwise cut it now."""
+        if not self.config.confirm_barge_in or self.ear.push_to_talk:
+            self.barge_in(started)
+            return
+        with self._pause_lock:
+            self.output.pause()
+            self._paused_at = self._sound_at = since = time.perf_counter()
+        timer = threading.Timer(RESUME_AFTER_S, self._no_words, args=(since,))
+        timer.daemon = True
+        timer.start()
+
+    def words_heard(self) -> None:
+        """The ears recognised words: the sound that paused the companion (or did, up to LATE_WORDS_S ago, while it
+        still speaks) is the player talking over the line."""
+        with self._pause_lock:
+            paused, self._paused_at = self._paused_at, None
+            late = self._sound_at is not None and time.perf_counter() - self._sound_at <= LATE_WORDS_S
+        if paused is not None or (late and self.output.speaking):
+            self.barge_in()
+
+    def _no_words(self, since: float) -> None:
+        with self._pause_lock:
+            if self._paused_at != since:
+                return  # decided already (words came), or a newer pause has its own timer
+            self._paused_at = None
+            self.output.resume()
+            self.resumed.append(time.perf_counter())
 
     def _cut(self, utt: Utterance, heard: str, unsaid: str) -> None:
         record = Cut(utt, heard, unsaid)

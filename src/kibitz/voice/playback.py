@@ -7,7 +7,8 @@ output stream, through sounddevice) or `ClockPlayer` (a thread that keeps real t
 tests, the bench, `--out` files, and a server that streams the audio to a browser instead).
 
 `stop()` empties the queue at once: the next block handed out is silence, so playback stops within one block
-(20 ms) plus the device's own output latency.
+(20 ms) plus the device's own output latency. `pause()` stops it as fast and keeps the queue (and the place in the
+sentence) for `resume()`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Mixer:
         self.on_start: Callable[[SpokenSentence], None] | None = None
         self.on_end: Callable[[SpokenSentence], None] | None = None
         self.played_total = 0
+        self._paused = False
         import soxr
 
         self._tap_resampler = soxr.ResampleStream(rate, RATE, 1, dtype="float32")
@@ -55,6 +57,20 @@ class Mixer:
         audio = resample(sentence.samples, sentence.rate, self.rate)
         with self._lock:
             self._queue.append((sentence, audio))
+
+    def pause(self) -> None:
+        """Play silence from the next block on, keeping what is queued where it is (`resume` goes on from there)."""
+        with self._lock:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        with self._lock:
+            return self._paused
 
     @property
     def active(self) -> bool:
@@ -69,7 +85,7 @@ class Mixer:
         ended: list[SpokenSentence] = []
         with self._lock:
             filled = 0
-            while filled < frames and self._queue:
+            while filled < frames and self._queue and not self._paused:
                 sentence, audio = self._queue[0]
                 if self._pos == 0:
                     started.append(sentence)
@@ -102,6 +118,7 @@ class Mixer:
             cut = [s for s, _ in self._queue]
             self._queue.clear()
             self._pos = 0
+            self._paused = False
         return cut
 
     def reference(self, frames: int, until: float | None = None) -> np.ndarray:

@@ -203,6 +203,14 @@ class VoiceOutput(Output):
                 for line in self._lines.values()
             )
 
+    def pause(self) -> None:
+        """Stop playing at the next block, keeping everything where it is (the player may be starting to talk)."""
+        self.mixer.pause()
+
+    def resume(self) -> None:
+        """Go on playing from where `pause` stopped (it was not the player)."""
+        self.mixer.resume()
+
     def barge_in(self) -> list[Line]:
         """The player started talking: stop now, and cut each unfinished line's record to what was heard."""
         self.mixer.stop()
