@@ -200,7 +200,8 @@ class Ear:
                     self.on_hearing(Hearing(""))  # a question may be coming
                 if self.speaking():
                     self.barge_ins.append((item, time.perf_counter()))
-                    self._early_looks = list(EARLY_LOOKS_S)
+                    if self.on_words is not None:  # someone waits to know whether it is words
+                        self._early_looks = list(EARLY_LOOKS_S)
                     if self.on_barge_in is not None:
                         self.on_barge_in(item)
             elif item.final or self.on_partial is not None or self.on_hearing is not None:

@@ -135,7 +135,7 @@ class Voice:
             recent_lines=lambda: holder["voice"].recent_lines(),
             push_to_talk=config.push_to_talk,
             on_hearing=on_hearing,
-            on_words=lambda words: holder["voice"].words_heard(),
+            on_words=(lambda words: holder["voice"].words_heard()) if config.confirm_barge_in else None,
         )
         voice = cls(spec, output, ear, mixer, config)
         holder["voice"] = voice
