@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from fake_openai import FakeOpenAI
 from kibitz.brain.companion import Companion, Job
+from kibitz.brain.llm.base import LLMBackend, Message
 from kibitz.brain.llm.llamacpp import LlamaCppBackend
 from kibitz.brain.llm.openai import OpenAIBackend
 from kibitz.brain.policy import SpeakRequest
@@ -471,3 +473,65 @@ def test_an_answer_the_player_waits_for_gets_the_answer_threads_until_its_first_
         assert backend.seen and set(backend.seen) == {(1, 1)}
     finally:
         real.close()
+
+
+def test_a_barred_opening_word_does_not_start_the_next_line(smollm2: LlamaCppBackend) -> None:
+    """avoid_openings bars the first token of each word from the next stream's first token only."""
+    ask = [{"role": "user", "content": "Say hello to the player in one short sentence."}]
+
+    def first_word() -> str:
+        text = "".join(smollm2.stream(ask, max_tokens=6, temperature=0.0)).strip()
+        return text.split()[0].strip(",.!?") if text else ""
+
+    usual = first_word()
+    assert usual
+    smollm2.avoid_openings([usual])
+    assert first_word() != usual
+    assert first_word() == usual  # one stream only
+
+
+class Remembering(LLMBackend):
+    """Records every prompt and the openings barred before it; says scripted lines."""
+
+    name = "remembering"
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.prompts: list[str] = []
+        self.barred: list[list[str]] = []
+        self._avoid: list[str] = []
+
+    def avoid_openings(self, words: Sequence[str]) -> None:
+        self._avoid = list(words)
+
+    def stream(
+        self, messages: list[Message], max_tokens: int, temperature: float, stop: list[str] | None = None
+    ) -> Iterator[str]:
+        self.prompts.append(messages[-1]["content"])
+        self.barred.append(self._avoid)
+        self._avoid = []
+        yield self.lines[len(self.prompts) - 1]
+
+
+def test_each_reaction_names_one_detail_and_starts_differently() -> None:
+    """The model is told one detail of what happened, the kind named longest ago first; and the first words of the
+    last lines are barred from starting the next."""
+    backend = Remembering(["Oof, a pit!", "Wow, second time here.", "Yikes, a pit again."])
+    companion = Companion(backend, load_persona("buddy"), max_tokens=30)
+    details = (("cause", "fell into a pit"), ("count", "the 2nd death in World 1-1 this session"))
+    for n in range(3):
+        event = Event(
+            t=float(n),
+            type="death",
+            priority=8,
+            summary="The player just died: fell into a pit; the 2nd death in World 1-1 this session.",
+            details=details,
+            headline="The player just died.",
+        )
+        utt = companion.say(Job(SpeakRequest([event], time.perf_counter()), "Super Mario Bros.", [], float(n)))
+        assert utt.text == backend.lines[n]
+    assert "fell into a pit." in backend.prompts[0]
+    assert "Just now: You just died.\n" in backend.prompts[0]  # told to the player; the other details left out
+    assert "the 2nd death in World 1-1 this session." in backend.prompts[1] and "pit" not in backend.prompts[1]
+    assert "fell into a pit." in backend.prompts[2]
+    assert backend.barred == [[], ["Oof"], ["Oof", "Wow"]]

@@ -25,6 +25,7 @@ from kibitz.core.records import Event, Frame, Hearing, Observation, Utterance
 from kibitz.games.base import GAMES, DetectorSpec, GameAdapter, get_game
 from kibitz.outputs.sinks import Output
 from kibitz.perception.base import PERCEIVERS, Perceiver
+from kibitz.state.chronicle import Chronicle
 from kibitz.state.detectors import GENERIC_DETECTORS, labelled_detectors
 from kibitz.state.tracker import StateTracker
 
@@ -138,6 +139,8 @@ class Session:
         self.react = react
         specs = game.detectors() if game else self._generic_specs()
         self.tracker = StateTracker(specs)
+        self.chronicle = Chronicle(game, level_fields(specs))
+        """This session's tallies and bests: the facts each event gets (how, where, how often)."""
         self.policy = SpeakPolicy(config.policy)
         if memory is not None:
             memory.writer.level_fields = memory.writer.level_fields or level_fields(specs)
@@ -205,6 +208,7 @@ class Session:
             log.info("The screen no longer shows %s: watching for generic screen events.", self._followed)
             self._followed = None
             self.tracker = StateTracker(self._generic_specs())
+            self.chronicle.follow(None, [])
         if obs.game is None or obs.game == self._followed:
             return
         if obs.game not in GAMES:  # a game added from screenshots: generic events, and those of the labels it brought
@@ -221,6 +225,7 @@ class Session:
         self._followed = obs.game
         followed = get_game(obs.game)
         self.tracker = StateTracker(followed.detectors())
+        self.chronicle.follow(followed, level_fields(followed.detectors()))
         if self.memory is not None:
             self.memory.follow(followed.id, followed.title, level_fields(followed.detectors()))
         log.info("The screen shows %s: watching for its events.", obs.game)
@@ -251,7 +256,7 @@ class Session:
         self.last_observation = obs
         if self.memory is not None:
             self.memory.observe(obs)
-        return self._respond(obs, now, wall, self.tracker.update(obs) + list(told))
+        return self._respond(obs, now, wall, self.chronicle.update(obs, self.tracker.update(obs)) + list(told))
 
     def tick(self, t: float) -> None:
         """Nothing new was seen: still answer questions, collect finished lines and say the next one (a source that

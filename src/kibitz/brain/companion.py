@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import re
 import threading
 import time
 from collections import deque
@@ -45,6 +46,9 @@ QUESTION_EXTRA_TOKENS = 20
 MIN_VISIBLE_CHARS = 4
 """Hold back the first few characters so a "Name:" prefix can be removed before anything is shown (a shorter start
 that a comma or a stop ends, "Oh," or "No.", is no name and shows at once)."""
+OPENINGS_KEPT = 3
+"""A reaction may not start with the first word of any of the last this many lines (the 1.5B model starts most with
+"Oh no" or "Wow" otherwise: measured by `kibitz bench lines`)."""
 GUESS_WAIT_S = 3.0
 """How long an answer written to the recogniser's guess at a question waits, once written, for the question."""
 
@@ -211,6 +215,11 @@ class Companion:
         """Priority of the line being generated (None while idle or prefetching)."""
         self._guess: _Guess | None = None
         """The answer being written to a question the player may be done asking."""
+        self.said: deque[str] = deque(maxlen=OPENINGS_KEPT)
+        """The last lines said: the next reaction may not start as they did."""
+        self._focused: dict[str, int] = {}
+        """Each kind of detail (cause, place, count...) → the line that last named it (`_focus`)."""
+        self._lines = 0
         self.guesses: deque[Guessed] = deque(maxlen=100)
         """What became of the answers written to the recogniser's guesses."""
         self._warming_prefix = False
@@ -343,7 +352,23 @@ class Companion:
             return self.prompts.question_messages(
                 job.state, job.request.question, job.context, memories, asked, now=job.now
             )
-        return self.prompts.event_messages(job.state, [_with_notes(e) for e in job.request.events], memories)
+        events = job.request.events
+        focus = self._focus(events)
+        told = [_with_notes(e, plain=focus is not None and e is focus[0]) for e in events]
+        return self.prompts.event_messages(job.state, told, memories, focus=focus[1] if focus else "")
+
+    def _focus(self, events: list[Event]) -> tuple[Event, str] | None:
+        """The one detail the line should name (the model is told it, and only it, beside what happened): of the
+        most important event's details, the kind named longest ago (never named first; the event's own order
+        breaks ties), so lines about the same kind of event name different things."""
+        if not events:
+            return None
+        event = max(events, key=lambda e: e.priority)
+        if not event.details:
+            return None
+        kind, phrase = min(event.details, key=lambda d: self._focused.get(d[0], -1))
+        self._focused[kind] = self._lines
+        return event, phrase
 
     def _recall_for(self, question: str) -> list[str]:
         if self.recall is None:
@@ -398,6 +423,8 @@ class Companion:
         hurried = req.question is not None  # the player waits for the answer's first words
         if hurried:
             self.backend.hurry(True)
+        else:
+            self.backend.avoid_openings([o for o in (_opening(line) for line in self.said) if o])
         try:
             for piece in self.backend.stream(
                 self.messages_for(job, utt), tokens, self.temperature, stop=["\n\n", "GAME STATE"]
@@ -471,6 +498,8 @@ class Companion:
         utt.total_latency = time.perf_counter() - req.wall
         utt.finished = True
         if utt.text:  # a line interrupted before a word was shown was never said
+            self.said.append(utt.text)
+            self._lines += 1
             self.on_done(utt)
         return utt
 
@@ -614,7 +643,15 @@ def _explain(exc: Exception, where: str) -> str:
     return f"{where} failed on this line ({type(exc).__name__}{': ' + reason if reason else ''}); the next one goes on."
 
 
-def _with_notes(event: Event) -> str:
-    """An event's sentence, with what memory adds to it ("death number 5 in level 1-2, counting earlier ...")."""
+def _with_notes(event: Event, plain: bool = False) -> str:
+    """An event's sentence, with what memory adds to it ("death number 5 in level 1-2, counting earlier ..."); `plain`:
+    without its details (one of them is the line's focus, told apart)."""
     notes = event.data.get("remembered") or []
-    return f"{event.summary} (From memory: {'; '.join(notes)})" if notes else event.summary
+    text = (event.headline or event.summary) if plain else event.summary
+    return f"{text} (From memory: {'; '.join(notes)})" if notes else text
+
+
+def _opening(line: str) -> str:
+    """A line's first word, without punctuation ("Oh no!" → "Oh")."""
+    words = re.findall(r"[^\W\d_]+", line)
+    return words[0] if words else ""

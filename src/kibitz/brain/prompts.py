@@ -11,6 +11,7 @@ three times in a row), so variety comes from sampling and the instruction instea
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from functools import cache
 from importlib import resources
@@ -36,6 +37,25 @@ _env = Environment(
     keep_trailing_newline=False,
     autoescape=False,
 )
+
+
+_YOU = [
+    (re.compile(r"\bThe player's\b"), "Your"),
+    (re.compile(r"\bthe player's\b"), "your"),
+    (re.compile(r"\bThe player (has|is|was)\b"), lambda m: "You " + {"has": "have", "is": "are", "was": "were"}[m[1]]),
+    (re.compile(r"\bthe player (has|is|was)\b"), lambda m: "you " + {"has": "have", "is": "are", "was": "were"}[m[1]]),
+    (re.compile(r"\bThe player\b"), "You"),
+    (re.compile(r"\bthe player\b"), "you"),
+]
+
+
+def to_you(text: str) -> str:
+    """What happened, told to the player ("The player just died" → "You just died"): a line about an event written
+    in the third person makes the model talk about the player instead of to them (measured: `kibitz bench lines`,
+    wrong point of view)."""
+    for pattern, repl in _YOU:
+        text = pattern.sub(repl, text)
+    return text
 
 
 def quote_untrusted(text: str) -> str:
@@ -93,11 +113,15 @@ class PromptBuilder:
     def _messages(self, user: str) -> list[Message]:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user.strip()}]
 
-    def event_messages(self, state: str, events: list[str], memories: Sequence[str] = ()) -> list[Message]:
+    def event_messages(
+        self, state: str, events: list[str], memories: Sequence[str] = (), focus: str = ""
+    ) -> list[Message]:
+        """`focus`: the one detail of what happened the line should name (kibitz.core.facts)."""
         user = _env.get_template("event.j2").render(
             state=quote_untrusted(self._fit(state, "state")),
-            events=self._fit_all(events, "events"),
+            events=self._fit_all([to_you(e) for e in events], "events"),
             memories=[quote_untrusted(m) for m in self._fit_all(memories, "memories")],
+            focus=focus,
         )
         return self._messages(user)
 
@@ -152,7 +176,15 @@ class PromptBuilder:
 _OPEN = "\ue000"
 """Marks where a question's prompt is cut while the player is still talking (a private-use character no text has)."""
 
-_EMPTY = {"state": "", "now": ".", "events": [""], "memories": [""], "recalled": [""], "question": ""}
+_EMPTY = {
+    "state": "",
+    "now": ".",
+    "events": [""],
+    "memories": [""],
+    "recalled": [""],
+    "question": "",
+    "focus": "a detail of it, in a few words",
+}
 """Template variables that leave only the template's own words, every block's heading included (to measure them)."""
 
 

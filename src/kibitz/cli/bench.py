@@ -1215,3 +1215,150 @@ def voice_cmd(
     if bench.ram is not None:
         console.print(f"[dim]RAM {bench.ram.measured}[/dim]")
     console.print(f"[dim]results: {path}[/dim]")
+
+
+@bench_app.command("lines")
+def lines_cmd(
+    backend: Annotated[str | None, typer.Option(help="LLM backend: llamacpp | openai.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name (embedded) or the server's model id.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    persona: Annotated[str, typer.Option(help="Persona (`kibitz personas`): `chingu` scores Korean lines.")] = "buddy",
+    games: Annotated[str, typer.Option(help="Comma-separated games whose streams are replayed.")] = (
+        "smb,breakout,space_invaders,nethack"
+    ),
+    seed: Annotated[
+        int, typer.Option(help="Which recorded run: 1 is the held-out test streams, 11 the dev streams.")
+    ] = 1,
+    stacks: Annotated[str, typer.Option(help="Comma-separated: kibitz, baseline.")] = "kibitz,baseline",
+    limit: Annotated[int | None, typer.Option(help="Only the first N events of each game's stream.")] = None,
+    judge: Annotated[
+        list[str] | None,
+        typer.Option(help="A pairwise judge, backend:model[@url] (repeat for two: their agreement is reported)."),
+    ] = None,
+    judge_sample: Annotated[int, typer.Option(help="How many moments the judges compare (spread evenly).")] = 60,
+    out: Annotated[
+        Path | None, typer.Option(help="Also write every line, its verdicts and the figures as JSON.")
+    ] = None,
+) -> None:
+    """Are the lines worth hearing? Real runs of several games are recorded once as event streams (the state, the
+    frame and the game's truth at every event); each event is replayed through kibitz's real prompt path and the
+    baseline's, and every line is scored by rules, without a judge: specific to the moment, generic, repeated,
+    copied from the persona, wrong point of view, invented numbers, language, length (docs/bench.md)."""
+    from rich.progress import Progress
+
+    from kibitz.bench.lines import LINE_GAMES, MEASURES, run_lines, streams, tables
+    from kibitz.bench.lines import judge_sample as judge_sample_pairs
+    from kibitz.brain.llm import make_backend
+    from kibitz.core.config import load_config
+    from kibitz.core.persona import load_persona
+    from kibitz.models.store import cache_dir
+
+    chosen = [g.strip() for g in games.split(",") if g.strip()]
+    unknown = [g for g in chosen if g not in LINE_GAMES]
+    if unknown:
+        raise KibitzError(f"No recorded streams for {', '.join(unknown)}; choose from {', '.join(LINE_GAMES)}.")
+    stack_names = [s.strip() for s in stacks.split(",") if s.strip()]
+    overrides = {"llm.backend": backend, "llm.model": model, "llm.base_url": base_url}
+    cfg = load_config(None, {k: v for k, v in overrides.items() if v is not None})
+    chosen_persona = load_persona(persona)
+    root = cache_dir() / "bench" / "lines"
+    with console.status("recording event streams") as status:
+        moments = streams(seed, chosen, root, progress=lambda what: status.update(what))
+    if limit is not None:
+        moments = [m for m in moments if m.index < limit]
+    llm = make_backend(cfg.llm)
+    try:
+        with Progress(console=console) as bar:
+            task = bar.add_task("lines", total=len(moments) * len(stack_names))
+            rows = run_lines(moments, stack_names, llm, chosen_persona, cfg, root, progress=lambda: bar.advance(task))
+    finally:
+        llm.close()
+    figures = tables(rows)
+    _print_lines(figures, stack_names, f"seed {seed}, {llm.label}, persona {persona}")
+    judged: dict[str, Any] = {}
+    if judge:
+        judged = _pairwise(judge, judge_sample_pairs(rows, moments, judge_sample), cfg)
+    targets = ", ".join(f"{name} {op} {target:.0%}" for name, (_, op, target) in MEASURES.items())
+    console.print(f"[dim]targets: {targets}[/dim]")
+    _save(
+        out,
+        [{"seed": seed, "model": llm.label, "persona": persona, "figures": figures, "pairwise": judged, "lines": rows}],
+    )
+
+
+def _print_lines(figures: dict[str, Any], stack_names: list[str], title: str) -> None:
+    """The measures per stack (rows: measures), then the headline measures per game and stack."""
+    from kibitz.bench.lines import MEASURES
+
+    def cell(f: dict[str, Any], name: str) -> str:
+        m = f[name]
+        return "-" if m["rate"] is None else f"{m['rate']:.0%} ({m['ci95'][0]:.0%}-{m['ci95'][1]:.0%})"
+
+    table = Table("measure", "target", *stack_names, title=f"{title}: share of lines (95 % CI)")
+    present = [s for s in stack_names if s in figures]
+    for name, (what, op, target) in MEASURES.items():
+        table.add_row(f"{name}: {what}", f"{op} {target:.0%}", *(cell(figures[s], name) for s in present))
+    table.add_row("lines (failed)", "", *(f"{figures[s]['lines']} ({figures[s]['failed']})" for s in present))
+    table.add_row("distinct-2", "", *(_fmt(figures[s]["distinct_2"]) for s in present))
+    for q in ("p50", "p95"):
+        table.add_row(f"first token {q} (s)", "", *(_fmt(figures[s][f"first_token_{q}"]) for s in present))
+    console.print(table)
+    per_game = Table("game", "stack", "lines", "specific", "generic", "repeated", "invented", "distinct-2")
+    for group in sorted(g for g in figures if g.count("/") == 1 and g.split("/")[1] not in ("seen", "unseen")):
+        stack, game = group.split("/")
+        f = figures[group]
+        per_game.add_row(
+            game,
+            stack,
+            str(f["lines"]),
+            *(cell(f, n) for n in ("specific", "generic", "repeated", "invented")),
+            _fmt(f["distinct_2"]),
+        )
+    for split in ("seen", "unseen"):
+        for stack in present:
+            f = figures.get(f"{stack}/{split}")
+            if f:
+                per_game.add_row(
+                    f"[{split}]",
+                    stack,
+                    str(f["lines"]),
+                    *(cell(f, n) for n in ("specific", "generic", "repeated", "invented")),
+                    _fmt(f["distinct_2"]),
+                )
+    console.print(per_game)
+
+
+def _pairwise(specs: list[str], pairs: list[tuple[str, str, str]], cfg: Any) -> dict[str, Any]:
+    """The pairwise judges on these moments, printed: kibitz's line against the baseline's, both orders."""
+    from rich.progress import Progress
+
+    from kibitz.bench.judge import JudgeSpec
+    from kibitz.bench.pairwise import judge_pairs
+    from kibitz.brain.llm import make_backend
+
+    judges = {}
+    try:
+        for spec in specs:
+            parsed = JudgeSpec.parse(spec)
+            judges[parsed.label] = make_backend(parsed.llm_config(cfg.llm))
+        with Progress(console=console) as bar:
+            task = bar.add_task("pairwise judges", total=len(pairs) * len(judges))
+            result = judge_pairs(pairs, judges, progress=lambda: bar.advance(task))
+    finally:
+        for backend in judges.values():
+            backend.close()
+    table = Table("judge", "moments", "kibitz's line preferred", "baseline's preferred", "tie", "orders contradicted")
+    for label, f in result["judges"].items():
+        cells = [
+            f"{f[v]['rate']:.0%} ({f[v]['ci95'][0]:.0%}-{f[v]['ci95'][1]:.0%})" for v in ("first", "second", "tie")
+        ]
+        table.add_row(label, str(f["n"]), *cells, str(f["inconsistent"]))
+    console.print(table)
+    agree = result.get("agreement")
+    if agree:
+        kappa = "n/a" if agree["kappa"] is None else f"{agree['kappa']:.2f}"
+        console.print(
+            f"judges agree on {agree['same']} of {agree['n']} moments (Cohen's kappa {kappa}); "
+            "small embedded judges agree little: read their verdicts with that in mind."
+        )
+    return result

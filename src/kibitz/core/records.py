@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -73,6 +73,46 @@ _event_ids = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
+class Facts:
+    """What kibitz knows about an event beyond its type, as typed values (None: not known): the particulars a friend
+    would name ("that pit after the third pipe got you again, third time"). Filled in by the session's chronicle
+    (kibitz.state.chronicle) from the game's truth and what happened earlier; phrased for prompts by
+    kibitz.core.facts."""
+
+    cause: str | None = None
+    """How it happened, in a few words: "fell into a pit", "ran into a Goomba", "the clock ran out"."""
+    culprit: str | None = None
+    """Who or what did it, when it is one thing with a name: "Goomba"."""
+    level: str | None = None
+    """The level it happened in ("1-2")."""
+    progress: float | None = None
+    """How far through the level the player was, 0-1."""
+    nth: int | None = None
+    """This is the player's nth event of this type this session (this one counted)."""
+    nth_here: int | None = None
+    """...in this level."""
+    best_progress: float | None = None
+    """The furthest the player got through this level this session before this life."""
+    lasted_s: float | None = None
+    """How long the life (a death), the level (a level change) or the game (a game over) lasted, in seconds."""
+    gained: int | None = None
+    """The points scored over that time."""
+    score: int | None = None
+    """The score at the event."""
+    best_score: int | None = None
+    """The best final score of this session's earlier games (a game over)."""
+    first_visit: bool | None = None
+    """A level reached for the first time this session."""
+    previous: str | None = None
+    """The level before (a level change)."""
+
+    def known(self) -> dict[str, Any]:
+        """The facts that are known, by name."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """A change worth reacting to, derived from several observations."""
 
@@ -85,6 +125,13 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
     game: str | None = None
     id: int = field(default_factory=lambda: next(_event_ids))
+    facts: Facts = field(default_factory=Facts)
+    """The particulars of this moment (cause, place, how often), as far as they are known."""
+    details: tuple[tuple[str, str], ...] = ()
+    """The facts as short phrases, with the kind of each ("cause", "fell into a pit"): what `summary` adds to
+    `headline`, and what the companion picks from to name something particular."""
+    headline: str = ""
+    """The plain sentence of what happened, without the details ("" when the summary is plain)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,7 +143,25 @@ class Event:
             "summary": self.summary,
             "game": self.game,
             "data": self.data,
+            **({"facts": known} if (known := self.facts.known()) else {}),
+            **({"details": [list(d) for d in self.details], "headline": self.headline} if self.details else {}),
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Event:
+        """An event written by `to_json` (a recorded stream), its id kept."""
+        return cls(
+            t=float(data["t"]),
+            type=str(data["type"]),
+            priority=int(data["priority"]),
+            summary=str(data["summary"]),
+            data=dict(data.get("data") or {}),
+            game=data.get("game"),
+            id=int(data["id"]),
+            facts=Facts(**(data.get("facts") or {})),
+            details=tuple((str(k), str(p)) for k, p in data.get("details") or ()),
+            headline=str(data.get("headline") or ""),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,8 @@ class AtariAdapter(GameAdapter):
     platform = "Atari 2600"
     rom: ClassVar[str]
     milestone: ClassVar[int]
+    death: ClassVar[str | None] = None
+    """How a life is lost in this game when there is only one way (Breakout: the ball got past the paddle)."""
     fields: ClassVar[dict[str, str]] = {"score": "score", "lives": "lives left"}
 
     def check_installed(self) -> None:
@@ -126,11 +128,15 @@ class AtariAdapter(GameAdapter):
             DetectorSpec("milestone", {"field": "score", "every": self.milestone}),
         ]
 
+    def death_cause(self, obs: Observation) -> tuple[str, str | None] | None:
+        return (self.death, None) if self.death else None
+
     def describe(self, obs: Observation, precise: bool = False) -> str:
         v = obs.values()
         if not v:
             return f"{self.title} is starting."
-        lives = f"{v['lives']} lives left" if v.get("lives") is not None else "lives unknown"
+        n = v.get("lives")
+        lives = "lives unknown" if n is None else ("1 life left" if n == 1 else f"{n} lives left")
         if precise and v.get("score") is not None:
             return f"{self.title}: score {v['score']}; {lives}."
         return f"{self.title}: {lives}."  # the score changes too often to keep the prefix cached
@@ -142,6 +148,7 @@ class Breakout(AtariAdapter):
     genre = "arcade"
     rom = "breakout"
     milestone = 100
+    death = "the ball got past the paddle"  # the only way to lose a ball
 
     def make_player(self, seed: int) -> Player:
         return BreakoutPlayer(seed)
@@ -153,6 +160,7 @@ class SpaceInvaders(AtariAdapter):
     genre = "shooter"
     rom = "space_invaders"
     milestone = 500
+    death = "hit by an invader's shot"  # lives are lost only to the invaders' shots (their landing ends the game)
 
     def make_player(self, seed: int) -> Player:
         return RandomFirePlayer(seed)

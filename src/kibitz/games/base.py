@@ -116,10 +116,28 @@ class GameAdapter(ABC):
         answers to questions use precise=True.
         """
 
+    def truth(self, state: dict[str, Any]) -> dict[str, Any]:
+        """What the true state says beyond the HUD that the session's chronicle uses (what Mario touched, whether he
+        fell): fields of the RAM perceiver's observation that pixels never give."""
+        return {}
+
+    def level_name(self, obs: Observation) -> str | None:
+        """The level being played as the game names it ("World 1-2"), None when unknown or the game has none."""
+        return None
+
+    def progress(self, obs: Observation) -> float | None:
+        """How far through the current level the player is, 0-1, None when unknown."""
+        return None
+
+    def death_cause(self, obs: Observation) -> tuple[str, str | None] | None:
+        """How the player died on this observation, if it shows: (cause in a few words, the culprit's name or None)."""
+        return None
+
     def observe(self, frame: Frame) -> Observation:
         """An Observation from the frame's true state (the RAM perceiver)."""
         state = frame.state or {}
-        fields = {k: Reading(v, source=Provenance.RAM) for k, v in self.hud(state).items()}
+        values = {**self.hud(state), **(self.truth(state) if state else {})}
+        fields = {k: Reading(v, source=Provenance.RAM) for k, v in values.items()}
         return Observation(
             t=frame.t,
             frame_index=frame.index,

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import yaml
 
 from kibitz.core.errors import KibitzError
 from kibitz.core.records import Observation, RGBImage
@@ -102,6 +105,8 @@ class SMBEnv(GameEnv):
                 for i in range(5)
                 if ram[0x000F + i]
             ],
+            # Each active slot's object id (RAM $16-$1A): which enemy it is (smb.knowledge.yaml).
+            "enemy_ids": [int(ram[0x0016 + i]) for i in range(5) if ram[0x000F + i]],
             # The two-screen metatile buffer (13 rows × 16 columns per screen): what the player can run into.
             "tiles": bytes(int(ram[TILES + i]) for i in range(2 * 13 * 16)),
         }
@@ -170,6 +175,30 @@ class SMBPlayer(Player):
             self.hold = 0
         self.a_prev = press
         return BTN_RIGHT | BTN_B | (BTN_A if press else 0)
+
+
+TOUCH_X, TOUCH_Y = 24, 32
+"""How close (pixels, between top-left corners) an enemy is to Mario when it is what he touched."""
+
+
+@cache
+def knowledge() -> dict[str, Any]:
+    """games/data/smb.knowledge.yaml: enemy names by object id, the levels' flagpole positions."""
+    text = (resources.files("kibitz.games") / "data" / "smb.knowledge.yaml").read_text(encoding="utf-8")
+    data: dict[str, Any] = yaml.safe_load(text)
+    return data
+
+
+def enemy_touching(state: dict[str, Any]) -> str | None:
+    """The name of the enemy nearest Mario when one is close enough to have touched him (None when none is)."""
+    names: dict[int, str] = knowledge()["enemies"]
+    x, y = state.get("x", 0), state.get("y", 0)
+    near = [
+        (abs(ex - x) + abs(ey - y), names[kind])
+        for (ex, ey), kind in zip(state.get("enemies", []), state.get("enemy_ids", []), strict=False)
+        if kind in names and abs(ex - x) < TOUCH_X and abs(ey - y) < TOUCH_Y
+    ]
+    return min(near)[1] if near else None
 
 
 class SuperMarioBros(GameAdapter):
@@ -241,6 +270,26 @@ class SuperMarioBros(GameAdapter):
             "x": state["x"],
             "dying": self._dying(state),
         }
+
+    def truth(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {"fell": state.get("y_viewport", 1) > 1, "touching": enemy_touching(state)}
+
+    def level_name(self, obs: Observation) -> str | None:
+        world, stage = obs.value("world"), obs.value("stage")
+        return None if world is None or stage is None else f"World {world}-{stage}"
+
+    def progress(self, obs: Observation) -> float | None:
+        world, stage, x = obs.value("world"), obs.value("stage"), obs.value("x")
+        length = knowledge()["flag_x"].get(f"{world}-{stage}")
+        return None if length is None or x is None else max(0.0, min(1.0, x / length))
+
+    def death_cause(self, obs: Observation) -> tuple[str, str | None] | None:
+        if obs.value("fell"):
+            return "fell into a pit", None
+        if obs.value("time") == 0:
+            return "the clock ran out", None
+        enemy = obs.value("touching")
+        return (f"ran into a {enemy}", enemy) if enemy else None
 
     def detectors(self) -> list[DetectorSpec]:
         return [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, TypedDict
 
 from kibitz.core.config import LLMConfig
@@ -48,6 +48,10 @@ class LLMBackend(ABC):
     def hurry(self, on: bool) -> None:  # noqa: B027 - optional hook
         """From now until `hurry(False)`, spend more of the machine on what comes next: the player is waiting for
         it (a backend that cannot does nothing). Called between two pieces of a stream, on the thread using it."""
+
+    def avoid_openings(self, words: Sequence[str]) -> None:  # noqa: B027 - optional hook
+        """The next `stream` should not start with any of these words (the companion's last lines began with them):
+        a backend that can steer its first token does; the others do nothing."""
 
     def count_tokens(self, text: str) -> int:
         """Tokens `text` takes. Without the model's tokenizer: one per three UTF-8 bytes, rounded up, which is on

@@ -13,7 +13,7 @@ import io
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from kibitz.brain.llm.base import LLMBackend, Message
@@ -75,6 +75,8 @@ class LlamaCppBackend(LLMBackend):
         self._hurried = (max(n_threads, answer_threads or 0), max(n_threads_batch or n_threads, answer_threads or 0))
         self._hurry_since: float | None = None
         self._lock = threading.Lock()
+        self._avoid: set[int] = set()
+        """First tokens the next stream may not start with (`avoid_openings`)."""
         self._formatter = self._chat_formatter()
         self.context_window = int(self.llm.n_ctx())
 
@@ -128,6 +130,17 @@ class LlamaCppBackend(LLMBackend):
             self.hurried_s += now - self._hurry_since
         self._hurry_since = now if on else None
 
+    def avoid_openings(self, words: Sequence[str]) -> None:
+        """The first token of each word (as a line's start, with and without a leading space) is barred from the next
+        stream's first token."""
+        ids: set[int] = set()
+        for word in words:
+            for variant in (word, " " + word, word.capitalize(), " " + word.capitalize()):
+                tokens = self.llm.tokenize(variant.encode("utf-8"), add_bos=False, special=False)
+                if tokens:
+                    ids.add(int(tokens[0]))
+        self._avoid = ids
+
     def count_tokens(self, text: str) -> int:
         """Tokens as this model counts them (its own tokenizer, special tokens as in a prompt)."""
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
@@ -145,6 +158,7 @@ class LlamaCppBackend(LLMBackend):
                 prompt = self._formatter(messages=messages).prompt
                 tokens = self.llm.tokenize(prompt.encode("utf-8"), special=True)
                 self.prompt_new = len(tokens) - _common(self.llm._input_ids[: self.llm.n_tokens], tokens)
+            avoid, self._avoid = self._avoid, set()
             chunks = self.llm.create_chat_completion(
                 messages=messages,
                 max_tokens=max_tokens,
@@ -153,6 +167,7 @@ class LlamaCppBackend(LLMBackend):
                 stream=True,
                 top_p=0.9,
                 repeat_penalty=1.1,
+                logits_processor=_first_token_barred(avoid) if avoid else None,
             )
             for chunk in chunks:
                 piece = chunk["choices"][0]["delta"].get("content")
@@ -187,6 +202,23 @@ class LlamaCppBackend(LLMBackend):
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.llm.close()
+
+
+def _first_token_barred(ids: set[int]) -> Any:
+    """A logits processor that bars these tokens from the first token generated (only the first)."""
+    import numpy as np
+    from llama_cpp import LogitsProcessorList
+
+    barred = np.array(sorted(ids), dtype=np.intc)
+    calls = [0]
+
+    def bar(input_ids: Any, scores: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 1:
+            scores[barred[barred < len(scores)]] = -np.inf
+        return scores
+
+    return LogitsProcessorList([bar])
 
 
 def _common(have: Any, want: list[int]) -> int:

@@ -8,7 +8,7 @@ is worth nothing to another while the model is busy.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from kibitz.brain.llm.base import LLMBackend, Message
 from kibitz.core.errors import KibitzError
@@ -46,6 +46,7 @@ class SerialBackend(LLMBackend):
     name = "serial"
 
     def __init__(self, shared: SharedModel) -> None:
+        self._avoid: tuple[str, ...] = ()
         self.shared = shared
         self.context_window = shared.backend.context_window
 
@@ -61,9 +62,15 @@ class SerialBackend(LLMBackend):
                 " serve many players with a model server (--backend openai, docs/deploy.md)."
             )
         try:
+            # Set under the lock: another player's line in between must not take this player's openings.
+            shared.backend.avoid_openings(self._avoid)
+            self._avoid = ()
             yield from shared.backend.stream(messages, max_tokens, temperature, stop)
         finally:
             shared.lock.release()
+
+    def avoid_openings(self, words: Sequence[str]) -> None:
+        self._avoid = tuple(words)
 
     def warm(self, messages: list[Message], abort: threading.Event | None = None, open_end: bool = False) -> None:
         if not self.shared.lock.acquire(blocking=False):
