@@ -535,3 +535,13 @@ def test_each_reaction_names_one_detail_and_starts_differently() -> None:
     assert "the 2nd death in World 1-1 this session." in backend.prompts[1] and "pit" not in backend.prompts[1]
     assert "fell into a pit." in backend.prompts[2]
     assert backend.barred == [[], ["Oof"], ["Oof", "Wow"]]
+
+
+def test_an_event_without_facts_names_its_own_number() -> None:
+    backend = Remembering(["Five grand!", "Here we go!"])
+    companion = Companion(backend, load_persona("buddy"), max_tokens=30)
+    for n, (type_, summary) in enumerate((("score_milestone", "The score passed 5000."), ("game_start", "Go."))):
+        event = Event(t=float(n), type=type_, priority=4, summary=summary)
+        companion.say(Job(SpeakRequest([event], time.perf_counter()), "Super Mario Bros.", [], float(n)))
+    assert backend.prompts[0].endswith("in your own words: the score passed 5000.")
+    assert "detail" not in backend.prompts[1]

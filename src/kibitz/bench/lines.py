@@ -61,9 +61,9 @@ class LineGame:
 LINE_GAMES: dict[str, LineGame] = {
     g.id: g
     for g in (
-        LineGame("smb", "seen", 12.0),
-        LineGame("breakout", "seen", 8.0),
-        LineGame("space_invaders", "seen", 8.0),
+        LineGame("smb", "seen", 15.0),
+        LineGame("breakout", "seen", 10.0),
+        LineGame("space_invaders", "seen", 10.0),
         LineGame("nethack", "unseen", 15.0),
     )
 }

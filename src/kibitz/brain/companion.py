@@ -16,7 +16,7 @@ from typing import Protocol
 from kibitz.brain.llm.base import LLMBackend, Message
 from kibitz.brain.policy import SpeakRequest
 from kibitz.brain.postfilter import clean_line, line_complete
-from kibitz.brain.prompts import PromptBuilder, fallback_line
+from kibitz.brain.prompts import PromptBuilder, fallback_line, to_you
 from kibitz.core.errors import KibitzError
 from kibitz.core.events import spoiler_level
 from kibitz.core.persona import Persona
@@ -46,7 +46,7 @@ QUESTION_EXTRA_TOKENS = 20
 MIN_VISIBLE_CHARS = 4
 """Hold back the first few characters so a "Name:" prefix can be removed before anything is shown (a shorter start
 that a comma or a stop ends, "Oh," or "No.", is no name and shows at once)."""
-OPENINGS_KEPT = 3
+OPENINGS_KEPT = 5
 """A reaction may not start with the first word of any of the last this many lines (the 1.5B model starts most with
 "Oh no" or "Wow" otherwise: measured by `kibitz bench lines`)."""
 GUESS_WAIT_S = 3.0
@@ -364,9 +364,15 @@ class Companion:
         if not events:
             return None
         event = max(events, key=lambda e: e.priority)
-        if not event.details:
-            return None
-        kind, phrase = min(event.details, key=lambda d: self._focused.get(d[0], -1))
+        details = event.details
+        if not details:
+            # No facts beyond what happened: when what happened has a number ("The score passed 5000."), that is the
+            # detail to name.
+            said = (event.headline or event.summary).strip().rstrip(".!")
+            if not re.search(r"\d", said) or event.type == "question":
+                return None
+            details = (("what", to_you(said[:1].lower() + said[1:])),)
+        kind, phrase = min(details, key=lambda d: self._focused.get(d[0], -1))
         self._focused[kind] = self._lines
         return event, phrase
 

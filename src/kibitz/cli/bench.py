@@ -1319,7 +1319,7 @@ def _print_lines(figures: dict[str, Any], stack_names: list[str], title: str) ->
             f = figures.get(f"{stack}/{split}")
             if f:
                 per_game.add_row(
-                    f"[{split}]",
+                    f"({split})",
                     stack,
                     str(f["lines"]),
                     *(cell(f, n) for n in ("specific", "generic", "repeated", "invented")),
