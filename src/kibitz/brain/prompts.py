@@ -39,7 +39,7 @@ _env = Environment(
 )
 
 
-_YOU = [
+_YOU: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     (re.compile(r"\bThe player's\b"), "Your"),
     (re.compile(r"\bthe player's\b"), "your"),
     (re.compile(r"\bThe player (has|is|was)\b"), lambda m: "You " + {"has": "have", "is": "are", "was": "were"}[m[1]]),
