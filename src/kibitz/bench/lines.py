@@ -22,7 +22,6 @@ lines.yaml`), never kibitz's own code:
 from __future__ import annotations
 
 import difflib
-import io
 import json
 import re
 import time
@@ -39,7 +38,7 @@ from kibitz.bench.stats import percentile, wilson
 from kibitz.core.config import KibitzConfig
 from kibitz.core.errors import KibitzError
 from kibitz.core.persona import Persona
-from kibitz.core.records import Event, Frame, RGBImage
+from kibitz.core.records import Event, Frame
 
 STREAM_VERSION = 3
 """Bumped when what a recording holds changes (older recordings are made again)."""
@@ -98,14 +97,6 @@ class Moment:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _png(image: RGBImage) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
 
 
 class _Quiet:
@@ -167,6 +158,7 @@ def _unseen_frames(game_id: str, seed: int, seconds: float) -> Iterator[tuple[Fr
 def record(game_id: str, seed: int, out: Path, minutes: float | None = None) -> list[Moment]:
     """Play `game_id` for its minutes with kibitz's real session watching (no model), and keep every event it saw
     with the state, the frame and the truth; written to `out` (stream.jsonl and PNG frames)."""
+    from kibitz.bench.dataset import png_bytes
     from kibitz.games import get_game
     from kibitz.session import Session
 
@@ -192,7 +184,7 @@ def record(game_id: str, seed: int, out: Path, minutes: float | None = None) -> 
             continue
         obs = session.last_observation
         name = f"{game_id}-{len(moments):04d}.png"
-        (out / name).write_bytes(_png(frame.image))
+        (out / name).write_bytes(png_bytes(frame.image))
         for event in events:
             moments.append(
                 Moment(
