@@ -426,10 +426,10 @@ class Companion:
         sentences = self.persona.max_sentences + (1 if req.question else 0)
         words = self.persona.max_words + (15 if req.question else 0)
         tokens = self.max_tokens + (QUESTION_EXTRA_TOKENS if req.question else 0)
-        hurried = req.question is not None  # the player waits for the answer's first words
-        if hurried:
-            self.backend.hurry(True)
-        else:
+        # The player waits for the line's first words: the model takes llm.answer_threads until they are out.
+        hurried = True
+        self.backend.hurry(True)
+        if req.question is None:
             self.backend.avoid_openings([o for o in (_opening(line) for line in self.said) if o])
         try:
             for piece in self.backend.stream(

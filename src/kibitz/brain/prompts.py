@@ -100,7 +100,8 @@ class PromptBuilder:
         self.budget: Budget | None = None
         if count is not None and context is not None:
             empty = max(
-                count(_env.get_template(name).render(**_EMPTY, persona=persona)) for name in ("event.j2", "question.j2")
+                count(_env.get_template(name).render(**_EMPTY, persona=persona, language_name=persona.language_name))
+                for name in ("event.j2", "question.j2")
             )
             self.budget = Budget.plan(count, context, count(self.system) + empty + CHAT_OVERHEAD_TOKENS, reply)
 
@@ -122,6 +123,7 @@ class PromptBuilder:
             events=self._fit_all([to_you(e) for e in events], "events"),
             memories=[quote_untrusted(m) for m in self._fit_all(memories, "memories")],
             focus=focus,
+            language_name=self.persona.language_name,
         )
         return self._messages(user)
 

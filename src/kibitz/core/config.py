@@ -51,9 +51,9 @@ class LLMConfig(Section):
     """Threads for evaluating prompts (bursts of a fraction of a second before a line); n_threads when unset. Two
     answer a spoken question sooner (docs/voice.md) at the cost of a core taken from the game meanwhile."""
     answer_threads: int | None = Field(2, ge=1)
-    """Threads while the player waits for an answer: their question's prompt while they ask it, and the answer until
-    its first words are out (about half a second a question); n_threads when unset. Two take a core from the game
-    for that moment and answer about 0.3 s sooner on two cores (docs/voice.md)."""
+    """Threads while the player waits for a line: their question's prompt while they ask it, and every line (an
+    answer or a reaction) until its first words are out (about half a second a line); n_threads when unset. Two take
+    a core from the game for that moment and answer about 0.3 s sooner on two cores (docs/voice.md)."""
     n_ctx: int = Field(2048, ge=256)
     """Tokens a prompt and its reply must fit in: the embedded model's context; for a server, its context length
     (every prompt's parts are cut to their share of it)."""
