@@ -99,7 +99,7 @@ class Chronicle:
             self.life = _Life(start_t=obs.t, start_score=score if isinstance(score, int) else None)
             if self.game_start is None:
                 self.game_start = obs.t
-        progress = self.game.progress(obs) if self.game is not None else None
+        progress = self._progress(obs)
         if progress is None or self.level is None:
             return []
         self.life.best = progress if self.life.best is None else max(self.life.best, progress)
