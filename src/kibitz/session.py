@@ -23,6 +23,8 @@ from kibitz.core.events import priority
 from kibitz.core.injection import neutralise_lines
 from kibitz.core.records import Event, Frame, Hearing, Observation, Utterance
 from kibitz.games.base import GAMES, DetectorSpec, GameAdapter, get_game
+from kibitz.games.knowledge import builtin_tips
+from kibitz.memory.knowledge import GameKnowledge, open_knowledge
 from kibitz.outputs.sinks import Output
 from kibitz.perception.base import PERCEIVERS, Perceiver
 from kibitz.state.chronicle import Chronicle
@@ -127,8 +129,10 @@ class Session:
         react: bool = True,
         memory: PlayerMemory | None = None,
         perceiver: Perceiver | None = None,
+        knowledge: GameKnowledge | None = None,
     ) -> None:
-        """`perceiver` replaces the one `perception.mode` would choose (the bench shares one prototype bank)."""
+        """`perceiver` replaces the one `perception.mode` would choose (the bench shares one prototype bank);
+        `knowledge` the game knowledge `knowledge.*` would open."""
         self.config = config
         self.memory = memory
         self.last_line = ""
@@ -141,6 +145,14 @@ class Session:
         self.tracker = StateTracker(specs)
         self.chronicle = Chronicle(game, level_fields(specs))
         """This session's tallies and bests: the facts each event gets (how, where, how often)."""
+        self.knowledge = knowledge
+        """What kibitz knows about the game followed: tips after events, and for the companion's answers."""
+        if knowledge is None and config.knowledge.enabled:
+            self.knowledge = open_knowledge(config.knowledge, builtin_tips)
+        if self.knowledge is not None:
+            self.knowledge.follow(game.id if game else None)
+            if companion is not None and companion.knowledge is None:
+                companion.knowledge = self.knowledge
         self.policy = SpeakPolicy(config.policy)
         if memory is not None:
             memory.writer.level_fields = memory.writer.level_fields or level_fields(specs)
@@ -209,6 +221,8 @@ class Session:
             self._followed = None
             self.tracker = StateTracker(self._generic_specs())
             self.chronicle.follow(None, [])
+            if self.knowledge is not None:
+                self.knowledge.follow(None)
         if obs.game is None or obs.game == self._followed:
             return
         if obs.game not in GAMES:  # a game added from screenshots: generic events, and those of the labels it brought
@@ -226,6 +240,8 @@ class Session:
         followed = get_game(obs.game)
         self.tracker = StateTracker(followed.detectors())
         self.chronicle.follow(followed, level_fields(followed.detectors()))
+        if self.knowledge is not None:
+            self.knowledge.follow(followed.id)
         if self.memory is not None:
             self.memory.follow(followed.id, followed.title, level_fields(followed.detectors()))
         log.info("The screen shows %s: watching for its events.", obs.game)
@@ -256,7 +272,10 @@ class Session:
         self.last_observation = obs
         if self.memory is not None:
             self.memory.observe(obs)
-        return self._respond(obs, now, wall, self.chronicle.update(obs, self.tracker.update(obs)) + list(told))
+        events = self.chronicle.update(obs, self.tracker.update(obs))
+        if self.knowledge is not None:
+            self.knowledge.level = self.chronicle.level
+        return self._respond(obs, now, wall, events + list(told))
 
     def tick(self, t: float) -> None:
         """Nothing new was seen: still answer questions, collect finished lines and say the next one (a source that
@@ -405,6 +424,10 @@ class Session:
                 notes = self.memory.on_event(event)
                 if notes:
                     event.data["remembered"] = notes
+            if self.knowledge is not None and self.config.knowledge.tips and self.companion is not None:
+                tip = self.knowledge.for_event(event, self.companion.spoiler_limit)
+                if tip is not None:
+                    event.data["tip"] = tip.text
             self.output.event(event)
             if event.type != "question":
                 self.recent_events.append(event.summary)

@@ -19,6 +19,7 @@ from kibitz.brain.postfilter import clean_line, line_complete
 from kibitz.brain.prompts import PromptBuilder, fallback_line, to_you
 from kibitz.core.errors import KibitzError
 from kibitz.core.events import spoiler_level
+from kibitz.core.knowledge import Tip
 from kibitz.core.persona import Persona
 from kibitz.core.records import Event, Hearing, Utterance
 from kibitz.core.spoiler import LIMIT, NONE, SOLUTION, rate
@@ -39,6 +40,16 @@ class Recall(Protocol):
 
     def for_question(self, question: str) -> list[str]:
         """Notes that may answer a question."""
+
+
+class Knowing(Protocol):
+    """What the companion knows about the game being played (kibitz.memory.knowledge.GameKnowledge)."""
+
+    def for_question(self, question: str, limit: int) -> list[Tip]:
+        """Tips and guide passages that may answer a question, within the spoiler `limit` (core.spoiler)."""
+
+    def gave(self, text: str) -> None:
+        """A line gave this tip after an event (it is not offered again this session)."""
 
 
 QUESTION_EXTRA_TOKENS = 20
@@ -182,6 +193,7 @@ class Companion:
         recall: Recall | None = None,
         on_free: Callable[[], None] | None = None,
         on_draft: TokenSink | None = None,
+        knowledge: Knowing | None = None,
     ) -> None:
         """`on_free` is called (on the companion's thread) each time it is free for the next line; `on_draft` gets
         the pieces of an answer written to the recogniser's guess at a question while it is held back (never to be
@@ -192,6 +204,8 @@ class Companion:
         self.prompts = self._prompts(persona)
         self.spoiler_limit = LIMIT[persona.spoiler_tolerance.value]
         self.recall = recall
+        self.knowledge = knowledge
+        """Tips for questions about the game (a session hands the companion its own when it has none)."""
         self._state_memories: tuple[str, list[str]] = ("", [])
         self.temperature = temperature
         self.on_token = on_token or (lambda u, s: None)
@@ -206,6 +220,8 @@ class Companion:
         self._prepared: tuple[str, tuple[str, ...], str, Hearing] | None = None
         self._recalled: tuple[str, list[str]] = ("", [])
         """The notes recalled for the last question (the prepared prompt and the answer's use the same)."""
+        self._known: tuple[str, list[str]] = ("", [])
+        """The tips found for the last question."""
         self._interrupt = threading.Event()
         self._prefetching = threading.Event()
         self._abort_prefetch = threading.Event()
@@ -350,12 +366,21 @@ class Companion:
             if utt is not None and self.recall is not None:
                 utt.memory_wait = time.perf_counter() - start
             return self.prompts.question_messages(
-                job.state, job.request.question, job.context, memories, asked, now=job.now
+                job.state,
+                job.request.question,
+                job.context,
+                memories,
+                asked,
+                now=job.now,
+                known=self._known_for(job.request.question),
             )
         events = job.request.events
-        focus = self._focus(events)
+        tip = next((e.data["tip"] for e in sorted(events, key=lambda e: -e.priority) if e.data.get("tip")), "")
+        if tip and self.knowledge is not None:
+            self.knowledge.gave(tip)
+        focus = None if tip else self._focus(events)
         told = [_with_notes(e, plain=focus is not None and e is focus[0]) for e in events]
-        return self.prompts.event_messages(job.state, told, memories, focus=focus[1] if focus else "")
+        return self.prompts.event_messages(job.state, told, memories, focus=focus[1] if focus else "", tip=tip)
 
     def _focus(self, events: list[Event]) -> tuple[Event, str] | None:
         """The one detail the line should name (the model is told it, and only it, beside what happened): of the
@@ -375,6 +400,19 @@ class Companion:
         kind, phrase = min(details, key=lambda d: self._focused.get(d[0], -1))
         self._focused[kind] = self._lines
         return event, phrase
+
+    def _known_for(self, question: str) -> list[str]:
+        """What the game's knowledge offers for the question (the same for the prepared prompt and the answer)."""
+        if self.knowledge is None:
+            return []
+        if self._known[0] != question:
+            try:
+                tips = self.knowledge.for_question(question, self.spoiler_limit)
+            except Exception as exc:  # knowledge helps; an answer does without it
+                log.warning("Game knowledge failed for a question: %s", exc)
+                tips = []
+            self._known = (question, [t.text for t in tips])
+        return self._known[1]
 
     def _recall_for(self, question: str) -> list[str]:
         if self.recall is None:

@@ -115,14 +115,16 @@ class PromptBuilder:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user.strip()}]
 
     def event_messages(
-        self, state: str, events: list[str], memories: Sequence[str] = (), focus: str = ""
+        self, state: str, events: list[str], memories: Sequence[str] = (), focus: str = "", tip: str = ""
     ) -> list[Message]:
-        """`focus`: the one detail of what happened the line should name (kibitz.core.facts)."""
+        """`focus`: the one detail of what happened the line should name (kibitz.core.facts); `tip`: a tip from the
+        game's knowledge to give instead (kibitz.memory.knowledge)."""
         user = _env.get_template("event.j2").render(
             state=quote_untrusted(self._fit(state, "state")),
             events=self._fit_all([to_you(e) for e in events], "events"),
             memories=[quote_untrusted(m) for m in self._fit_all(memories, "memories")],
             focus=focus,
+            tip=self._fit(tip, "known") if tip else "",
             language_name=self.persona.language_name,
         )
         return self._messages(user)
@@ -135,8 +137,10 @@ class PromptBuilder:
         memories: Sequence[str] = (),
         recalled: Sequence[str] = (),
         now: str = "",
+        known: Sequence[str] = (),
     ) -> list[Message]:
-        """`memories` are the notes for the state (as in the prefetched prefix); `recalled` the question's own; `now`
+        """`memories` are the notes for the state (as in the prefetched prefix); `recalled` the question's own; `known`
+        what kibitz knows about the game that may answer it (tips, passages of the player's guides); `now`
         what the state leaves out at this moment (the numbers that tick: `moment`). Everything up to the instruction
         depends only on the state, the recent events and the state's notes, so it is evaluated while idle
         (`question_prefix_messages` with no words); what depends on the moment and the question comes last."""
@@ -150,6 +154,7 @@ class PromptBuilder:
             recalled=[
                 quote_untrusted(m) for m in self._fit_all([m for m in recalled if m not in memories], "recalled")
             ],
+            known=[quote_untrusted(k) for k in self._fit_all(known, "known")],
         )
         return self._messages(user)
 
@@ -184,8 +189,10 @@ _EMPTY = {
     "events": [""],
     "memories": [""],
     "recalled": [""],
+    "known": [""],
     "question": "",
     "focus": "a detail of it, in a few words",
+    "tip": "",
 }
 """Template variables that leave only the template's own words, every block's heading included (to measure them)."""
 

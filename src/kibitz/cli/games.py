@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from kibitz.core.errors import KibitzError
@@ -237,3 +238,72 @@ def recognise(
         table.add_row(path.name, game, f"{obs.scene} ({row['scene_confidence']:.2f})", hud, str(row["reason"]))
     if not jsonl:
         out.print(table)
+
+
+@games_app.command()
+def guide(
+    name: Annotated[str, typer.Argument(help="The game's id (`kibitz games` lists them), e.g. smb, or your own.")],
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Guide files you have: Markdown (.md), text (.txt) or HTML (.html).")
+    ] = None,
+    show: Annotated[bool, typer.Option("--list", help="List the game's guides (`all --list`: every game's).")] = False,
+    forget: Annotated[
+        str | None, typer.Option("--remove", help="Forget one guide (its file name), or all of them: --remove all.")
+    ] = None,
+) -> None:
+    """Give kibitz a guide for a game, so its advice can quote it: the files are cut into short passages, each rated
+    for spoilers (a "Secrets" or "Walkthrough" section gives the game away) and indexed with the multilingual text
+    embedder, on this machine only. When you ask for advice, the passages closest to your question reach the model
+    as quoted data, within your spoiler tolerance (`kibitz memory profile --set spoilers=hints`); a guide's text is
+    never obeyed as instructions. Adding a file of the same name again replaces it."""
+    from kibitz.memory.guides import GuideStore, add_guides, game_name, guides_path
+
+    game = "" if show and name == "all" else game_name(name)
+    store = GuideStore(guides_path())
+    try:
+        if forget is not None:
+            count = store.remove(game, None if forget == "all" else forget)
+            if not count:
+                raise KibitzError(f"kibitz has no guide {forget!r} for {game}; `kibitz games guide {game} --list`.")
+            Console().print(f"{game}: forgot {count} guide{'s' if count != 1 else ''}.")
+            return
+        if show or not files:
+            _list_guides(store, game or None)
+            return
+        from kibitz.memory.embed import shared_embedder
+
+        embedder = shared_embedder()
+        with Progress(*_progress().columns, transient=True) as bar:
+            task = bar.add_task("indexing", total=None)
+
+            def advance(file: str, done: int, total: int) -> None:
+                bar.update(task, description=f"indexing {file}", completed=done, total=total)
+
+            done, problems = add_guides(store, game, files, embedder, advance)
+        for problem in problems:
+            Console(stderr=True).print(f"[yellow]skipped: {escape(problem)}[/yellow]")
+        for item in done:
+            removed = f"; {item.orders_removed} line(s) giving orders to an AI left out" if item.orders_removed else ""
+            again = " (replaced the earlier copy)" if item.replaced else ""
+            Console().print(f"{game}: {item.name}{again}: {item.sections} passages, {item.chars:,} characters{removed}")
+        if not done:
+            raise KibitzError("No guide was indexed: see why above.")
+    finally:
+        store.close()
+
+
+def _list_guides(store: Any, game: str | None) -> None:
+    import datetime
+
+    from rich.table import Table
+
+    rows = store.guides(game)
+    if not rows:
+        Console().print(
+            f"kibitz has no guides{' for ' + game if game else ''} yet: `kibitz games guide NAME FILE...` adds one."
+        )
+        return
+    table = Table("game", "guide", "passages", "added")
+    for g, file, count, added in rows:
+        table.add_row(g, file, str(count), datetime.datetime.fromtimestamp(added).strftime("%Y-%m-%d %H:%M"))
+    Console().print(table)

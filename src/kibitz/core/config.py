@@ -105,6 +105,15 @@ class MemoryConfig(Section):
     is typed, ahead of any writes; ~20-50 ms when the machine is free)."""
 
 
+class KnowledgeConfig(Section):
+    enabled: bool = True
+    """Use what kibitz knows about the game: the built-in games' notes and your own guides (`kibitz games guide`)."""
+    tips: bool = True
+    """Follow an event with a tip when the same thing went wrong again (a second death in a level, a stall)."""
+    embedder: str = "e5-small"
+    """The text embedder that finds the tips and guide passages closest to a question (any language)."""
+
+
 class VLMSection(Section):
     """A vision-language model on an OpenAI-compatible server (vLLM, SGLang, llama.cpp server, LM Studio...)."""
 
@@ -214,6 +223,7 @@ class KibitzConfig(Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     perception: PerceptionConfig = Field(default_factory=PerceptionConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
     voice: VoiceConfig = Field(default_factory=VoiceConfig)
 
 
