@@ -67,12 +67,12 @@ def test_every_builtin_knowledge_file_loads_with_sources_and_spoiler_classes() -
 def test_every_smb_enemy_and_way_to_die_has_a_tip_to_follow_a_second_death() -> None:
     """Whatever killed Mario (each enemy the RAM names, a pit, the clock), a second death to it brings a tip."""
     k = GameKnowledge(builtin_tips)
-    k.follow("smb", "1-1")
+    k.follow("smb", "5-1")  # a level no run has measured: any enemy may be there
     names = set(smb_knowledge()["enemies"].values()) - {"Bowser's fire"}
     for name in sorted(names):
-        tip = k.for_event(death(2, name), SOLUTION)
+        tip = k.for_event(death(2, name, level="5-1"), SOLUTION)
         assert tip is not None and words(name) & set(tip.about), name
-    assert "pit" in k.for_event(death(2, None), SOLUTION).text  # type: ignore[union-attr]
+    assert "pit" in k.for_event(death(2, None, level="5-1"), SOLUTION).text  # type: ignore[union-attr]
     clock = Event(1.0, "death", 8, "Died.", facts=Facts(cause="the clock ran out", nth=2, nth_here=2))
     assert "clock" in k.for_event(clock, SOLUTION).text.lower()  # type: ignore[union-attr]
 
@@ -95,6 +95,18 @@ def test_a_tip_comes_after_the_second_death_once_and_within_the_spoiler_toleranc
     stall = Event(1.0, "stall", 3, "Stuck.", facts=Facts(level="1-2"))
     assert "Warp Zone" in k.for_event(stall, SOLUTION).text  # type: ignore[union-attr]
     assert "Warp" not in (getattr(k.for_event(stall, HINT), "text", "") or "")
+
+
+def test_a_tip_about_an_enemy_is_not_offered_in_a_level_measured_without_it(e5: E5Small) -> None:
+    """World 1-1 holds Goombas and Koopa Troopas (scripts/smb_enemies.py): what to watch out for there is them, never
+    Lakitu's Spinies."""
+    k = GameKnowledge(builtin_tips, embedder=e5)
+    k.follow("smb", "1-1")
+    said = " ".join(t.text for t in k.for_question("What should I watch out for?", SOLUTION))
+    assert "Goomba" in said and "Spin" not in said and "Lakitu" not in said
+    assert k.for_event(death(2, "Lakitu", level="1-1"), SOLUTION) is None
+    level_tip = [t for t in builtin_tips("smb") if t.text.startswith("The enemies in World 1-1")]
+    assert level_tip and level_tip[0].levels == ("1-1",)
 
 
 def test_state_questions_get_no_tips_advice_questions_do() -> None:
@@ -266,3 +278,19 @@ def test_the_session_follows_a_second_death_with_the_games_tip(kibitz_home: Path
     assert "tip" not in first.data and "Goomba" in second.data["tip"]
     off = KibitzConfig.model_validate({"knowledge": {"enabled": False}})
     assert Session(off, get_game("smb"), None, Output()).knowledge is None
+
+
+def test_the_benchs_smb_advice_key_names_the_enemies_on_screen_from_its_own_table() -> None:
+    """The answer key to "what should I watch out for?" comes from RAM and the bench's own names (the same facts as
+    kibitz's knowledge, kept apart from it), and only while an enemy is on screen near Mario."""
+    from kibitz.bench.recorders.base import TrueFrame
+    from kibitz.bench.recorders.emulated import SMBRecorder, smb_enemies
+
+    assert smb_enemies() == {int(k): v for k, v in smb_knowledge()["enemies"].items()}
+    recorder = SMBRecorder()
+    near = recorder.frame_facts({"x": 500, "enemies": [(600, 176), (2000, 176)], "enemy_ids": [0x00, 0x06]})
+    assert near == {"threats": ["Koopa Troopa"]}  # the Goomba 1500 px ahead is off screen
+    image = np.zeros((240, 256, 3), np.uint8)
+    key = recorder.advice(TrueFrame(1.0, image, "gameplay", {}, [], facts=near))
+    assert key is not None and key.good == ("Koopa Troopa", "Koopa") and key.kind == "threat"
+    assert recorder.advice(TrueFrame(1.0, image, "gameplay", {}, [], facts={"threats": []})) is None

@@ -425,9 +425,7 @@ class Session:
                 if notes:
                     event.data["remembered"] = notes
             if self.knowledge is not None and self.config.knowledge.tips and self.companion is not None:
-                tip = self.knowledge.for_event(event, self.companion.spoiler_limit)
-                if tip is not None:
-                    event.data["tip"] = tip.text
+                self.knowledge.annotate(event, self.companion.spoiler_limit)
             self.output.event(event)
             if event.type != "question":
                 self.recent_events.append(event.summary)

@@ -425,19 +425,33 @@ class KibitzLines:
     def __init__(self, backend: Any, persona: Persona, config: KibitzConfig) -> None:
         self.backend, self.persona, self.config = backend, persona, config
         self.companion: Any = None
+        self.knowledge: Any = None
 
     def start_stream(self) -> None:
         from kibitz.brain.companion import Companion
+        from kibitz.games.knowledge import builtin_tips
+        from kibitz.memory.knowledge import GameKnowledge
 
         if self.companion is not None:
             self.companion.stop(close_backend=False)
-        self.companion = Companion(self.backend, self.persona, self.config.llm.max_tokens, self.config.llm.temperature)
+        # The game's built-in tips, as a session has them (never the user's own guides: the bench stays hermetic).
+        self.knowledge = GameKnowledge(builtin_tips) if self.config.knowledge.enabled else None
+        self.companion = Companion(
+            self.backend,
+            self.persona,
+            self.config.llm.max_tokens,
+            self.config.llm.temperature,
+            knowledge=self.knowledge,
+        )
         self.companion.start(warm=True)
 
     def line(self, m: Moment, root: Path) -> tuple[str, float | None, str]:
         from kibitz.brain.policy import SpeakRequest
 
         event = Event.from_json(m.event)
+        if self.knowledge is not None and self.config.knowledge.tips:
+            self.knowledge.follow(m.game, event.facts.level if event.facts is not None else None)
+            self.knowledge.annotate(event, self.companion.spoiler_limit)  # as Session._handle_events does
         self.companion.prefetch(m.state)  # idle between events, as in a session: the state's prefix is evaluated
         deadline = time.monotonic() + 30
         while self.companion.working and time.monotonic() < deadline:

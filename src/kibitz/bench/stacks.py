@@ -339,6 +339,8 @@ class KibitzStack(Stack):
 
     def _session(self, view: ItemView, react: bool) -> tuple[Any, Any, list[str]]:
         from kibitz.brain.companion import Companion
+        from kibitz.games.knowledge import builtin_tips
+        from kibitz.memory.knowledge import open_knowledge
         from kibitz.session import Session
 
         config = self.session_config(view)
@@ -350,7 +352,11 @@ class KibitzStack(Stack):
             config.llm.temperature,
             on_error=lambda u, message: errors.append(message),
         )
-        session = Session(config, None, companion, _Lines(), react=react, perceiver=self.perceiver(config))
+        # The built-in games' knowledge, as a session has it; never the guides a user added (the bench stays hermetic).
+        knowledge = open_knowledge(config.knowledge, builtin_tips, guides=False) if config.knowledge.enabled else None
+        session = Session(
+            config, None, companion, _Lines(), react=react, perceiver=self.perceiver(config), knowledge=knowledge
+        )
         return session, companion, errors
 
     def answer(self, image: RGBImage, question: str, view: ItemView) -> dict[str, Any]:

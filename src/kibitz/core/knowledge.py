@@ -30,6 +30,12 @@ class Tip:
     """Lower-case names it is about: enemies ("goomba"), causes ("fell", "clock"), event types ("stall")."""
     levels: tuple[str, ...] = ()
     """The levels it is about ("1-2"); empty: the whole game."""
+    not_in: tuple[str, ...] = ()
+    """Levels known not to hold what it is about (an enemy tip in a level without that enemy)."""
+
+    def fits(self, level: str | None) -> bool:
+        """The tip may be offered in this level (None: not known)."""
+        return (not self.levels or level in self.levels) and (level is None or level not in self.not_in)
 
 
 def words(text: str) -> set[str]:
@@ -64,7 +70,7 @@ def matches(tip: Tip, keys: set[str], level: str | None) -> int:
     """How well a tip fits an event (0: not at all): it must name something the event is about (its culprit, its
     cause, its type), and a tip about a level fits only there; the more it names, the better, and a tip for this
     level beats one for the whole game. Tips about nothing in particular are for questions only."""
-    if tip.levels and level not in tip.levels:
+    if not tip.fits(level):
         return 0
     named = len(set(tip.about) & keys)
     return 2 * named + (1 if tip.levels else 0) if named else 0

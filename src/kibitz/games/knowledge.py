@@ -29,7 +29,9 @@ def builtin_tips(game: str) -> tuple[Tip, ...]:
         return ()
     data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     source = str(data.get("sources", f"{game}.knowledge.yaml"))
-    tips = []
+    present = {str(level): set(names) for level, names in (data.get("present") or {}).items()}
+    phrase = str(data.get("present_phrase", "The enemies in {level}: {names}."))
+    tips = [_level_tip(phrase, level, sorted(names), source) for level, names in present.items() if names]
     for n, item in enumerate(data.get("tips") or []):
         spoiler = item.get("spoiler", "none")
         if not item.get("text") or spoiler not in SPOILERS:
@@ -43,6 +45,18 @@ def builtin_tips(game: str) -> tuple[Tip, ...]:
                 source=source,
                 about=tuple(str(a).lower() for a in item.get("about") or ()),
                 levels=tuple(str(lv) for lv in item.get("levels") or ()),
+                not_in=_without(set(item.get("enemies") or ()), present),
             )
         )
     return tuple(tips)
+
+
+def _without(enemies: set[str], present: dict[str, set[str]]) -> tuple[str, ...]:
+    """The measured levels holding none of these enemies."""
+    return tuple(level for level, names in present.items() if enemies and not enemies & names)
+
+
+def _level_tip(phrase: str, level: str, names: list[str], source: str) -> Tip:
+    """What a level holds, as a tip for questions asked there ("what should I watch out for?")."""
+    about = ("enemies", "enemy", "watch", "danger", "threat", *(n.lower() for n in names))
+    return Tip(phrase.format(level=level, names=", ".join(names)), HINT, source, about, (level,))

@@ -97,6 +97,12 @@ class GameKnowledge:
                 best = (score, tip)
         return None if best is None else best[1]
 
+    def annotate(self, event: Event, limit: int) -> None:
+        """Hand the event the tip a friend would follow it with (event.data["tip"]), if there is one."""
+        tip = self.for_event(event, limit)
+        if tip is not None:
+            event.data["tip"] = tip.text
+
     def gave(self, text: str) -> None:
         """A line gave this tip (it is not given again this session)."""
         self.given.add(text)
@@ -125,7 +131,7 @@ class GameKnowledge:
         spent = 0
         for i in ranked:
             tip = candidates[i]
-            if scores[i] <= 0 or not allowed(tip, limit) or (tip.levels and self.level not in tip.levels):
+            if scores[i] <= 0 or not allowed(tip, limit) or not tip.fits(self.level):
                 continue
             if spent + len(tip.text) > QUESTION_CHARS and chosen:
                 break
@@ -174,9 +180,12 @@ def _builtin_vectors(embedder: TextEmbedder, texts: tuple[str, ...]) -> concurre
         return future
 
 
-def open_knowledge(config: KnowledgeConfig, builtin: Callable[[str], Sequence[Tip]]) -> GameKnowledge:
-    """Game knowledge as configured: the built-in tips, the guides indexed on this machine (if any), and the text
-    embedder when it is installed (without it, questions find tips by shared words)."""
+def open_knowledge(
+    config: KnowledgeConfig, builtin: Callable[[str], Sequence[Tip]], guides: bool = True
+) -> GameKnowledge:
+    """Game knowledge as configured: the built-in tips, the guides indexed on this machine (if any; not with
+    `guides=False`, as in the bench, which must not depend on what a user added), and the text embedder when it is
+    installed (without it, questions find tips by shared words)."""
     from kibitz.core.errors import ModelError
     from kibitz.memory.embed import shared_embedder
     from kibitz.memory.guides import guides_path
@@ -186,14 +195,14 @@ def open_knowledge(config: KnowledgeConfig, builtin: Callable[[str], Sequence[Ti
         embedder = shared_embedder(config.embedder)
     except ModelError as exc:  # not installed (an unknown name is the config's error, raised)
         log.info("Game knowledge without the text embedder (%s): questions find tips by shared words.", exc)
-    guides = None
+    store = None
     path = guides_path()
-    if path.exists():
+    if guides and path.exists():
         try:
-            guides = GuideStore(path)
+            store = GuideStore(path)
         except KibitzError as exc:
             log.warning("%s", exc.message)
-    return GameKnowledge(builtin, guides, embedder)
+    return GameKnowledge(builtin, store, embedder)
 
 
 def _by_words(question: str, tips: Sequence[Tip]) -> list[float]:

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from functools import cache
+from importlib import resources
 from typing import Any, ClassVar
 
-from kibitz.bench.recorders.base import QA, Recorder, TrueFrame, count_answers, hud_shown, one_colour
+import yaml
+
+from kibitz.bench.recorders.base import QA, AdviceKey, Recorder, TrueFrame, count_answers, hud_shown, one_colour
 from kibitz.games import get_game
 from kibitz.games.atari import INSTALL_HINT as ATARI_HINT
 from kibitz.games.atari import AtariAdapter, RandomFirePlayer
@@ -70,12 +74,17 @@ class EmulatedRecorder(Recorder):
                 visible = self.visible_hud(hud, scene, blank)
                 # The consoles draw the HUD from the previous frame's memory: either value is on screen.
                 facts = {"hud_alt": {k: prev_hud[k] for k in visible if k in prev_hud and prev_hud[k] != hud[k]}}
+                facts.update(self.frame_facts(state))
                 yield TrueFrame(index / self.fps, image.copy(), scene, visible, events, facts)
                 prev_hud, prev_scene = hud, self.adapter.scene(state)
                 image = env.reset(seed + index) if env.finished else env.step(player.act(state, index))
                 index += 1
         finally:
             env.close()
+
+    def frame_facts(self, state: dict[str, Any]) -> dict[str, Any]:
+        """More truth about a frame for the answer keys (e.g. the enemies on screen)."""
+        return {}
 
     def questions(self, frame: TrueFrame, rng: random.Random) -> list[QA]:
         asks = {
@@ -97,6 +106,18 @@ class EmulatedRecorder(Recorder):
         return qas[:2]
 
 
+@cache
+def smb_enemies() -> dict[int, str]:
+    """The bench's own names for SMB's enemy object ids (bench/data/smb_enemies.yaml)."""
+    text = (resources.files("kibitz.bench") / "data" / "smb_enemies.yaml").read_text(encoding="utf-8")
+    return {int(k): str(v) for k, v in yaml.safe_load(text).items()}
+
+
+THREAT_BEHIND_PX, THREAT_AHEAD_PX = 64, 176
+"""An enemy this far behind or ahead of Mario (in level pixels) is on the 256-pixel-wide screen with him (the
+screen scrolls to keep him at most about 112 pixels from its left edge)."""
+
+
 class SMBRecorder(EmulatedRecorder):
     hud_labels: ClassVar[dict[str, tuple[str, ...]]] = {
         "score": ("MARIO",),
@@ -112,6 +133,27 @@ class SMBRecorder(EmulatedRecorder):
 
     def hud_fields(self) -> tuple[str, ...]:
         return ("world", "stage", "lives", "score", "coins", "time")
+
+    def frame_facts(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The enemies on screen around Mario (RAM: each active slot's position and object id), named as players
+        name them (the SMB disassembly's constants, in the bench's own table)."""
+        names = smb_enemies()
+        x = state.get("x", 0)
+        threats = [
+            names[kind]
+            for (ex, _), kind in zip(state.get("enemies", []), state.get("enemy_ids", []), strict=False)
+            if kind in names and -THREAT_BEHIND_PX <= ex - x <= THREAT_AHEAD_PX
+        ]
+        return {"threats": list(dict.fromkeys(threats))}
+
+    def advice(self, frame: TrueFrame) -> AdviceKey | None:
+        """ "What should I watch out for?" while enemies are on screen: useful advice names one of them (its full
+        name, or the first word players use for it: "Koopa")."""
+        threats = frame.facts.get("threats")
+        if frame.scene != "gameplay" or not threats:
+            return None
+        good = [form for name in threats for form in (name, name.split()[0].removesuffix("'s"))]
+        return AdviceKey("threat", tuple(dict.fromkeys(good)), "What should I watch out for?")
 
     def truth_events(self, prev: dict[str, Any], state: dict[str, Any], scene: str, prev_scene: str) -> list[str]:
         events = super().truth_events(prev, state, scene, prev_scene)
