@@ -294,3 +294,13 @@ def test_the_benchs_smb_advice_key_names_the_enemies_on_screen_from_its_own_tabl
     key = recorder.advice(TrueFrame(1.0, image, "gameplay", {}, [], facts=near))
     assert key is not None and key.good == ("Koopa Troopa", "Koopa") and key.kind == "threat"
     assert recorder.advice(TrueFrame(1.0, image, "gameplay", {}, [], facts={"threats": []})) is None
+
+
+def test_advice_that_names_the_enemy_in_the_plural_names_it() -> None:
+    from kibitz.bench.tasks import Advice
+
+    score = Advice().score
+    assert score({"text": "Watch out for the Goombas!"}, {"good": ["Goomba"]})["useful"] == 1.0
+    assert score({"text": "Mind the Koopa Troopas."}, {"good": ["Koopa Troopa"]})["useful"] == 1.0
+    assert score({"text": "Watch the pipes."}, {"good": ["Goomba"]})["useful"] == 0.0
+    assert score({"text": "Play Nf3s"}, {"good": ["Nf3"]})["useful"] == 0.0  # a move has no plural

@@ -368,8 +368,17 @@ class Advice(Task):
 
     def score(self, output: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
         text = output.get("text", "")
-        # "Qxd5+" is named as well by "Qxd5": check and mate marks are not needed.
-        return {"useful": float(any(mentions(text, g.rstrip("+#")) for g in item["good"] if g.rstrip("+#")))}
+        # "Qxd5+" is named as well by "Qxd5": check and mate marks are not needed; "watch out for the Goombas" names
+        # the Goomba: a plural counts.
+        good = [g.rstrip("+#") for g in item["good"] if g.rstrip("+#")]
+        return {"useful": float(any(mentions(text, form) for g in good for form in _forms(g)))}
+
+
+def _forms(name: str) -> tuple[str, ...]:
+    """A name as a reply may write it: itself, and for a word, its plural ("Goombas", "Bro's" aside)."""
+    if not re.search(r"[A-Za-z]$", name) or re.fullmatch(r"[a-h][1-8]|[NBRQK]?[a-h]?x?[a-h][1-8]|O-O(-O)?", name):
+        return (name,)
+    return (name, name + "s", name + "es")
 
 
 DEFAULT_TASKS = ("recognition", "events", "latency", "questions", "advice")
