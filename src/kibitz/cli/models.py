@@ -48,6 +48,17 @@ def list_models() -> None:
         installed = str(path) if path.is_file() else "no"
         table.add_row(name, spec.role, f"{spec.size / 1e6:.0f} MB", installed, spec.upstream)
     console.print(table)
+    from kibitz.models.hub import HUB_MODELS, pulled_file, pulled_models
+
+    pulled = pulled_models()
+    hub = Table("name", "role", "size", "pulled", "from the hub (`kibitz models pull NAME`)", "licence")
+    for name in HUB_MODELS.names():
+        model = HUB_MODELS.get(name)
+        record = pulled.get(name)
+        where = f"{pulled_file(record)} @{record.commit[:10]}" if record is not None else "no"
+        source = f"{model.repo} {model.filename}"
+        hub.add_row(name, model.role, f"~{model.size_gb:.1f} GB", where, source, model.licence)
+    console.print(hub)
 
 
 @models_app.command()
@@ -106,14 +117,48 @@ def _verify_one(spec: ModelSpec) -> None:
 
 
 @models_app.command()
+def pull(
+    name: Annotated[str, typer.Argument(help="A hub model from `kibitz models list`, e.g. llama3.2-3b.")],
+    revision: Annotated[
+        str | None, typer.Option(help="The repository commit (or branch) to pull; default: main, recorded as a commit.")
+    ] = None,
+    endpoint: Annotated[
+        str | None, typer.Option(help="The hub's address (default: $HF_ENDPOINT or https://huggingface.co).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Download again even if a verified copy is here.")] = False,
+) -> None:
+    """Download a larger chat model from the Hugging Face Hub (needs internet): the file is checked against the sha256
+    the hub publishes for it before it is kept, and at every load after. Then use it with `--model NAME`. Read its
+    licence (`kibitz models list`) first; the offline default model stays as it is."""
+    from kibitz.models.hub import HUB_MODELS
+    from kibitz.models.hub import pull as pull_model
+
+    model = HUB_MODELS.get(name)
+    with _bar() as bar:
+        task = bar.add_task(f"checking {model.filename}", total=None)
+
+        def advance(n: int) -> None:
+            bar.update(task, advance=n)
+
+        record, target = pull_model(name, revision, endpoint, progress=advance, force=force)
+    console.print(
+        f"{name}: {target} ({record.size / 1e9:.2f} GB, sha256 {record.sha256[:12]}… as the hub publishes, "
+        f"{record.repo} @{record.commit[:10]}); use it with --model {name}"
+    )
+
+
+@models_app.command()
 def remove(names: Annotated[list[str], typer.Argument(help="Model names to delete.")]) -> None:
-    """Delete installed model files."""
+    """Delete installed or pulled model files."""
+    from kibitz.models.hub import forget, pulled_models
+
     for name in names:
-        removed = store.uninstall(MODELS.get(name))
+        removed = forget(name) if name in pulled_models() else store.uninstall(MODELS.get(name))
         console.print(f"{name}: {'removed' if removed else 'was not installed'}")
 
 
 @models_app.command()
 def path(name: Annotated[str, typer.Argument(help="Model name.")] = "qwen2.5-coder-1.5b") -> None:
     """Print where a model file lives (for other tools, e.g. llama-server -m)."""
-    print(store.model_path(MODELS.get(name)))
+    spec = store.known_spec(name)
+    print(store.model_path(spec if spec is not None else MODELS.get(name)))

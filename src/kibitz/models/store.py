@@ -70,7 +70,7 @@ def _stamp_valid(path: Path, spec: ModelSpec) -> bool:
 def verify(spec: ModelSpec, path: Path | None = None, force: bool = False, progress: Progress | None = None) -> Path:
     """Check the model file's size and sha256; raise ModelError with the fix when it is missing or corrupt."""
     path = path or model_path(spec)
-    fix = f"run `kibitz models install {spec.name}`"
+    fix = f"run `kibitz models {'install' if spec.parts else 'pull'} {spec.name}`"
     if not path.is_file():
         raise ModelError(f"Model {spec.name} is not installed ({path} is missing); {fix}.")
     if path.stat().st_size != spec.size:
@@ -90,8 +90,8 @@ def verify(spec: ModelSpec, path: Path | None = None, force: bool = False, progr
 
 def resolve(name_or_path: str, verify_hash: bool = True) -> Path:
     """A model name from the catalogue (verified) or a path to the user's own .gguf file."""
-    if name_or_path in MODELS:
-        spec = MODELS.get(name_or_path)
+    spec = known_spec(name_or_path)
+    if spec is not None:
         return verify(spec) if verify_hash else model_path(spec)
     path = Path(name_or_path).expanduser()
     if path.suffix == ".gguf" or path.exists():
@@ -100,8 +100,37 @@ def resolve(name_or_path: str, verify_hash: bool = True) -> Path:
                 f"Model file {path} does not exist; pass a .gguf path or a name from `kibitz models list`."
             )
         return path
+    from kibitz.models.hub import HUB_MODELS
+
     known = ", ".join(MODELS.names())
-    raise ModelError(f"Unknown model {name_or_path!r}; use one of {known} or a path to a .gguf file.")
+    if name_or_path in HUB_MODELS:
+        raise ModelError(f"Model {name_or_path} is not pulled yet: run `kibitz models pull {name_or_path}` (internet).")
+    raise ModelError(
+        f"Unknown model {name_or_path!r}; use one of {known}, a model pulled with `kibitz models pull`, or a path to a "
+        ".gguf file."
+    )
+
+
+def known_spec(name: str) -> ModelSpec | None:
+    """The catalogue's spec for an embedded model, or one made from the record of a pulled model (its file and the
+    sha256 the hub published), or None."""
+    if name in MODELS:
+        return MODELS.get(name)
+    from kibitz.models.hub import pulled_models
+
+    record = pulled_models().get(name)
+    if record is None:
+        return None
+    return ModelSpec(
+        name=name,
+        role="pulled from the hub",
+        filename=record.filename,
+        size=record.size,
+        sha256=record.sha256,
+        parts=(),
+        upstream=f"{record.repo}@{record.commit[:12]}",
+        licence="",
+    )
 
 
 def _installed_part(part: Part) -> Path | None:

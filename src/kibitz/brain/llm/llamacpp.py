@@ -111,13 +111,13 @@ class LlamaCppBackend(LLMBackend):
 
     @property
     def identity(self) -> dict[str, Any]:
-        """The model file's sha256 (pinned for a catalogue model, hashed once for the user's own file)."""
+        """The model file's sha256 (pinned for a catalogue model, recorded for a pulled one, hashed once for the user's
+        own file)."""
         if self._sha256 is None:
-            from kibitz.models.catalog import MODELS
-            from kibitz.models.store import sha256_file
+            from kibitz.models.store import known_spec, sha256_file
 
-            known = self.model_name in MODELS
-            self._sha256 = MODELS.get(self.model_name).sha256 if known else sha256_file(self.path)
+            spec = known_spec(self.model_name)
+            self._sha256 = spec.sha256 if spec is not None else sha256_file(self.path)
         return {"label": self.label, "sha256": self._sha256, "n_ctx": self.context_window, "seed": self.seed}
 
     def hurry(self, on: bool) -> None:
