@@ -136,3 +136,27 @@ def test_smb_deaths_from_its_ram_carry_their_cause() -> None:
     assert deaths, "no death in 40 s of play"
     f = deaths[0].facts
     assert f.cause is not None and f.level == "1-1" and f.progress is not None and 0.1 < f.progress < 1.0
+
+
+def test_starts_streaks_milestones_and_stalls_get_their_particulars_too() -> None:
+    """A friend says "third game tonight", "another coin streak, in 1-2", "5000 points, a minute in", "stuck after
+    two deaths here": the events that had only their own words carry the session's facts as well."""
+    c = Chronicle(Runner(), ["world", "stage"])
+    c.update(obs(0.0, world=1, stage=1, score=0, x=10), [])
+    start = c.update(obs(1.0, world=1, stage=1, score=0, x=10), [event(1.0, "game_start")])[0]
+    assert start.details == ()  # the first game of the session is nothing to remark on
+    first = c.update(obs(5.0, world=1, stage=1, x=100), [event(5.0, "coin_streak")])[0]
+    assert ("first", "the first coin streak this session") in first.details
+    assert ("place", "in World 1-1") in first.details
+    second = c.update(obs(9.0, world=1, stage=1, x=200), [event(9.0, "coin_streak")])[0]
+    assert ("count", "the 2nd coin streak this session") in second.details
+    milestone = c.update(obs(61.0, world=1, stage=1, x=300), [event(61.0, "score_milestone", value=5000)])[0]
+    assert ("time", "61 seconds into this game") in milestone.details
+    c.update(obs(62.0, world=1, stage=1, x=300, lives=2), [event(62.0, "death")])
+    c.update(obs(63.0, world=1, stage=1, x=10, lives=2), [])
+    stall = c.update(obs(80.0, world=1, stage=1, x=310, lives=2), [event(80.0, "stall")])[0]
+    assert ("count", "after 1 death in World 1-1 this session") in stall.details
+    c.update(obs(90.0, "game_over", world=1, stage=1, score=2000), [event(90.0, "game_over")])
+    again = c.update(obs(95.0, world=1, stage=1, score=0, x=10), [event(95.0, "game_start")])[0]
+    assert ("count", "the 2nd game this session") in again.details
+    assert ("best", "the best game so far scored 2000") in again.details

@@ -82,6 +82,24 @@ def particulars(event_type: str, facts: Facts, level_name: str = "") -> list[tup
         add("time", p["lasted"].format(seconds=round(facts.lasted_s)))
     if facts.gained and event_type == "death":
         add("points", p["gained"].format(gained=facts.gained))
+    if event_type == "stall" and facts.nth_here and level:
+        add("count", p["deaths_here"].format(deaths=plural(facts.nth_here, "death"), level=level))
+    if event_type == "score_milestone":
+        if level:
+            add("place", p["in_level"].format(level=level))
+        if facts.lasted_s is not None:
+            add("time", p["into_game"].format(seconds=round(facts.lasted_s)))
+    if event_type == "game_start" and facts.nth is not None and facts.nth > 1:
+        add("count", p["nth_game"].format(ordinal=ordinal(facts.nth)))
+        if facts.best_score is not None:
+            add("best", p["best_game"].format(best_score=facts.best_score))
+    if event_type.endswith("streak") and facts.nth is not None:
+        if facts.nth > 1:
+            add("count", p["nth_streak"].format(ordinal=ordinal(facts.nth), noun=noun))
+        else:
+            add("first", p["first_streak"].format(noun=noun))
+        if level:
+            add("place", p["in_level"].format(level=level))
     if event_type == "game_over":
         if facts.score is not None:
             add("score", p["score"].format(score=facts.score))

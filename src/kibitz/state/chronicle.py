@@ -221,7 +221,19 @@ class Chronicle:
 
     def _milestone(self, event: Event, obs: Observation) -> Facts:
         score = event.data.get("value")
-        return Facts(level=self.level, score=score if isinstance(score, int) else None)
+        return Facts(
+            level=self.level,
+            score=score if isinstance(score, int) else None,
+            lasted_s=obs.t - self.game_start if self.game_start is not None else None,
+        )
+
+    def _game_start(self, event: Event, obs: Observation) -> Facts:
+        self.counts["game_start"] += 1
+        return Facts(nth=self.counts["game_start"], best_score=self.best_score)
+
+    def _streak(self, event: Event, obs: Observation) -> Facts:
+        self.counts[event.type] += 1
+        return Facts(level=self.level, nth=self.counts[event.type])
 
 
 _ANNOTATE: dict[str, Any] = {
@@ -230,5 +242,8 @@ _ANNOTATE: dict[str, Any] = {
     "level_change": Chronicle._level_change,
     "stall": Chronicle._stall,
     "score_milestone": Chronicle._milestone,
+    "game_start": Chronicle._game_start,
+    "coin_streak": Chronicle._streak,
+    "streak": Chronicle._streak,
 }
 """Which facts each event type gets (types not named get none)."""
