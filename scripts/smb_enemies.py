@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import argparse
 
-from kibitz.games import get_game
-from kibitz.games.smb import knowledge
+from smb_flags import play
 
-MODE_PLAY = 1
+from kibitz.games.smb import knowledge
 
 
 def main() -> None:
@@ -23,22 +22,16 @@ def main() -> None:
     parser.add_argument("--seeds", default="101,102,103,104,105,106,107,108")
     parser.add_argument("--minutes", type=float, default=5.0)
     args = parser.parse_args()
-    game = get_game("smb")
     names: dict[int, str] = knowledge()["enemies"]
     seen: dict[str, set[str]] = {}
     furthest: dict[str, int] = {}
-    for seed in (int(s) for s in args.seeds.split(",")):
-        env, player = game.make_env(), game.make_player(seed)
-        env.reset(seed)
-        for i in range(int(args.minutes * 60 * 60)):
-            state = env.state()
-            if state["mode"] == MODE_PLAY:
-                level = f"{state['world']}-{state['stage']}"
-                furthest[level] = max(furthest.get(level, 0), state["x"])
-                seen.setdefault(level, set()).update(names[k] for k in state["enemy_ids"] if k in names)
-            env.step(player.act(state, i))
-        env.close()
-        print(f"seed {seed}: levels {sorted(seen)}", flush=True)
+    last_seed = None
+    for seed, level, state in play(args.seeds, args.minutes):
+        if seed != last_seed and last_seed is not None:
+            print(f"seed {last_seed}: levels {sorted(seen)}", flush=True)
+        last_seed = seed
+        furthest[level] = max(furthest.get(level, 0), state["x"])
+        seen.setdefault(level, set()).update(names[k] for k in state["enemy_ids"] if k in names)
     print("present:")
     for level in sorted(seen):
         print(f'  "{level}": [{", ".join(sorted(seen[level]))}]    # up to x={furthest[level]}')

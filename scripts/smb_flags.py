@@ -10,6 +10,8 @@ measured against) come from this script.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from typing import Any
 
 from kibitz.games import get_game
 from kibitz.games.smb import PSTATE_FLAGPOLE
@@ -17,27 +19,34 @@ from kibitz.games.smb import PSTATE_FLAGPOLE
 MODE_PLAY = 1
 
 
+def play(seeds: str, minutes: float) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(seed, level, RAM state) of every frame of play (not the title or transitions) of the built-in player's runs."""
+    game = get_game("smb")
+    for seed in (int(s) for s in seeds.split(",")):
+        env, player = game.make_env(), game.make_player(seed)
+        env.reset(seed)
+        try:
+            for i in range(int(minutes * 60 * 60)):
+                state = env.state()
+                if state["mode"] == MODE_PLAY:
+                    yield seed, f"{state['world']}-{state['stage']}", state
+                env.step(player.act(state, i))
+        finally:
+            env.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="1")
     parser.add_argument("--minutes", type=float, default=25.0)
     args = parser.parse_args()
-    game = get_game("smb")
     flags: dict[str, int] = {}
     furthest: dict[str, int] = {}
-    for seed in (int(s) for s in args.seeds.split(",")):
-        env, player = game.make_env(), game.make_player(seed)
-        env.reset(seed)
-        for i in range(int(args.minutes * 60 * 60)):
-            state = env.state()
-            if state["mode"] == MODE_PLAY:
-                level = f"{state['world']}-{state['stage']}"
-                furthest[level] = max(furthest.get(level, 0), state["x"])
-                if state["player_state"] == PSTATE_FLAGPOLE and level not in flags:
-                    flags[level] = state["x"]
-                    print(f"flag of {level} at x={state['x']} (seed {seed})", flush=True)
-            env.step(player.act(state, i))
-        env.close()
+    for seed, level, state in play(args.seeds, args.minutes):
+        furthest[level] = max(furthest.get(level, 0), state["x"])
+        if state["player_state"] == PSTATE_FLAGPOLE and level not in flags:
+            flags[level] = state["x"]
+            print(f"flag of {level} at x={state['x']} (seed {seed})", flush=True)
     print("flags:", flags)
     print("furthest:", furthest)
 

@@ -27,6 +27,7 @@ from kibitz.core.injection import gives_orders
 from kibitz.core.knowledge import Tip
 from kibitz.core.spoiler import NONE, SOLUTION, rate
 from kibitz.memory.embed import TextEmbedder, Vectors
+from kibitz.memory.sqlite import immediate
 
 MAX_BYTES = 8 << 20
 """A guide file larger than this is refused (8 MiB of text is a book; split it or keep the parts you need)."""
@@ -258,14 +259,8 @@ class GuideStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
+        with self._lock, immediate(self.db):
+            yield
 
     def add(
         self,

@@ -94,13 +94,8 @@ class SQLiteStore(MemoryStore):
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(self.db):
                 yield
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             raise _explain(exc, self.path) from exc
 
@@ -304,6 +299,18 @@ class SQLiteStore(MemoryStore):
 
     def close(self) -> None:
         self.db.close()
+
+
+@contextmanager
+def immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction (BEGIN IMMEDIATE): committed when the block ends, rolled back if it raises."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _migrate(db: sqlite3.Connection) -> None:
