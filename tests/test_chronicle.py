@@ -160,3 +160,22 @@ def test_starts_streaks_milestones_and_stalls_get_their_particulars_too() -> Non
     again = c.update(obs(95.0, world=1, stage=1, score=0, x=10), [event(95.0, "game_start")])[0]
     assert ("count", "the 2nd game this session") in again.details
     assert ("best", "the best game so far scored 2000") in again.details
+
+
+def test_a_close_call_is_one_event_and_a_stomp_a_hit_or_a_death_is_none() -> None:
+    from kibitz.state.detectors import NearMissDetector
+
+    def run(*frames: dict[str, Any]) -> list[Event]:
+        d = NearMissDetector("touching")
+        out: list[Event] = []
+        for n, values in enumerate(frames):
+            out += d.update(obs(n * 0.5, **{"lives": 2, "score": 100, "big": False, "touching": None, **values}))
+        return out
+
+    close = run({}, {"touching": "Goomba"}, {"touching": "Goomba"}, {}, {}, {}, {"touching": "Koopa Troopa"}, {}, {})
+    assert [e.data["culprit"] for e in close] == ["Goomba"]  # the Koopa came too near the end to be judged
+    assert close[0].summary == "A Goomba nearly got the player."
+    assert run({}, {"touching": "Goomba"}, {"score": 200}, {}, {}, {}) == []  # stomped
+    assert run({}, {"touching": "Goomba"}, {"lives": 1}, {}, {}, {}) == []  # died
+    assert run({"big": True}, {"touching": "Goomba", "big": True}, {}, {}, {}, {}) == []  # shrank
+    assert len(run({}, *[{"touching": "Goomba"}] * 12)) == 1  # one contact, one close call

@@ -52,7 +52,7 @@ def particulars(event_type: str, facts: Facts, level_name: str = "") -> list[tup
 
     if facts.cause:
         add("cause", p["cause"].format(cause=facts.cause))
-    if facts.progress is not None and level and event_type in ("death", "stall", "game_over"):
+    if facts.progress is not None and level and event_type in ("death", "stall", "game_over", "near_miss"):
         add("place", p["place"].format(percent=percent(facts.progress), level=level))
     if event_type in ("death", "game_over"):
         if facts.nth_here is not None and facts.nth_here > 1 and level:
@@ -82,6 +82,8 @@ def particulars(event_type: str, facts: Facts, level_name: str = "") -> list[tup
         add("time", p["lasted"].format(seconds=round(facts.lasted_s)))
     if facts.gained and event_type == "death":
         add("points", p["gained"].format(gained=facts.gained))
+    if event_type == "near_miss" and facts.nth is not None and facts.nth > 1:
+        add("count", p["nth"].format(ordinal=ordinal(facts.nth), noun=noun))
     if event_type == "stall" and facts.nth_here and level:
         add("count", p["deaths_here"].format(deaths=plural(facts.nth_here, "death"), level=level))
     if event_type == "score_milestone":

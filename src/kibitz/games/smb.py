@@ -299,6 +299,7 @@ class SuperMarioBros(GameAdapter):
             DetectorSpec("game_start", {}),
             DetectorSpec("streak", {"field": "coins", "count": 4, "window_s": 8.0, "type": "coin_streak"}),
             DetectorSpec("stall", {"progress": "x", "after_s": 12.0}),
+            DetectorSpec("near_miss", {"field": "touching"}),
             # The clock ticks 2.5 a second; faster is the time bonus draining it at the flagpole.
             DetectorSpec("low_value", {"field": "time", "below": 100, "type": "low_time", "max_fall_per_s": 10}),
             DetectorSpec("milestone", {"field": "score", "every": 5000}),

@@ -227,6 +227,16 @@ class Chronicle:
             lasted_s=obs.t - self.game_start if self.game_start is not None else None,
         )
 
+    def _near_miss(self, event: Event, obs: Observation) -> Facts:
+        self.counts["near_miss"] += 1
+        culprit = event.data.get("culprit")
+        return Facts(
+            culprit=str(culprit) if culprit else None,
+            level=self.level,
+            progress=self._progress(obs),
+            nth=self.counts["near_miss"],
+        )
+
     def _game_start(self, event: Event, obs: Observation) -> Facts:
         self.counts["game_start"] += 1
         return Facts(nth=self.counts["game_start"], best_score=self.best_score)
@@ -243,6 +253,7 @@ _ANNOTATE: dict[str, Any] = {
     "stall": Chronicle._stall,
     "score_milestone": Chronicle._milestone,
     "game_start": Chronicle._game_start,
+    "near_miss": Chronicle._near_miss,
     "coin_streak": Chronicle._streak,
     "streak": Chronicle._streak,
 }

@@ -259,6 +259,51 @@ class StallDetector(Detector):
         return []
 
 
+class NearMissDetector(Detector):
+    """A close call: something dangerous came within touching distance (a truth field naming it, e.g. SMB's
+    `touching`) and, `window_s` later, the player has lost no life, is not dying, and scored nothing from it (a stomp
+    is no near miss). One per contact: the field must clear before the next one counts."""
+
+    def __init__(
+        self,
+        field: str,
+        lives: str = "lives",
+        dying: str = "dying",
+        score: str = "score",
+        hurt: str = "big",
+        window_s: float = 1.5,
+    ) -> None:
+        """`hurt`: a field that changes when a hit costs something short of a life (SMB's big Mario shrinking)."""
+        self.field, self.lives, self.dying, self.score, self.window_s = field, lives, dying, score, window_s
+        self.hurt = hurt
+        self._contact: tuple[float, str, Any, Any, Any] | None = None
+        """(when, what, lives, score, `hurt` then) of the contact being watched."""
+        self._armed = True
+
+    def update(self, obs: Observation) -> list[Event]:
+        what = obs.value(self.field)
+        if obs.scene != "gameplay" or obs.value(self.dying):
+            self._contact, self._armed = None, what is None
+            return []
+        if self._contact is None:
+            if what is None:
+                self._armed = True
+            elif self._armed:
+                self._contact = (obs.t, str(what), obs.value(self.lives), obs.value(self.score), obs.value(self.hurt))
+                self._armed = False
+            return []
+        start, name, lives, score, hurt = self._contact
+        scored = (obs.value(self.score) or 0) > (score or 0)
+        if obs.value(self.lives) != lives or obs.value(self.hurt) != hurt or scored:
+            self._contact = None  # a life lost, a hit taken, or the enemy stomped: no close call
+            return []
+        if obs.t - start < self.window_s:
+            return []
+        self._contact = None
+        self._armed = what is None
+        return [self._event(obs, "near_miss", f"A {name} nearly got the player.", culprit=name)]
+
+
 class LowValueDetector(Detector):
     """A field falls below a threshold during play (time running out, low health)."""
 
@@ -421,6 +466,7 @@ DETECTORS.register("game_over", GameOverDetector, "the game-over screen")
 DETECTORS.register("game_start", GameStartDetector, "play starts from the title")
 DETECTORS.register("scene_entered", SceneEnteredDetector, "the screen enters a scene that is an event (a death screen)")
 DETECTORS.register("level_change", LevelChangeDetector, "a new level or area")
+DETECTORS.register("near_miss", NearMissDetector, "something dangerous came within touching distance, and missed")
 DETECTORS.register("streak", StreakDetector, "a counter rising quickly (coins)")
 DETECTORS.register("stall", StallDetector, "no progress for a while")
 DETECTORS.register("low_value", LowValueDetector, "a value running low (time, health)")
