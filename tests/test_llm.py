@@ -12,7 +12,7 @@ import pytest
 from fake_openai import FakeOpenAI
 from kibitz.brain.companion import Companion, Job
 from kibitz.brain.llm.base import LLMBackend, Message
-from kibitz.brain.llm.llamacpp import LlamaCppBackend
+from kibitz.brain.llm.llamacpp import REPEAT_NGRAM, LlamaCppBackend
 from kibitz.brain.llm.openai import OpenAIBackend
 from kibitz.brain.policy import SpeakRequest
 from kibitz.core.errors import BackendError, ModelError
@@ -489,6 +489,23 @@ def test_a_barred_opening_word_does_not_start_the_next_line(smollm2: LlamaCppBac
     smollm2.avoid_openings([usual])
     assert first_word() != usual
     assert first_word() == usual  # one stream only
+
+
+def test_a_recent_line_cannot_be_copied_by_the_next_one(smollm2: LlamaCppBackend) -> None:
+    """avoid_repeating bars every run of four tokens of the given lines from the next stream (only the next)."""
+    line = "Oh no, the Goomba got you again in World one one!"
+    ask = [{"role": "user", "content": f'Repeat this sentence exactly: "{line}"'}]
+
+    def grams(text: str) -> set[tuple[int, ...]]:
+        tokens = [int(t) for t in smollm2.llm.tokenize((" " + text.strip()).encode(), add_bos=False, special=False)]
+        return {tuple(tokens[i : i + REPEAT_NGRAM]) for i in range(len(tokens) - REPEAT_NGRAM + 1)}
+
+    copied = "".join(smollm2.stream(ask, max_tokens=20, temperature=0.0))
+    assert grams(copied) & grams(line), copied  # the test model copies it when it may
+    smollm2.avoid_repeating([line])
+    fresh = "".join(smollm2.stream(ask, max_tokens=20, temperature=0.0))
+    assert fresh.strip() and not grams(fresh) & grams(line), fresh
+    assert grams("".join(smollm2.stream(ask, max_tokens=20, temperature=0.0))) & grams(line)  # one stream only
 
 
 class Remembering(LLMBackend):

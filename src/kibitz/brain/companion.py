@@ -60,6 +60,9 @@ that a comma or a stop ends, "Oh," or "No.", is no name and shows at once)."""
 OPENINGS_KEPT = 5
 """A reaction may not start with the first word of any of the last this many lines (the 1.5B model starts most with
 "Oh no" or "Wow" otherwise: measured by `kibitz bench lines`)."""
+REPEAT_WINDOW_S = 600.0
+"""A reaction may not copy a run of about three words from a line said within this many seconds (of the session's
+clock) before it (kibitz bench lines counts a line repeated within 10 minutes)."""
 GUESS_WAIT_S = 3.0
 """How long an answer written to the recogniser's guess at a question waits, once written, for the question."""
 
@@ -233,6 +236,9 @@ class Companion:
         """The answer being written to a question the player may be done asking."""
         self.said: deque[str] = deque(maxlen=OPENINGS_KEPT)
         """The last lines said: the next reaction may not start as they did."""
+        self.recent: deque[tuple[float, str]] = deque()
+        """(clock, line) of the lines said in the last REPEAT_WINDOW_S: the next reaction may not copy a run of words
+        from them, nor from the persona's examples."""
         self._focused: dict[str, int] = {}
         """Each kind of detail (cause, place, count...) → the line that last named it (`_focus`)."""
         self._lines = 0
@@ -469,6 +475,10 @@ class Companion:
         self.backend.hurry(True)
         if req.question is None:
             self.backend.avoid_openings([o for o in (_opening(line) for line in self.said) if o])
+            while self.recent and self.recent[0][0] < job.t - REPEAT_WINDOW_S:
+                self.recent.popleft()
+            examples = [line for lines in self.persona.examples.values() for line in lines]
+            self.backend.avoid_repeating([line for _, line in self.recent] + examples)
         try:
             for piece in self.backend.stream(
                 self.messages_for(job, utt), tokens, self.temperature, stop=["\n\n", "GAME STATE"]
@@ -543,6 +553,7 @@ class Companion:
         utt.finished = True
         if utt.text:  # a line interrupted before a word was shown was never said
             self.said.append(utt.text)
+            self.recent.append((job.t, utt.text))
             self._lines += 1
             self.on_done(utt)
         return utt

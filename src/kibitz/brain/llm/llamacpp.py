@@ -77,6 +77,8 @@ class LlamaCppBackend(LLMBackend):
         self._lock = threading.Lock()
         self._avoid: set[int] = set()
         """First tokens the next stream may not start with (`avoid_openings`)."""
+        self._grams: set[tuple[int, ...]] = set()
+        """Token runs the next stream may not copy (`avoid_repeating`)."""
         self._formatter = self._chat_formatter()
         self.context_window = int(self.llm.n_ctx())
 
@@ -141,6 +143,16 @@ class LlamaCppBackend(LLMBackend):
                     ids.add(int(tokens[0]))
         self._avoid = ids
 
+    def avoid_repeating(self, lines: Sequence[str]) -> None:
+        """No run of REPEAT_NGRAM tokens from these lines in the next stream (as the model would write them, with and
+        without a leading space)."""
+        grams: set[tuple[int, ...]] = set()
+        for line in lines:
+            for variant in (line, " " + line):
+                tokens = [int(t) for t in self.llm.tokenize(variant.encode("utf-8"), add_bos=False, special=False)]
+                grams.update(tuple(tokens[i : i + REPEAT_NGRAM]) for i in range(len(tokens) - REPEAT_NGRAM + 1))
+        self._grams = grams
+
     def count_tokens(self, text: str) -> int:
         """Tokens as this model counts them (its own tokenizer, special tokens as in a prompt)."""
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
@@ -159,6 +171,10 @@ class LlamaCppBackend(LLMBackend):
                 tokens = self.llm.tokenize(prompt.encode("utf-8"), special=True)
                 self.prompt_new = len(tokens) - _common(self.llm._input_ids[: self.llm.n_tokens], tokens)
             avoid, self._avoid = self._avoid, set()
+            grams, self._grams = self._grams, set()
+            processors = [p for p in (_first_token_barred(avoid), _no_repeats(grams)) if p is not None]
+            from llama_cpp import LogitsProcessorList
+
             chunks = self.llm.create_chat_completion(
                 messages=messages,
                 max_tokens=max_tokens,
@@ -167,7 +183,7 @@ class LlamaCppBackend(LLMBackend):
                 stream=True,
                 top_p=0.9,
                 repeat_penalty=1.1,
-                logits_processor=_first_token_barred(avoid) if avoid else None,
+                logits_processor=LogitsProcessorList(processors) if processors else None,
             )
             for chunk in chunks:
                 piece = chunk["choices"][0]["delta"].get("content")
@@ -205,9 +221,10 @@ class LlamaCppBackend(LLMBackend):
 
 
 def _first_token_barred(ids: set[int]) -> Any:
-    """A logits processor that bars these tokens from the first token generated (only the first)."""
+    """A logits processor that bars these tokens from the first token generated (only the first); None for none."""
+    if not ids:
+        return None
     import numpy as np
-    from llama_cpp import LogitsProcessorList
 
     barred = np.array(sorted(ids), dtype=np.intc)
     calls = [0]
@@ -218,7 +235,37 @@ def _first_token_barred(ids: set[int]) -> Any:
             scores[barred[barred < len(scores)]] = -np.inf
         return scores
 
-    return LogitsProcessorList([bar])
+    return bar
+
+
+def _no_repeats(grams: set[tuple[int, ...]]) -> Any:
+    """A logits processor that bars any token completing one of these n-grams from what was generated so far (the
+    prompt is not looked at: a line may name what its prompt says); None for none."""
+    if not grams:
+        return None
+    import numpy as np
+
+    n = len(next(iter(grams)))
+    following: dict[tuple[int, ...], list[int]] = {}
+    for gram in grams:
+        following.setdefault(gram[:-1], []).append(gram[-1])
+    start = [-1]
+
+    def bar(input_ids: Any, scores: Any) -> Any:
+        if start[0] < 0:
+            start[0] = len(input_ids)  # the first call sees the prompt only
+        made = input_ids[start[0] :]
+        if len(made) >= n - 1:
+            banned = following.get(tuple(int(t) for t in made[len(made) - n + 1 :]))
+            if banned:
+                scores[np.array(banned, dtype=np.intc)] = -np.inf
+        return scores
+
+    return bar
+
+
+REPEAT_NGRAM = 4
+"""A line may not copy this many tokens in a row (about three words) from the companion's recent lines."""
 
 
 def _common(have: Any, want: list[int]) -> int:
