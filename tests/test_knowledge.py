@@ -232,6 +232,14 @@ def test_kibitz_games_guide_indexes_lists_and_forgets(kibitz_home: Path, tmp_pat
     assert "celeste.md" in listed.output
     none = runner.invoke(app, ["games", "guide", "celeste", str(bad)])
     assert none.exit_code != 0 and "No guide was indexed" in str(none.exception)
+    # A session opens what was indexed (never the bench: it stays hermetic).
+    from kibitz.core.config import KnowledgeConfig
+    from kibitz.memory.knowledge import open_knowledge
+
+    session_knowledge = open_knowledge(KnowledgeConfig(), builtin_tips)
+    session_knowledge.follow("celeste")
+    assert any("dash" in t.text for t in session_knowledge.for_question("How do I dash?", HINT))
+    assert open_knowledge(KnowledgeConfig(), builtin_tips, guides=False).guides is None
     gone = runner.invoke(app, ["games", "guide", "celeste", "--remove", "all"])
     assert gone.exit_code == 0 and "forgot 1 guide" in gone.output
 

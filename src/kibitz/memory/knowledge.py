@@ -15,6 +15,8 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -199,10 +201,16 @@ def open_knowledge(
     path = guides_path()
     if guides and path.exists():
         try:
-            store = GuideStore(path)
+            store = _shared_store(str(path))
         except KibitzError as exc:
             log.warning("%s", exc.message)
     return GameKnowledge(builtin, store, embedder)
+
+
+@cache
+def _shared_store(path: str) -> GuideStore:
+    """One connection to a guides file per process, shared by every session (`kibitz serve` opens many)."""
+    return GuideStore(Path(path))
 
 
 def _by_words(question: str, tips: Sequence[Tip]) -> list[float]:
