@@ -506,6 +506,12 @@ def test_a_recent_line_cannot_be_copied_by_the_next_one(smollm2: LlamaCppBackend
     fresh = "".join(smollm2.stream(ask, max_tokens=20, temperature=0.0))
     assert fresh.strip() and not grams(fresh) & grams(line), fresh
     assert grams("".join(smollm2.stream(ask, max_tokens=20, temperature=0.0))) & grams(line)  # one stream only
+    # A barred phrase is never said whole, whatever the prompt asks.
+    ask = [{"role": "user", "content": 'Repeat exactly: "The player jumped. Then the player fell."'}]
+    assert "the player" in "".join(smollm2.stream(ask, max_tokens=16, temperature=0.0)).lower()
+    smollm2.avoid_repeating([], ["the player"])
+    said = "".join(smollm2.stream(ask, max_tokens=16, temperature=0.0))
+    assert said.strip() and "the player" not in said.lower(), said
 
 
 class Remembering(LLMBackend):

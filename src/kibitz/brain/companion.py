@@ -16,7 +16,7 @@ from typing import Protocol
 from kibitz.brain.llm.base import LLMBackend, Message
 from kibitz.brain.policy import SpeakRequest
 from kibitz.brain.postfilter import clean_line, line_complete
-from kibitz.brain.prompts import PromptBuilder, fallback_line, to_you
+from kibitz.brain.prompts import PromptBuilder, barred_phrases, fallback_line, to_you
 from kibitz.core.errors import KibitzError
 from kibitz.core.events import spoiler_level
 from kibitz.core.knowledge import Tip
@@ -473,12 +473,14 @@ class Companion:
         # The player waits for the line's first words: the model takes llm.answer_threads until they are out.
         hurried = True
         self.backend.hurry(True)
+        lines: list[str] = []
         if req.question is None:
             self.backend.avoid_openings([o for o in (_opening(line) for line in self.said) if o])
             while self.recent and self.recent[0][0] < job.t - REPEAT_WINDOW_S:
                 self.recent.popleft()
             examples = [line for lines in self.persona.examples.values() for line in lines]
-            self.backend.avoid_repeating([line for _, line in self.recent] + examples)
+            lines = [line for _, line in self.recent] + examples
+        self.backend.avoid_repeating(lines, barred_phrases(self.persona.language))
         try:
             for piece in self.backend.stream(
                 self.messages_for(job, utt), tokens, self.temperature, stop=["\n\n", "GAME STATE"]

@@ -204,6 +204,20 @@ def _fallbacks() -> dict[str, dict[str, str]]:
     return data
 
 
+@cache
+def _barred() -> dict[str, list[str]]:
+    text = (resources.files("kibitz.brain") / "prompts" / "barred.yaml").read_text(encoding="utf-8")
+    data: dict[str, list[str]] = yaml.safe_load(text)
+    return data
+
+
+def barred_phrases(language: str) -> tuple[str, ...]:
+    """Phrases no line may say (prompts/barred.yaml): the persona's language's, and English's (a line in another
+    language may still slip into English)."""
+    data = _barred()
+    return tuple(dict.fromkeys([*data.get(language, []), *data.get("en", [])]))
+
+
 def fallback_line(kind: str, language: str) -> str:
     """A fixed line for when the model's own was held back (in the persona's language, else English)."""
     lines = _fallbacks()[kind]

@@ -53,9 +53,10 @@ class LLMBackend(ABC):
         """The next `stream` should not start with any of these words (the companion's last lines began with them):
         a backend that can steer its first token does; the others do nothing."""
 
-    def avoid_repeating(self, lines: Sequence[str]) -> None:  # noqa: B027 - optional hook
+    def avoid_repeating(self, lines: Sequence[str], phrases: Sequence[str] = ()) -> None:  # noqa: B027
         """The next `stream` should not copy a run of words from any of these lines (the companion's lines of the last
-        minutes, the persona's examples): a backend that can steer its tokens does; the others do nothing."""
+        minutes, the persona's examples) nor say these phrases: a backend that can steer its tokens does; the others
+        do nothing."""
 
     def count_tokens(self, text: str) -> int:
         """Tokens `text` takes. Without the model's tokenizer: one per three UTF-8 bytes, rounded up, which is on

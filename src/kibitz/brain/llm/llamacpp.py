@@ -143,15 +143,24 @@ class LlamaCppBackend(LLMBackend):
                     ids.add(int(tokens[0]))
         self._avoid = ids
 
-    def avoid_repeating(self, lines: Sequence[str]) -> None:
-        """No run of REPEAT_NGRAM tokens from these lines in the next stream (as the model would write them, with and
-        without a leading space)."""
+    def avoid_repeating(self, lines: Sequence[str], phrases: Sequence[str] = ()) -> None:
+        """No run of REPEAT_NGRAM tokens from these lines in the next stream, and none of these phrases whole (as the
+        model would write them: with and without a leading space, a phrase also capitalised)."""
         grams: set[tuple[int, ...]] = set()
         for line in lines:
             for variant in (line, " " + line):
-                tokens = [int(t) for t in self.llm.tokenize(variant.encode("utf-8"), add_bos=False, special=False)]
+                tokens = self._tokens(variant)
                 grams.update(tuple(tokens[i : i + REPEAT_NGRAM]) for i in range(len(tokens) - REPEAT_NGRAM + 1))
+        for phrase in phrases:
+            capital = phrase[:1].upper() + phrase[1:]
+            for variant in {phrase, " " + phrase, capital, " " + capital}:
+                tokens = self._tokens(variant)
+                if tokens:
+                    grams.add(tuple(tokens))
         self._grams = grams
+
+    def _tokens(self, text: str) -> list[int]:
+        return [int(t) for t in self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)]
 
     def count_tokens(self, text: str) -> int:
         """Tokens as this model counts them (its own tokenizer, special tokens as in a prompt)."""
@@ -239,26 +248,28 @@ def _first_token_barred(ids: set[int]) -> Any:
 
 
 def _no_repeats(grams: set[tuple[int, ...]]) -> Any:
-    """A logits processor that bars any token completing one of these n-grams from what was generated so far (the
-    prompt is not looked at: a line may name what its prompt says); None for none."""
+    """A logits processor that bars any token completing one of these token runs (of any length) from what was
+    generated so far (the prompt is not looked at: a line may name what its prompt says); None for none."""
     if not grams:
         return None
     import numpy as np
 
-    n = len(next(iter(grams)))
     following: dict[tuple[int, ...], list[int]] = {}
     for gram in grams:
         following.setdefault(gram[:-1], []).append(gram[-1])
+    lengths = sorted({len(g) - 1 for g in grams})
     start = [-1]
 
     def bar(input_ids: Any, scores: Any) -> Any:
         if start[0] < 0:
             start[0] = len(input_ids)  # the first call sees the prompt only
-        made = input_ids[start[0] :]
-        if len(made) >= n - 1:
-            banned = following.get(tuple(int(t) for t in made[len(made) - n + 1 :]))
-            if banned:
-                scores[np.array(banned, dtype=np.intc)] = -np.inf
+        made = [int(t) for t in input_ids[start[0] :][-lengths[-1] :]] if lengths[-1] else []
+        banned: list[int] = []
+        for k in lengths:  # every run of the last k tokens that an n-gram continues
+            if k <= len(made):
+                banned += following.get(tuple(made[len(made) - k :]) if k else (), [])
+        if banned:
+            scores[np.array(banned, dtype=np.intc)] = -np.inf
         return scores
 
     return bar

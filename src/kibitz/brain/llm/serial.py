@@ -48,6 +48,7 @@ class SerialBackend(LLMBackend):
     def __init__(self, shared: SharedModel) -> None:
         self._avoid: tuple[str, ...] = ()
         self._lines: tuple[str, ...] = ()
+        self._phrases: tuple[str, ...] = ()
         self.shared = shared
         self.context_window = shared.backend.context_window
 
@@ -65,8 +66,8 @@ class SerialBackend(LLMBackend):
         try:
             # Set under the lock: another player's line in between must not take this player's openings.
             shared.backend.avoid_openings(self._avoid)
-            shared.backend.avoid_repeating(self._lines)
-            self._avoid, self._lines = (), ()
+            shared.backend.avoid_repeating(self._lines, self._phrases)
+            self._avoid, self._lines, self._phrases = (), (), ()
             yield from shared.backend.stream(messages, max_tokens, temperature, stop)
         finally:
             shared.lock.release()
@@ -74,8 +75,8 @@ class SerialBackend(LLMBackend):
     def avoid_openings(self, words: Sequence[str]) -> None:
         self._avoid = tuple(words)
 
-    def avoid_repeating(self, lines: Sequence[str]) -> None:
-        self._lines = tuple(lines)
+    def avoid_repeating(self, lines: Sequence[str], phrases: Sequence[str] = ()) -> None:
+        self._lines, self._phrases = tuple(lines), tuple(phrases)
 
     def warm(self, messages: list[Message], abort: threading.Event | None = None, open_end: bool = False) -> None:
         if not self.shared.lock.acquire(blocking=False):
