@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -489,6 +490,10 @@ def test_a_barred_opening_word_does_not_start_the_next_line(smollm2: LlamaCppBac
     smollm2.avoid_openings([usual])
     assert first_word() != usual
     assert first_word() == usual  # one stream only
+    # A Korean persona's line starts in its own script: no Latin letter or digit first.
+    smollm2.start_in_own_script()
+    start = "".join(smollm2.stream(ask, max_tokens=3, temperature=0.0)).lstrip()
+    assert start and not re.match(r"[A-Za-z0-9]", start), start
 
 
 def test_a_recent_line_cannot_be_copied_by_the_next_one(smollm2: LlamaCppBackend) -> None:

@@ -60,6 +60,9 @@ that a comma or a stop ends, "Oh," or "No.", is no name and shows at once)."""
 OPENINGS_KEPT = 5
 """A reaction may not start with the first word of any of the last this many lines (the 1.5B model starts most with
 "Oh no" or "Wow" otherwise: measured by `kibitz bench lines`)."""
+OWN_SCRIPT_LANGUAGES = frozenset({"ko", "ja", "zh"})
+"""Personas speaking these start every line in their own script: handed English facts and names, the 1.5B model
+answered a Korean persona in English about a third of the time (kibitz bench lines, dev streams)."""
 REPEAT_WINDOW_S = 600.0
 """A reaction may not copy a run of about three words from a line said within this many seconds (of the session's
 clock) before it (kibitz bench lines counts a line repeated within 10 minutes)."""
@@ -481,6 +484,8 @@ class Companion:
             examples = [line for lines in self.persona.examples.values() for line in lines]
             lines = [line for _, line in self.recent] + examples
         self.backend.avoid_repeating(lines, barred_phrases(self.persona.language))
+        if self.persona.language in OWN_SCRIPT_LANGUAGES:
+            self.backend.start_in_own_script()
         try:
             for piece in self.backend.stream(
                 self.messages_for(job, utt), tokens, self.temperature, stop=["\n\n", "GAME STATE"]

@@ -53,6 +53,10 @@ class LLMBackend(ABC):
         """The next `stream` should not start with any of these words (the companion's last lines began with them):
         a backend that can steer its first token does; the others do nothing."""
 
+    def start_in_own_script(self) -> None:  # noqa: B027 - optional hook
+        """The next `stream` should not start with a Latin letter or digit (a Korean or Japanese line starts in its
+        own script, and then mostly stays in it): a backend that can steer its first token does."""
+
     def avoid_repeating(self, lines: Sequence[str], phrases: Sequence[str] = ()) -> None:  # noqa: B027
         """The next `stream` should not copy a run of words from any of these lines (the companion's lines of the last
         minutes, the persona's examples) nor say these phrases: a backend that can steer its tokens does; the others

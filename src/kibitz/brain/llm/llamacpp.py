@@ -79,6 +79,8 @@ class LlamaCppBackend(LLMBackend):
         """First tokens the next stream may not start with (`avoid_openings`)."""
         self._grams: set[tuple[int, ...]] = set()
         """Token runs the next stream may not copy (`avoid_repeating`)."""
+        self._latin: set[int] | None = None
+        """The tokens that start with a Latin letter or digit (found once, for `start_in_own_script`)."""
         self._formatter = self._chat_formatter()
         self.context_window = int(self.llm.n_ctx())
 
@@ -142,6 +144,17 @@ class LlamaCppBackend(LLMBackend):
                 if tokens:
                     ids.add(int(tokens[0]))
         self._avoid = ids
+
+    def start_in_own_script(self) -> None:
+        """Bar every token that starts with a Latin letter or digit from the next stream's first token."""
+        if self._latin is None:
+            import re
+
+            latin = re.compile(r"\s*[A-Za-z0-9]")
+            self._latin = {
+                i for i in range(self.llm.n_vocab()) if latin.match(self.llm.detokenize([i]).decode("utf-8", "ignore"))
+            }
+        self._avoid = self._avoid | self._latin
 
     def avoid_repeating(self, lines: Sequence[str], phrases: Sequence[str] = ()) -> None:
         """No run of REPEAT_NGRAM tokens from these lines in the next stream, and none of these phrases whole (as the

@@ -49,6 +49,7 @@ class SerialBackend(LLMBackend):
         self._avoid: tuple[str, ...] = ()
         self._lines: tuple[str, ...] = ()
         self._phrases: tuple[str, ...] = ()
+        self._own_script = False
         self.shared = shared
         self.context_window = shared.backend.context_window
 
@@ -67,7 +68,9 @@ class SerialBackend(LLMBackend):
             # Set under the lock: another player's line in between must not take this player's openings.
             shared.backend.avoid_openings(self._avoid)
             shared.backend.avoid_repeating(self._lines, self._phrases)
-            self._avoid, self._lines, self._phrases = (), (), ()
+            if self._own_script:
+                shared.backend.start_in_own_script()
+            self._avoid, self._lines, self._phrases, self._own_script = (), (), (), False
             yield from shared.backend.stream(messages, max_tokens, temperature, stop)
         finally:
             shared.lock.release()
@@ -77,6 +80,9 @@ class SerialBackend(LLMBackend):
 
     def avoid_repeating(self, lines: Sequence[str], phrases: Sequence[str] = ()) -> None:
         self._lines, self._phrases = tuple(lines), tuple(phrases)
+
+    def start_in_own_script(self) -> None:
+        self._own_script = True
 
     def warm(self, messages: list[Message], abort: threading.Event | None = None, open_end: bool = False) -> None:
         if not self.shared.lock.acquire(blocking=False):
