@@ -284,6 +284,11 @@ def test_the_session_follows_a_second_death_with_the_games_tip(kibitz_home: Path
     first, second = death(1), death(2)
     session.observe(obs, 1.0, time.perf_counter(), told=[first, second])
     assert "tip" not in first.data and "Goomba" in second.data["tip"]
+    # A game kibitz has no plugin for, recognised from its screenshots, brings the player's guides for it.
+    generic = Session(config, None, None, Output())
+    seen = Observation(t=1.0, frame_index=1, game="celeste", game_confidence=0.9, scene="gameplay")
+    generic._follow(seen)
+    assert generic.knowledge is not None and generic.knowledge.game == "celeste"
     off = KibitzConfig.model_validate({"knowledge": {"enabled": False}})
     assert Session(off, get_game("smb"), None, Output()).knowledge is None
 

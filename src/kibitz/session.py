@@ -229,6 +229,8 @@ class Session:
             from kibitz.perception.assets import game_labels
 
             self._followed = obs.game  # looked up once while it is followed, not on every frame
+            if self.knowledge is not None:
+                self.knowledge.follow(obs.game)  # the player's guides for it, if they gave any
             labels = game_labels(obs.game)
             if labels:
                 self.tracker = StateTracker(self._generic_specs(labels))
