@@ -79,6 +79,8 @@ class LlamaCppBackend(LLMBackend):
         """First tokens the next stream may not start with (`avoid_openings`)."""
         self._grams: set[tuple[int, ...]] = set()
         """Token runs the next stream may not copy (`avoid_repeating`)."""
+        self._digits: set[int] | None = None
+        """The tokens that hold a digit (found once: a number's digits are never barred as a repeat)."""
         self._latin: set[int] | None = None
         """The tokens that start with a Latin letter or digit (found once, for `start_in_own_script`)."""
         self._formatter = self._chat_formatter()
@@ -151,19 +153,21 @@ class LlamaCppBackend(LLMBackend):
             import re
 
             latin = re.compile(r"\s*[A-Za-z0-9]")
-            self._latin = {
-                i for i in range(self.llm.n_vocab()) if latin.match(self.llm.detokenize([i]).decode("utf-8", "ignore"))
-            }
+            self._latin = {i for i in range(self.llm.n_vocab()) if latin.match(self._piece(i))}
         self._avoid = self._avoid | self._latin
 
     def avoid_repeating(self, lines: Sequence[str], phrases: Sequence[str] = ()) -> None:
         """No run of REPEAT_NGRAM tokens from these lines in the next stream, and none of these phrases whole (as the
         model would write them: with and without a leading space, a phrase also capitalised)."""
         grams: set[tuple[int, ...]] = set()
+        digits = self._digit_tokens()
         for line in lines:
             for variant in (line, " " + line):
                 tokens = self._tokens(variant)
-                grams.update(tuple(tokens[i : i + REPEAT_NGRAM]) for i in range(len(tokens) - REPEAT_NGRAM + 1))
+                runs = (tuple(tokens[i : i + REPEAT_NGRAM]) for i in range(len(tokens) - REPEAT_NGRAM + 1))
+                # A number may come again (it is a fact: the score, a count); barring its digits made the model
+                # write numbers nobody gave it (kibitz bench lines: "invented" rose from 1 % to 9 %).
+                grams.update(run for run in runs if not digits.intersection(run))
         for phrase in phrases:
             capital = phrase[:1].upper() + phrase[1:]
             for variant in {phrase, " " + phrase, capital, " " + capital}:
@@ -171,6 +175,15 @@ class LlamaCppBackend(LLMBackend):
                 if tokens:
                     grams.add(tuple(tokens))
         self._grams = grams
+
+    def _digit_tokens(self) -> set[int]:
+        """The tokens that hold a digit (found once)."""
+        if self._digits is None:
+            self._digits = {i for i in range(self.llm.n_vocab()) if any(c.isdigit() for c in self._piece(i))}
+        return self._digits
+
+    def _piece(self, token: int) -> str:
+        return str(self.llm.detokenize([token]).decode("utf-8", "ignore"))
 
     def _tokens(self, text: str) -> list[int]:
         return [int(t) for t in self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)]
