@@ -497,20 +497,25 @@ def test_a_barred_opening_word_does_not_start_the_next_line(smollm2: LlamaCppBac
 
 
 def test_a_recent_line_cannot_be_copied_by_the_next_one(smollm2: LlamaCppBackend) -> None:
-    """avoid_repeating bars every run of four tokens of the given lines from the next stream (only the next)."""
-    line = "Oh no, the Goomba got you again in World one one!"
-    ask = [{"role": "user", "content": f'Repeat this sentence exactly: "{line}"'}]
+    """avoid_repeating bars every run of four tokens of the given lines from the next stream (only the next), except
+    what the stream's own prompt says (a line may name its event's cause again)."""
+    ask = [{"role": "user", "content": "Greet me warmly in one sentence."}]
 
     def grams(text: str) -> set[tuple[int, ...]]:
         tokens = [int(t) for t in smollm2.llm.tokenize((" " + text.strip()).encode(), add_bos=False, special=False)]
         return {tuple(tokens[i : i + REPEAT_NGRAM]) for i in range(len(tokens) - REPEAT_NGRAM + 1)}
 
-    copied = "".join(smollm2.stream(ask, max_tokens=20, temperature=0.0))
-    assert grams(copied) & grams(line), copied  # the test model copies it when it may
+    line = "".join(smollm2.stream(ask, max_tokens=20, temperature=0.0))
+    assert grams(line) & grams("".join(smollm2.stream(ask, max_tokens=20, temperature=0.0)))  # it says it again
     smollm2.avoid_repeating([line])
     fresh = "".join(smollm2.stream(ask, max_tokens=20, temperature=0.0))
-    assert fresh.strip() and not grams(fresh) & grams(line), fresh
+    assert fresh.strip() and not grams(fresh) & grams(line), (line, fresh)
     assert grams("".join(smollm2.stream(ask, max_tokens=20, temperature=0.0))) & grams(line)  # one stream only
+    # What the prompt says may be said again.
+    told = "Oh no, the Goomba got you again in World one one!"
+    smollm2.avoid_repeating([told])
+    echo = [{"role": "user", "content": f'Repeat this sentence exactly: "{told}"'}]
+    assert grams("".join(smollm2.stream(echo, max_tokens=20, temperature=0.0))) & grams(told)
     # A number may come again: no run with a digit in it is barred.
     smollm2.avoid_repeating(["The score passed 15000 in World 1-2 after 43 seconds."])
     barred = smollm2._grams
