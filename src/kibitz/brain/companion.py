@@ -481,7 +481,7 @@ class Companion:
             self.backend.avoid_openings([o for o in (_opening(line) for line in self.said) if o])
             while self.recent and self.recent[0][0] < job.t - REPEAT_WINDOW_S:
                 self.recent.popleft()
-            examples = [line for lines in self.persona.examples.values() for line in lines]
+            examples = [line for group in self.persona.examples.values() for line in group]
             lines = [line for _, line in self.recent] + examples
         self.backend.avoid_repeating(lines, barred_phrases(self.persona.language))
         if self.persona.language in OWN_SCRIPT_LANGUAGES:

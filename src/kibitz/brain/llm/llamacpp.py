@@ -208,8 +208,8 @@ class LlamaCppBackend(LLMBackend):
                 self.prompt_new = len(tokens) - _common(self.llm._input_ids[: self.llm.n_tokens], tokens)
             avoid, self._avoid = self._avoid, set()
             grams, self._grams = self._grams, set()
-            if grams:  # what this line's prompt says, it may say again (the event's cause, its level)
-                told = tokens or self._tokens(messages[-1]["content"])
+            if grams:  # what this line's own message says, it may say again (the event's cause, its level)
+                told = self._tokens(messages[-1]["content"])
                 grams -= {tuple(told[i : i + REPEAT_NGRAM]) for i in range(len(told) - REPEAT_NGRAM + 1)}
             processors = [p for p in (_first_token_barred(avoid), _no_repeats(grams)) if p is not None]
             from llama_cpp import LogitsProcessorList
