@@ -79,10 +79,9 @@ class LlamaCppBackend(LLMBackend):
         """First tokens the next stream may not start with (`avoid_openings`)."""
         self._grams: set[tuple[int, ...]] = set()
         """Token runs the next stream may not copy (`avoid_repeating`)."""
-        self._digits: set[int] | None = None
-        """The tokens that hold a digit (found once: a number's digits are never barred as a repeat)."""
-        self._latin: set[int] | None = None
-        """The tokens that start with a Latin letter or digit (found once, for `start_in_own_script`)."""
+        self._digits, self._latin = self._scan_vocabulary()
+        """The tokens that hold a digit (a number's digits are never barred as a repeat), and those that start with a
+        Latin letter or digit (`start_in_own_script`): found once, at load, off the path of a line."""
         self._formatter = self._chat_formatter()
         self.context_window = int(self.llm.n_ctx())
 
@@ -147,13 +146,23 @@ class LlamaCppBackend(LLMBackend):
                     ids.add(int(tokens[0]))
         self._avoid = ids
 
+    def _scan_vocabulary(self) -> tuple[set[int], set[int]]:
+        """(tokens holding a digit, tokens starting with a Latin letter or digit): one pass over the vocabulary."""
+        import re
+
+        latin = re.compile(r"\s*[A-Za-z0-9]")
+        digits: set[int] = set()
+        starts: set[int] = set()
+        for i in range(self.llm.n_vocab()):
+            piece = self.llm.detokenize([i]).decode("utf-8", "ignore")
+            if any(c.isdigit() for c in piece):
+                digits.add(i)
+            if latin.match(piece):
+                starts.add(i)
+        return digits, starts
+
     def start_in_own_script(self) -> None:
         """Bar every token that starts with a Latin letter or digit from the next stream's first token."""
-        if self._latin is None:
-            import re
-
-            latin = re.compile(r"\s*[A-Za-z0-9]")
-            self._latin = {i for i in range(self.llm.n_vocab()) if latin.match(self._piece(i))}
         self._avoid = self._avoid | self._latin
 
     def avoid_repeating(self, lines: Sequence[str], phrases: Sequence[str] = ()) -> None:
@@ -177,13 +186,8 @@ class LlamaCppBackend(LLMBackend):
         self._grams = grams
 
     def _digit_tokens(self) -> set[int]:
-        """The tokens that hold a digit (found once)."""
-        if self._digits is None:
-            self._digits = {i for i in range(self.llm.n_vocab()) if any(c.isdigit() for c in self._piece(i))}
+        """The tokens that hold a digit."""
         return self._digits
-
-    def _piece(self, token: int) -> str:
-        return str(self.llm.detokenize([token]).decode("utf-8", "ignore"))
 
     def _tokens(self, text: str) -> list[int]:
         return [int(t) for t in self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)]
