@@ -56,8 +56,8 @@ def event_keys(event: Event) -> set[str]:
 
 
 def wants_tip(event: Event) -> bool:
-    """A friend gives a tip when the same thing has gone wrong before, not the first time: a second death (in this
-    level, or to the same cause), a stall, time running low."""
+    """A friend gives a tip when the same thing has gone wrong before, not the first time: a second death in this
+    level (or this session, where levels are not known), a stall, time running low."""
     if event.type not in TIP_EVENTS:
         return False
     if event.type in ("death", "game_over"):
