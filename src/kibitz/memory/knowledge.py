@@ -70,12 +70,6 @@ class GameKnowledge:
         if game is not None and self.embedder is not None:
             _builtin_vectors(self.embedder, tuple(t.text for t in self.builtin(game)))
 
-    def tips(self) -> list[Tip]:
-        """Every tip for the game followed: built in, then from the player's guides."""
-        if self.game is None:
-            return []
-        return list(self.builtin(self.game)) + self._guide_tips()[0]
-
     def _guide_tips(self) -> tuple[list[Tip], Vectors | None]:
         if self.guides is None or self.game is None:
             return [], None

@@ -169,7 +169,7 @@ class LlamaCppBackend(LLMBackend):
         """No run of REPEAT_NGRAM tokens from these lines in the next stream, and none of these phrases whole (as the
         model would write them: with and without a leading space, a phrase also capitalised)."""
         grams: set[tuple[int, ...]] = set()
-        digits = self._digit_tokens()
+        digits = self._digits
         for line in lines:
             for variant in (line, " " + line):
                 tokens = self._tokens(variant)
@@ -184,10 +184,6 @@ class LlamaCppBackend(LLMBackend):
                 if tokens:
                     grams.add(tuple(tokens))
         self._grams = grams
-
-    def _digit_tokens(self) -> set[int]:
-        """The tokens that hold a digit."""
-        return self._digits
 
     def _tokens(self, text: str) -> list[int]:
         return [int(t) for t in self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)]
